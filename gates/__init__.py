@@ -1,0 +1,12 @@
+"""Gatework's gates: the `Gate` contract, the registry, and the shipped gate families.
+
+    from gates import Gate, register_gate
+
+Importing this package registers every shipped gate type.
+"""
+from .base import (REQUIRED, Gate, Option, UnknownGateType, broadcast_shapes, gate_class,
+                   register_gate, registered_gates, unbroadcast, unregister_gate)
+from . import activations, arithmetic, linalg, shape  # noqa: F401  (registers the gates)
+
+__all__ = ["Gate", "Option", "REQUIRED", "UnknownGateType", "register_gate", "gate_class",
+           "registered_gates", "unregister_gate", "unbroadcast", "broadcast_shapes"]

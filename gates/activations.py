@@ -1,0 +1,56 @@
+"""Elementwise nonlinearities: ReLU, Sigmoid, Tanh. Each keeps its input's shape."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Gate, register_gate
+
+
+class _Elementwise(Gate):
+    def infer_shapes(self, shape):
+        return (shape,)
+
+
+@register_gate
+class ReLUGate(_Elementwise):
+    """out = max(x, 0).  Input: x, any shape. Returns: out, same shape.
+    Local gradient: 1 where x > 0, else 0; at x == 0 the gradient is 0 (as in Caffe and PyTorch)."""
+
+    kink_note = "x == 0: the gradient there is taken as 0"
+
+    def forward(self, x):
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, dout):
+        return (dout * (self.out > 0),)
+
+    def kinks(self, x):
+        return (np.abs(x),)
+
+
+@register_gate
+class SigmoidGate(_Elementwise):
+    """out = 1 / (1 + exp(-x)).  Input: x, any shape. Returns: out, same shape.
+    Local gradient: out * (1 - out)."""
+
+    def forward(self, x):
+        # exp of a non-positive number never overflows: split by sign for stability
+        z = np.exp(-np.abs(x))
+        self.out = np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+        return self.out
+
+    def backward(self, dout):
+        return (dout * self.out * (1 - self.out),)
+
+
+@register_gate
+class TanhGate(_Elementwise):
+    """out = tanh(x).  Input: x, any shape. Returns: out, same shape. Local gradient: 1 - out^2."""
+
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return (dout * (1 - self.out * self.out),)

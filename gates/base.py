@@ -1,0 +1,282 @@
+"""The gate contract, gate options and the registry of gate types.
+
+Everything a gate may declare lives on `Gate` as a class attribute with a default, so a user's gate
+that defines only `forward` and `backward` works as it is. The Net and the runner read these
+declarations; a gate never sees the Net, the YAML or other gates.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+Shape = tuple  # a tuple of ints; None marks a dimension left open (the batch)
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()
+
+
+class Option:
+    """One option a gate type accepts in YAML: its type(s), default and meaning.
+
+    `kind` is a type or a tuple of types; a float option also accepts an int, and a bool is never
+    taken for an int. `choices` restricts the value to a fixed set (strings are matched exactly).
+    """
+
+    def __init__(self, kind: type | tuple[type, ...], default: Any = REQUIRED, doc: str = "",
+                 choices: tuple | None = None):
+        self.kinds = kind if isinstance(kind, tuple) else (kind,)
+        self.default = default
+        self.doc = doc
+        self.choices = choices
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def type_name(self) -> str:
+        return " or ".join("null" if k is type(None) else k.__name__ for k in self.kinds)
+
+    def convert(self, value: Any) -> Any:
+        """Return `value` checked against this option; raise ValueError saying what was expected."""
+        ok = False
+        for kind in self.kinds:
+            if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                value, ok = float(value), True
+                break
+            if kind is int and isinstance(value, bool):
+                continue
+            if isinstance(value, kind):
+                ok = True
+                break
+        if not ok:
+            raise ValueError(f"expected {self.type_name()}, got {type(value).__name__} {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"expected one of {', '.join(map(str, self.choices))}, got {value!r}")
+        return value
+
+
+class Gate:
+    """Base class of every gate: one operation of the computation graph.
+
+    The contract
+    ------------
+    - ``forward(*inputs)`` receives numpy arrays (the bottoms, then the gate's parameters, in the
+      order of ``param_specs``), caches what ``backward`` needs on ``self`` and returns its output,
+      or a tuple of outputs when ``num_tops > 1``.
+    - ``backward(dout)`` receives the upstream gradient (a tuple of them when ``num_tops > 1``,
+      each the shape of its top) and returns a tuple with exactly one gradient per input, each the
+      shape of that input. ``None`` is allowed for an input that takes no gradient (integer labels)
+      and for inputs whose entry in ``self.needs_input_grad`` is False.
+    - A gate never modifies its inputs, its cached values or ``dout`` in place.
+
+    What a gate may declare (all optional; the defaults fit a plain elementwise gate)
+    ---------------------------------------------------------------------------------
+    num_bottoms      how many bottoms: an int, or (min, max) with max None for "any number".
+                     Default: the number of positional parameters of ``forward``.
+    num_tops         how many tops (outputs). Default 1.
+    options          dict name -> Option: what the YAML may set; each becomes an attribute.
+    param_specs()    the learnable parameters, as name -> (shape, filler), from the bottom shapes.
+                     The Net owns the arrays and passes them to forward after the bottoms.
+    infer_shapes()   the top shapes from the input shapes (None: run forward once on zeros).
+    kinks()          per input, the distance of each element to the nearest point where the gate
+                     is not differentiable (None: nowhere); the gradient checker skips those.
+    kink_note        one line saying what the kinks are and the convention used there.
+    check_options, check_shapes, sample_inputs(), check_tol
+                     how the gradient checker builds and feeds a gate of this type.
+    is_loss          a top of this gate is a loss; gates whose type ends in "Loss" are.
+
+    Attributes the Net sets
+    -----------------------
+    name             the gate's name in the config.
+    phase            "train" or "test": the phase now running (Dropout and BatchNorm read it).
+    needs_input_grad tuple of bools, one per input: which gradients the backward pass will use.
+    rng              a numpy Generator of the gate's own, seeded from the net's seed (Dropout).
+
+    State that is not learned
+    -------------------------
+    buffers          dict name -> array of running state a gate keeps (BatchNorm's moving
+                     averages). The Net lists them as ``<gate>.<name>`` in ``net.buffers`` and
+                     snapshots save and restore them; no gradient flows to them.
+    """
+
+    type_name: ClassVar[str] = ""
+    num_bottoms: ClassVar[int | tuple[int, int | None] | None] = None
+    num_tops: ClassVar[int] = 1
+    options: ClassVar[dict[str, Option]] = {}
+    kink_note: ClassVar[str] = ""
+    check_options: ClassVar[dict[str, Any]] = {}
+    check_shapes: ClassVar[tuple[Shape, ...] | None] = None
+    check_tol: ClassVar[dict[str, float]] = {}
+    is_loss: ClassVar[bool | None] = None
+
+    def __init__(self, **options: Any):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(f"unknown option {unknown[0]!r} for {type(self).__name__}"
+                             f"{_known_list(self.options)}")
+        for key, spec in self.options.items():
+            if key in options:
+                value = spec.convert(options[key])
+            elif spec.required:
+                raise ValueError(f"option {key!r} is required for {type(self).__name__}")
+            else:
+                value = spec.default
+            setattr(self, key, value)
+        self.name = type(self).__name__
+        self.phase = "train"
+        self.needs_input_grad: tuple[bool, ...] = ()
+        self.rng = np.random.default_rng(0)
+        self.buffers: dict[str, np.ndarray] = {}
+
+    # -- the two methods every gate writes -------------------------------------------------
+    def forward(self, *inputs: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, dout: Any) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    # -- declarations with defaults ----------------------------------------------------------
+    def param_specs(self, *bottom_shapes: Shape) -> dict[str, tuple[Shape, dict]]:
+        """Learnable parameters as name -> (shape, filler dict); none by default."""
+        return {}
+
+    def infer_shapes(self, *input_shapes: Shape) -> tuple[Shape, ...] | None:
+        """Top shapes from input shapes, or None to let the Net run forward on zeros."""
+        return None
+
+    def kinks(self, *inputs: np.ndarray) -> tuple[np.ndarray | None, ...] | None:
+        """Per input, each element's distance to a non-differentiable point, or None."""
+        return None
+
+    def sample_inputs(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Inputs (bottoms only) for the gradient checker: standard normal of `check_shapes`."""
+        shapes = self.check_shapes or ((3, 4),) * self.bottom_range()[0]
+        return [rng.standard_normal(shape) for shape in shapes]
+
+    @classmethod
+    def bottom_range(cls) -> tuple[int, int | None]:
+        """(min, max) number of bottoms; max None means any number."""
+        n = cls.num_bottoms
+        if n is None:
+            return _signature_arity(cls.forward)
+        if isinstance(n, int):
+            return n, n
+        return n
+
+    @classmethod
+    def loss_gate(cls) -> bool:
+        return cls.type_name.endswith("Loss") if cls.is_loss is None else cls.is_loss
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _signature_arity(forward: Callable) -> tuple[int, int | None]:
+    params = list(inspect.signature(forward).parameters.values())[1:]  # drop self
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(p.default is p.empty for p in positional)
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return required, None
+    return required, len(positional)
+
+
+def _known_list(options: dict) -> str:
+    return f" (known: {', '.join(sorted(options))})" if options else " (it takes no options)"
+
+
+# -- the registry --------------------------------------------------------------------------------
+_REGISTRY: dict[str, type[Gate]] = {}
+
+
+class UnknownGateType(KeyError):
+    """A gate type name that no registered gate answers to."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def register_gate(cls_or_name: type[Gate] | str | None = None):
+    """Class decorator making a Gate subclass usable from YAML.
+
+    ``@register_gate`` registers ``MultiplyGate`` as ``Multiply`` (the class name without its
+    ``Gate`` suffix); ``@register_gate("Name")`` chooses the name. Registering a taken name is an
+    error.
+    """
+    def decorate(cls: type[Gate], name: str | None = None) -> type[Gate]:
+        if not (isinstance(cls, type) and issubclass(cls, Gate)):
+            raise TypeError(f"register_gate expects a subclass of gates.Gate, got {cls!r}")
+        name = name or (cls.__name__[:-4] if cls.__name__.endswith("Gate") and cls.__name__ != "Gate"
+                        else cls.__name__)
+        if name in _REGISTRY:
+            other = _REGISTRY[name]
+            raise ValueError(f"gate type {name!r} is already registered "
+                             f"(by {other.__module__}.{other.__qualname__})")
+        cls.type_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    if isinstance(cls_or_name, str):
+        return lambda cls: decorate(cls, cls_or_name)
+    if cls_or_name is None:
+        return decorate
+    return decorate(cls_or_name)
+
+
+def gate_class(type_name: str) -> type[Gate]:
+    """The registered class for a YAML `type` (``Multiply`` or ``MultiplyGate``)."""
+    cls = _REGISTRY.get(type_name)
+    if cls is None and type_name.endswith("Gate"):
+        cls = _REGISTRY.get(type_name[:-4])
+        if cls is not None and cls.__name__ != type_name:
+            cls = None
+    if cls is None:
+        close = difflib.get_close_matches(type_name, list(_REGISTRY), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownGateType(f"unknown gate type {type_name!r}{hint} "
+                              f"(known types: {', '.join(sorted(_REGISTRY))})")
+    return cls
+
+
+def registered_gates() -> dict[str, type[Gate]]:
+    """A copy of the registry: type name -> class."""
+    return dict(_REGISTRY)
+
+
+def unregister_gate(type_name: str) -> None:
+    """Remove a type (for tests and notebooks that redefine a gate)."""
+    _REGISTRY.pop(type_name, None)
+
+
+def unbroadcast(grad: np.ndarray, shape: Shape, reduce: Callable = np.sum) -> np.ndarray:
+    """Reduce `grad` (by default: sum it) back down to `shape`, undoing numpy broadcasting."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(i + extra for i, n in enumerate(shape)
+                                       if n == 1 and grad.shape[i + extra] != 1)
+    return reduce(grad, axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)
+
+
+def broadcast_shapes(*shapes: Shape) -> Shape:
+    """numpy's broadcasting rule on shapes that may hold None (an open dimension)."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        dims = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+        known = dims - {None}
+        if len(known) > 1:
+            raise ValueError(f"shapes {' and '.join(map(_fmt, shapes))} do not broadcast")
+        out.append(known.pop() if known else (None if None in dims else 1))
+    return tuple(out)
+
+
+def _fmt(shape: Shape) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -1,0 +1,105 @@
+"""Matrix products: MatMul (two bottoms) and InnerProduct (Caffe's fully connected layer, which
+owns its weights W and bias b)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Gate, Option, broadcast_shapes, register_gate, unbroadcast
+
+
+@register_gate
+class MatMulGate(Gate):
+    """out = a @ b with numpy matmul semantics (1-D operands promoted, batch dims broadcast).
+    Inputs: a (..., n, k), b (..., k, m). Returns: out (..., n, m).
+    Local gradients (the lecture's dW = dz x^T, dx = W^T dz): da = dout @ b^T, db = a^T @ dout."""
+
+    check_shapes = ((3, 4), (4, 2))
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, dout):
+        a = self.a[None, :] if self.a.ndim == 1 else self.a
+        b = self.b[:, None] if self.b.ndim == 1 else self.b
+        dout = dout.reshape(broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]))
+        da = db = None
+        if not self.needs_input_grad or self.needs_input_grad[0]:
+            da = unbroadcast(dout @ np.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
+        if not self.needs_input_grad or self.needs_input_grad[1]:
+            db = unbroadcast(np.swapaxes(a, -1, -2) @ dout, b.shape).reshape(self.b.shape)
+        return da, db
+
+    def infer_shapes(self, a_shape, b_shape):
+        if not a_shape or not b_shape:
+            raise ValueError("MatMul needs inputs of at least one dimension")
+        a = (1,) + a_shape if len(a_shape) == 1 else a_shape
+        b = b_shape + (1,) if len(b_shape) == 1 else b_shape
+        if None not in (a[-1], b[-2]) and a[-1] != b[-2]:
+            raise ValueError(f"inner dimensions differ: {a[-1]} (last of the first input) "
+                             f"and {b[-2]} ({'only' if len(b_shape) == 1 else 'second to last'} "
+                             "of the second)")
+        out = broadcast_shapes(a[:-2], b[:-2]) + (a[-2], b[-1])
+        if len(a_shape) == 1:
+            out = out[:-2] + out[-1:]
+        if len(b_shape) == 1:
+            out = out[:-1]
+        return (out,)
+
+
+
+@register_gate
+class InnerProductGate(Gate):
+    """Fully connected layer: out = x @ W.T + b, x flattened from `axis` on (Caffe's InnerProduct).
+    Inputs: x (N, ...) with K = product of x.shape[axis:]; parameters W (num_output, K) and
+    b (num_output,) (absent when `bias_term` is false). Returns: out (N, num_output).
+    Local gradients: dx = dout @ W, dW = dout^T @ x, db = dout summed over the batch."""
+
+    num_bottoms = 1
+    options = {
+        "num_output": Option(int, doc="number of outputs"),
+        "bias_term": Option(bool, True, "add a learnable bias b"),
+        "axis": Option(int, 1, "first axis flattened into the features"),
+        "weight_filler": Option(dict, {"type": "xavier"}, "how W is initialised"),
+        "bias_filler": Option(dict, {"type": "constant", "value": 0.0}, "how b is initialised"),
+    }
+    check_options = {"num_output": 3}
+    check_shapes = ((4, 5),)
+
+    def param_specs(self, x_shape):
+        features = self._features(x_shape)
+        specs = {"W": ((self.num_output, features), self.weight_filler)}
+        if self.bias_term:
+            specs["b"] = ((self.num_output,), self.bias_filler)
+        return specs
+
+    def forward(self, x, W, b=None):
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[:self.axis] + (-1,))
+        self.W = W
+        out = self.x @ W.T
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, dout):
+        needs = self.needs_input_grad or (True,) * 3
+        dx = (dout @ self.W).reshape(self.x_shape) if needs[0] else None
+        dW = (dout.reshape(-1, dout.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])
+              if needs[1] else None)
+        grads = (dx, dW)
+        if self.bias_term:
+            grads += (dout.reshape(-1, dout.shape[-1]).sum(axis=0) if needs[2] else None,)
+        return grads
+
+    def infer_shapes(self, x_shape, *param_shapes):
+        self._features(x_shape)
+        return (tuple(x_shape[:self.axis]) + (self.num_output,),)
+
+    def _features(self, x_shape) -> int:
+        if not -len(x_shape) <= self.axis < len(x_shape):
+            raise ValueError(f"axis {self.axis} leaves no features in an input of shape {x_shape}")
+        tail = x_shape[self.axis:]
+        if None in tail:
+            raise ValueError(f"the feature dimensions {tail} must be known to size W")
+        return int(np.prod(tail))

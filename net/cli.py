@@ -1,0 +1,72 @@
+"""What the command-line scripts share: `--set` parsing, JSON output, and error reporting.
+
+Scripts in `scripts/` stay thin: they parse arguments, call into `net`, and print.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from .errors import GateworkError
+
+EXIT_USAGE = 2
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """`["x=1", "W=[[1,2]]"]` -> {"x": 1, "W": [[1, 2]]}; values are read as YAML (safely)."""
+    values = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise GateworkError(f"--set expects NAME=VALUE, got {item!r}")
+        try:
+            values[name] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise GateworkError(f"--set {name}: cannot read {text!r} as a number or a list") from None
+    return values
+
+
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Arrays become nested lists (None stays None) so `json.dumps` can print them."""
+    return {k: None if v is None else np.asarray(v).tolist() for k, v in values.items()}
+
+
+def format_values(values: dict[str, Any]) -> str:
+    lines = []
+    for name, value in values.items():
+        if value is None:
+            lines.append(f"  {name} = (no gradient)")
+            continue
+        text = np.array2string(np.asarray(value), precision=6, suppress_small=True)
+        lines.append(f"  {name} = {text}" if "\n" not in text else
+                     f"  {name} =\n" + "\n".join("    " + row for row in text.splitlines()))
+    return "\n".join(lines)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
+
+
+def guarded(main: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run `main(args)`; a user error prints one line (no traceback unless --debug), exit 2."""
+    try:
+        return main(args)
+    except (GateworkError, KeyError, ValueError, OSError) as err:
+        if getattr(args, "debug", False):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def dump_json(payload: dict) -> str:
+    return json.dumps(payload, indent=None)

@@ -1,0 +1,27 @@
+"""The exceptions a user can act on. Each message starts with the place: `FILE:LINE:`."""
+from __future__ import annotations
+
+
+class GateworkError(Exception):
+    """Base of Gatework's user-facing errors; scripts print these without a traceback."""
+
+
+class ConfigError(GateworkError, ValueError):
+    """A problem in a network config: its message starts with `FILE:LINE:` and names the gate."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None):
+        self.message, self.file, self.line = message, file, line
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f"{self.file or '<config>'}:{self.line}: " if self.line else (
+            f"{self.file}: " if self.file else "")
+        return where + self.message
+
+
+class DataError(GateworkError, ValueError):
+    """A data, weights or snapshot file that cannot be used; the message names the file."""
+
+
+class NumericalError(GateworkError, FloatingPointError):
+    """A NaN or Inf found by the debug checks; the message names the gate, blob and direction."""

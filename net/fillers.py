@@ -1,0 +1,61 @@
+"""Parameter initialisation with Caffe's filler types: constant, gaussian, uniform, xavier, msra.
+
+Fan-in and fan-out follow Caffe: for a weight of shape (out, in, ...), fan_in = count / out and
+fan_out = count / in.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FILLER_KEYS = {
+    "constant": ("value",),
+    "gaussian": ("mean", "std"),
+    "uniform": ("min", "max"),
+    "xavier": ("variance_norm",),
+    "msra": ("variance_norm",),
+}
+VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
+
+
+def check_filler(filler: dict) -> None:
+    """Raise ValueError saying what is wrong with a filler mapping."""
+    kind = filler.get("type")
+    if kind not in FILLER_KEYS:
+        raise ValueError(f"filler type must be one of {', '.join(FILLER_KEYS)}, got {kind!r}")
+    for key, value in filler.items():
+        if key == "type":
+            continue
+        if key not in FILLER_KEYS[kind]:
+            raise ValueError(f"unknown key {key!r} for a {kind} filler "
+                             f"(known: {', '.join(FILLER_KEYS[kind])})")
+        if key == "variance_norm":
+            if value not in VARIANCE_NORMS:
+                raise ValueError(f"variance_norm must be one of {', '.join(VARIANCE_NORMS)}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"filler {key!r} must be a number, got {value!r}")
+    if kind == "gaussian" and filler.get("std", 1.0) < 0:
+        raise ValueError("a gaussian filler's std must not be negative")
+
+
+def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """A new array of `shape` and `dtype`, drawn as `filler` says."""
+    check_filler(filler)
+    kind = filler["type"]
+    count = int(np.prod(shape))
+    if kind == "constant":
+        return np.full(shape, filler.get("value", 0.0), dtype=dtype)
+    if kind == "gaussian":
+        values = rng.normal(filler.get("mean", 0.0), filler.get("std", 1.0), shape)
+    elif kind == "uniform":
+        values = rng.uniform(filler.get("min", 0.0), filler.get("max", 1.0), shape)
+    else:
+        fan_in = count / shape[0] if shape and shape[0] else 1
+        fan_out = count / shape[1] if len(shape) > 1 and shape[1] else 1
+        norm = filler.get("variance_norm", "FAN_IN")
+        n = {"FAN_IN": fan_in, "FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2}[norm]
+        if kind == "xavier":
+            scale = np.sqrt(3.0 / n)
+            values = rng.uniform(-scale, scale, shape)
+        else:
+            values = rng.normal(0.0, np.sqrt(2.0 / n), shape)
+    return np.asarray(values, dtype=dtype)

@@ -1,0 +1,332 @@
+"""The Net: gates instantiated from a spec, parameters created and owned, shapes inferred, and the
+forward/backward entry points (the loops themselves are in `net.runner`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from gates import Gate
+
+from .config import GateSpec, NetSpec, ParamRule, load_config, parse_config, PHASES
+from .errors import ConfigError
+from .fillers import check_filler, fill
+from .graph import Graph, build_graph
+from .runner import Runner, Step
+
+
+@dataclass
+class _Phase:
+    graph: Graph
+    runner: Runner
+    shapes: dict[str, tuple]        # inferred shape of every blob (None: open dimension)
+    inputs: list[str]               # the inputs some gate of this phase reads
+    loss_weights: dict[str, float]  # loss top -> weight
+
+
+class Net:
+    """A network built from a config: ``Net.from_yaml(path)`` or ``Net.from_config(mapping)``.
+
+    - ``forward(feed)`` takes a dict of input values and returns a dict of every output blob.
+    - ``backward(top_grads=None)`` returns the gradient of every input and parameter by name.
+    - ``params`` maps parameter names (``fc1.W``; ``W`` for a ``params:`` entry) to live arrays.
+    - ``blobs`` holds every value of the last forward pass; ``grads`` those of the last backward.
+    - ``phase`` ("train" or "test") selects the gates active, as Caffe's include rules do.
+    """
+
+    def __init__(self, spec: NetSpec, phase: str = "train", seed: int | None = None):
+        if phase not in PHASES:
+            raise ValueError(f"phase must be train or test, got {phase!r}")
+        self.spec = spec
+        self.name = spec.name
+        self.dtype = np.dtype(spec.dtype)
+        if seed is None:
+            solver = spec.solver if isinstance(spec.solver, dict) else {}
+            seed = solver.get("random_seed", 0) if isinstance(solver.get("random_seed", 0), int) else 0
+        self._rng = np.random.default_rng(seed)
+        self.inputs = dict(spec.inputs)
+        self.params: dict[str, np.ndarray] = {}
+        self.param_rules: dict[str, ParamRule] = {}
+        for p in spec.params.values():
+            self.params[p.name] = self._fill(p.shape, p.filler, p.line, f"param {p.name!r}")
+            self.param_rules[p.name] = p.rule
+        self.gates: dict[str, Gate] = {g.name: self._instantiate(g) for g in spec.gates}
+        self._param_inputs: dict[str, tuple[str, ...]] = {}
+        self._phases = {p: self._build_phase(p) for p in PHASES}
+        self.blobs: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray | None] = {}
+        self.phase = phase
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path, phase: str = "train", seed: int | None = None) -> "Net":
+        return cls(load_config(path), phase, seed)
+
+    @classmethod
+    def from_config(cls, config: Mapping | NetSpec, phase: str = "train", seed: int | None = None,
+                    base_dir: str | Path | None = None) -> "Net":
+        spec = config if isinstance(config, NetSpec) else parse_config(dict(config), None, base_dir)
+        return cls(spec, phase, seed)
+
+    def _error(self, message: str, line: int | None) -> ConfigError:
+        return self.spec.error(message, line)
+
+    def _instantiate(self, g: GateSpec) -> Gate:
+        try:
+            gate = g.cls(**g.options)
+        except (TypeError, ValueError) as err:
+            raise self._error(f"{g.where()}: {err}", g.line) from None
+        gate.name, gate.phase, gate.needs_input_grad = g.name, "train", ()
+        gate.rng = np.random.default_rng(self._rng.integers(2**63))
+        if not hasattr(gate, "buffers"):
+            gate.buffers = {}
+        return gate
+
+    def _fill(self, shape: tuple, filler: dict, line: int, what: str) -> np.ndarray:
+        try:
+            return fill(tuple(shape), filler, self._rng, self.dtype)
+        except ValueError as err:
+            raise self._error(f"{what}: {err}", line) from None
+
+    def _build_phase(self, phase: str) -> _Phase:
+        graph = build_graph(self.spec, phase)
+        shapes = {name: tuple(i.shape) for name, i in self.inputs.items()}
+        shapes.update({name: p.shape for name, p in self.params.items()})
+        steps, loss_weights = [], {}
+        for g in graph.order:
+            gate = self.gates[g.name]
+            bottom_shapes = [shapes[b] for b in g.bottom]
+            param_names = self._gate_params(g, gate, bottom_shapes)
+            in_shapes = bottom_shapes + [self.params[p].shape for p in param_names]
+            for top, shape in zip(g.top, self._infer(g, gate, in_shapes, g.bottom + list(param_names))):
+                shapes[top] = shape
+            steps.append(Step(gate, g, tuple(g.bottom) + param_names, tuple(g.top)))
+            weights = g.loss_weight or ([1.0] * len(g.top) if g.cls.loss_gate() else None)
+            if weights:
+                loss_weights.update((t, w) for t, w in zip(g.top, weights) if w)
+        used = {b for g in graph.order for b in g.bottom}
+        inputs = [name for name in self.inputs if name in used]
+        return _Phase(graph, Runner(steps, self.spec.file), shapes, inputs, loss_weights)
+
+    def _gate_params(self, g: GateSpec, gate: Gate, bottom_shapes: list) -> tuple[str, ...]:
+        """Create (once) the parameters a gate owns; returns their blob names in order."""
+        if g.name in self._param_inputs:
+            return self._param_inputs[g.name]
+        try:
+            specs = gate.param_specs(*bottom_shapes)
+        except (TypeError, ValueError) as err:
+            raise self._error(f"{g.where()}: {err} (input shapes: "
+                              f"{_shapes_text(g.bottom, bottom_shapes)})", g.line) from None
+        if len(g.param) > len(specs):
+            raise self._error(f"{g.where()}: `param` lists {len(g.param)} entries but the gate "
+                              f"has {len(specs)} parameter(s): {', '.join(specs) or 'none'}",
+                              g.key_lines.get("param", g.line))
+        names = []
+        for index, (pname, (shape, filler)) in enumerate(specs.items()):
+            rule = g.param[index] if index < len(g.param) else ParamRule()
+            name = rule.name or f"{g.name}.{pname}"
+            shape = tuple(shape)
+            if name in self.params:
+                if self.params[name].shape != shape:
+                    raise self._error(f"{g.where()}: shared parameter {name!r} has shape "
+                                      f"{self.params[name].shape} elsewhere but {shape} here",
+                                      g.key_lines.get("param", g.line))
+            else:
+                line = g.key_lines.get(f"{pname.lower()}_filler", g.key_lines.get(
+                    "weight_filler" if index == 0 else "bias_filler", g.line))
+                self.params[name] = self._fill(shape, filler, line, f"{g.where()}: {pname} filler")
+                self.param_rules[name] = rule
+            names.append(name)
+        self._param_inputs[g.name] = tuple(names)
+        return tuple(names)
+
+    def _infer(self, g: GateSpec, gate: Gate, in_shapes: list, in_names: list) -> list[tuple]:
+        """Top shapes of one gate; a mismatch becomes a ConfigError at the gate's line."""
+        try:
+            shapes = gate.infer_shapes(*in_shapes)
+            if shapes is None:
+                shapes = self._probe(g, gate, in_shapes)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise self._error(f"{g.where()}: {err} (input shapes: "
+                              f"{_shapes_text(in_names, in_shapes)})", g.line) from None
+        if len(shapes) != len(g.top):
+            raise self._error(f"{g.where()}: the gate describes {len(shapes)} output shape(s) "
+                              f"for {len(g.top)} top(s)", g.line)
+        return [tuple(s) for s in shapes]
+
+    def _probe(self, g: GateSpec, gate: Gate, in_shapes: list) -> list[tuple]:
+        """Shape inference for a gate that declares none: run forward once on zeros (open
+        dimensions set to 1, and reported open again when the output keeps them at 1)."""
+        open_batch = any(s and s[0] is None for s in in_shapes)
+        probes = []
+        for name, shape in zip(g.bottom, in_shapes):
+            dtype = np.int64 if name in self.inputs and self.inputs[name].dtype == "int" else self.dtype
+            probes.append(np.zeros([1 if d is None else d for d in shape], dtype=dtype))
+        probes += [np.zeros(s, self.dtype) for s in in_shapes[len(g.bottom):]]
+        out = gate.forward(*probes)
+        outs = out if len(g.top) > 1 else (out,)
+        result = []
+        for o in outs:
+            shape = tuple(np.shape(o))
+            result.append((None,) + shape[1:] if open_batch and shape and shape[0] == 1 else shape)
+        return result
+
+    # -- phase -------------------------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        return self._phase_name
+
+    @phase.setter
+    def phase(self, phase: str) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"phase must be train or test, got {phase!r}")
+        self._phase_name = phase
+        self._active = self._phases[phase]
+        for step in self._active.runner.steps:
+            step.gate.phase = phase
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Running state kept by gates (not learned), as ``<gate>.<name>`` -> live array."""
+        return {f"{name}.{key}": value for name, gate in self.gates.items()
+                for key, value in gate.buffers.items()}
+
+    @property
+    def outputs(self) -> list[str]:
+        """Blobs that no gate of the current phase consumes."""
+        return list(self._active.graph.outputs)
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """Loss tops of the current phase and their weights."""
+        return dict(self._active.loss_weights)
+
+    @property
+    def runner(self) -> Runner:
+        return self._active.runner
+
+    @property
+    def shapes(self) -> dict[str, tuple]:
+        """The shape inferred for every blob at build time (None marks an open dimension)."""
+        return dict(self._active.shapes)
+
+    # -- running -----------------------------------------------------------------------------
+    def forward(self, feed: Mapping[str, Any] | None = None, hook=None) -> dict[str, np.ndarray]:
+        """Run the gates in order on `feed` (input name -> array, scalar or list); returns every
+        output blob by name. An input not fed takes the `value:` of its spec if it has one."""
+        feed = feed or {}
+        active = self._active
+        blobs = self.blobs = {}
+        for name in feed:
+            if name not in self.inputs:
+                raise KeyError(f"{name!r} is not an input of net {self.name!r} "
+                               f"(inputs: {', '.join(self.inputs)})")
+        for name in active.inputs:
+            blobs[name] = self._cast_input(name, feed.get(name, self.inputs[name].value))
+        blobs.update(self.params)
+        active.runner.forward(blobs, hook)
+        return {name: blobs[name] for name in active.graph.outputs}
+
+    def _cast_input(self, name: str, value: Any) -> np.ndarray:
+        spec = self.inputs[name]
+        if value is None:
+            raise KeyError(f"no value for input {name!r}: feed it, or give it a `value:` in the "
+                           "config")
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if spec.dtype == "int" or (spec.dtype is None and array.dtype.kind in "iu"
+                                   and isinstance(value, np.ndarray)):
+            if array.dtype.kind not in "iu":
+                if array.dtype.kind != "f" or not np.all(np.mod(array, 1) == 0):
+                    raise ValueError(f"input {name!r} is declared int but got non-integer values")
+                array = array.astype(np.int64)
+        elif array.dtype != self.dtype:
+            array = array.astype(self.dtype)
+        shape = spec.shape
+        if len(shape) != array.ndim or any(d is not None and d != n for d, n in zip(shape, array.shape)):
+            raise ValueError(f"input {name!r} has shape {array.shape} but the config declares "
+                             f"{_shape_text(shape)}")
+        return array
+
+    def backward(self, top_grads: Mapping[str, Any] | None = None,
+                 wrt: list[str] | None = None, hook=None) -> dict[str, np.ndarray | None]:
+        """Run the gates in reverse order and return d(output)/d(source) for each source.
+
+        top_grads: blob name -> upstream gradient (an array of the blob's shape, or a scalar
+            broadcast to it). Default: each loss top seeded with its loss weight, or, in a net
+            with no loss, every output seeded with ones (the lecture's initial gradient 1).
+        wrt: the sources (inputs and parameters) whose gradients are wanted. Default: all of
+            them; an integer input's gradient is None.
+        Gradients are summed where a blob fans out. Calling backward twice gives the same result.
+        """
+        if not self.blobs:
+            raise RuntimeError("backward needs a forward pass first")
+        active = self._active
+        if top_grads is None:
+            seeds = active.loss_weights or {name: 1.0 for name in active.graph.outputs}
+        else:
+            seeds = dict(top_grads)
+        grads: dict[str, np.ndarray] = {}
+        for name, value in seeds.items():
+            if name not in self.blobs:
+                raise KeyError(f"cannot seed a gradient for {name!r}: it is not a blob of the "
+                               "last forward pass")
+            target = self.blobs[name]
+            grad = np.asarray(value, dtype=target.dtype if target.dtype.kind == "f" else self.dtype)
+            if grad.shape != target.shape:
+                grad = np.broadcast_to(grad, target.shape)
+            grads[name] = grad
+        sources = self.sources() if wrt is None else list(wrt)
+        floating = frozenset(n for n in sources if self.blobs.get(n) is not None
+                             and self.blobs[n].dtype.kind == "f")
+        active.runner.backward(self.blobs, grads, floating, hook)
+        result = {}
+        for name in sources:
+            if name not in floating:
+                result[name] = None
+            else:
+                grad = grads.get(name)
+                result[name] = np.zeros_like(self.blobs[name]) if grad is None else grad
+        self.grads = result
+        return result
+
+    def sources(self) -> list[str]:
+        """Every input of the current phase and every parameter, by name."""
+        return list(self._active.inputs) + list(self.params)
+
+    # -- inspection ---------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A table of the gates in execution order with input and output shapes and parameter
+        counts, like Caffe's build log, ending with the total number of parameters."""
+        active = self._active
+        rows = [("gate", "type", "inputs", "outputs", "params")]
+        total = 0
+        for step in active.runner.steps:
+            params = self._param_inputs.get(step.spec.name, ())
+            count = sum(int(self.params[p].size) for p in params)
+            total += count
+            rows.append((step.spec.name, step.spec.type,
+                         _shapes_text(step.spec.bottom, [active.shapes[b] for b in step.spec.bottom]),
+                         _shapes_text(step.tops, [active.shapes[t] for t in step.tops]),
+                         str(count) if count else "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"total parameters: {total} in {len(self.params)} arrays "
+                     f"({self.dtype.name}, phase {self.phase})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Net {self.name!r}: {len(self._active.runner.steps)} gates, phase {self.phase}>"
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def _shapes_text(names, shapes) -> str:
+    return ", ".join(f"{n} {_shape_text(s)}" for n, s in zip(names, shapes))
