@@ -95,7 +95,12 @@ def load_yaml(text: str, file: str = "<config>") -> Any:
         raise
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
+        if mark and err.context_mark and mark.line >= len(text.splitlines()):
+            mark = err.context_mark  # "found end of file": the unclosed thing is the place
         line = mark.line + 1 if mark else None
+        if isinstance(err, yaml.constructor.ConstructorError):
+            raise ConfigError(f"YAML tag not allowed: {err.problem} (configs are plain YAML; "
+                              "code runs only through `plugins:`)", file, line) from None
         raise ConfigError(f"YAML syntax error: {err.problem or err}", file, line) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"YAML error: {err}", file) from None

@@ -80,4 +80,7 @@ def _find_cycle(stuck: list[GateSpec], producer: dict[str, GateSpec]) -> list[st
         path.append(gate.name)
         gate = next(producer[b] for b in gate.bottom if b in producer and producer[b].name in names)
     cycle = path[path.index(gate.name):][::-1]
+    rank = {g.name: i for i, g in enumerate(stuck)}
+    start = min(range(len(cycle)), key=lambda i: rank[cycle[i]])  # begin at the first listed
+    cycle = cycle[start:] + cycle[:start]
     return cycle + [cycle[0]]
