@@ -259,10 +259,10 @@ class _Parser:
 
     def shape(self, value: Any, what: str, parent: Any, key: str, open_dims: bool) -> tuple:
         ok = isinstance(value, list) and all(
-            (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or (open_dims and d is None)
+            (isinstance(d, int) and not isinstance(d, bool) and d > 0) or (open_dims and d is None)
             for d in value)
         if not ok:
-            allowed = "non-negative integers or null" if open_dims else "non-negative integers"
+            allowed = "positive integers or null" if open_dims else "positive integers"
             raise self.error(f"{what}: shape must be a list of {allowed}, got {value!r}",
                              parent, key)
         return tuple(value)

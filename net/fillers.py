@@ -20,7 +20,7 @@ VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
 def check_filler(filler: dict) -> None:
     """Raise ValueError saying what is wrong with a filler mapping."""
     kind = filler.get("type")
-    if kind not in FILLER_KEYS:
+    if not isinstance(kind, str) or kind not in FILLER_KEYS:
         raise ValueError(f"filler type must be one of {', '.join(FILLER_KEYS)}, got {kind!r}")
     for key, value in filler.items():
         if key == "type":
@@ -42,7 +42,7 @@ def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) 
     check_filler(filler)
     kind = filler["type"]
     count = int(np.prod(shape))
-    if kind == "constant":
+    if kind == "constant" or count == 0:
         return np.full(shape, filler.get("value", 0.0), dtype=dtype)
     if kind == "gaussian":
         values = rng.normal(filler.get("mean", 0.0), filler.get("std", 1.0), shape)
