@@ -1,9 +1,10 @@
-"""Elementwise nonlinearities: ReLU, Sigmoid, Tanh. Each keeps its input's shape."""
+"""Nonlinearities: ReLU, Sigmoid, Tanh (elementwise) and Softmax (along one axis). Each keeps its
+input's shape."""
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Gate, register_gate
+from .base import Gate, Option, register_gate
 
 
 class _Elementwise(Gate):
@@ -54,3 +55,25 @@ class TanhGate(_Elementwise):
 
     def backward(self, dout):
         return (dout * (1 - self.out * self.out),)
+
+
+@register_gate
+class SoftmaxGate(_Elementwise):
+    """out = exp(x) / sum(exp(x)) along `axis` (the class axis; 1 as in Caffe), computed from
+    x minus its maximum along that axis so it never overflows.
+    Input: x, any shape with at least axis + 1 dimensions. Returns: out, same shape, summing to 1
+    along `axis`. Local gradient: dx = out * (dout - sum(dout * out, axis))."""
+
+    options = {"axis": Option(int, 1, "the axis the probabilities sum over")}
+
+    def forward(self, x):
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        out = np.exp(shifted, out=shifted)
+        out /= out.sum(axis=self.axis, keepdims=True)
+        self.out = out
+        return out
+
+    def backward(self, dout):
+        dx = dout * self.out
+        dx -= self.out * dx.sum(axis=self.axis, keepdims=True)
+        return (dx,)
