@@ -24,4 +24,13 @@ class DataError(GateworkError, ValueError):
 
 
 class NumericalError(GateworkError, FloatingPointError):
-    """A NaN or Inf found by the debug checks; the message names the gate, blob and direction."""
+    """A NaN or Inf found by the debug checks; the message names the gate, the blob, the
+    direction (forward or backward) and, once the solver knows it, the iteration."""
+
+    def __init__(self, message: str, gate: str = "", blob: str = "", direction: str = ""):
+        self.message, self.gate, self.blob, self.direction = message, gate, blob, direction
+        self.iteration: int | None = None
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return (f"iteration {self.iteration}: " if self.iteration is not None else "") + self.message

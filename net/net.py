@@ -11,6 +11,7 @@ import numpy as np
 from gates import Gate
 
 from .config import GateSpec, NetSpec, ParamRule, load_config, parse_config, PHASES
+from .debug import chain, check_feed, finite_check
 from .errors import ConfigError
 from .fillers import check_filler, fill
 from .graph import Graph, build_graph
@@ -57,6 +58,7 @@ class Net:
         self._phases = {p: self._build_phase(p) for p in PHASES}
         self.blobs: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray | None] = {}
+        self.debug = spec.debug     # check every output and gradient for NaN/Inf (net.debug)
         self.phase = phase
 
     # -- construction ------------------------------------------------------------------------
@@ -228,6 +230,9 @@ class Net:
         for name in active.inputs:
             blobs[name] = self._cast_input(name, feed.get(name, self.inputs[name].value))
         blobs.update(self.params)
+        if self.debug:
+            check_feed({name: blobs[name] for name in active.inputs})
+            hook = chain(finite_check(self.spec.file), hook)
         active.runner.forward(blobs, hook)
         return {name: blobs[name] for name in active.graph.outputs}
 
@@ -282,6 +287,8 @@ class Net:
         sources = self.sources() if wrt is None else list(wrt)
         floating = frozenset(n for n in sources if self.blobs.get(n) is not None
                              and self.blobs[n].dtype.kind == "f")
+        if self.debug:
+            hook = chain(finite_check(self.spec.file), hook)
         active.runner.backward(self.blobs, grads, floating, hook)
         result = {}
         for name in sources:

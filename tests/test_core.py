@@ -270,3 +270,22 @@ def test_run_script_reports_a_missing_value_without_traceback(tmp_path):
     result = run_script("scripts/run.py", str(config))
     assert result.returncode == 2
     assert "no value for input 'x'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_mode_stops_at_the_first_nan_naming_gate_blob_and_direction():
+    from net import NumericalError
+    net = Net.from_config({"dtype": "float64", "debug": True, "inputs": {"x": {"shape": [3]}},
+                           "gates": [{"name": "log", "type": "Log", "bottom": "x", "top": "y"},
+                                     {"name": "twice", "type": "Scale", "bottom": "y", "top": "z",
+                                      "scale": 2.0}]})
+    with pytest.raises(NumericalError, match="forward pass: gate 'log' \\(Log\\) wrote NaN/Inf "
+                                             "to its output 'y' \\(1 of 3 values\\)") as err, \
+            np.errstate(invalid="ignore"):
+        net.forward({"x": [1.0, -1.0, 2.0]})
+    assert (err.value.gate, err.value.blob, err.value.direction) == ("log", "y", "forward")
+    net.forward({"x": [1.0, 0.5, 2.0]})
+    with pytest.raises(NumericalError, match="backward pass: gate 'twice'"):
+        net.backward({"z": [1.0, np.inf, 0.0]})
+    net.debug = False
+    with np.errstate(invalid="ignore"):
+        net.forward({"x": [1.0, -1.0, 2.0]})  # without debug, NaN flows on silently as in numpy
