@@ -1,4 +1,5 @@
-"""Shape changes that move no numbers: Reshape and Flatten. The gradient is reshaped back."""
+"""Shape changes that move no numbers: Reshape and Flatten (the gradient is reshaped back), and
+Concat (the gradient is split back)."""
 from __future__ import annotations
 
 import numpy as np
@@ -63,3 +64,43 @@ class FlattenGate(_View):
         merged = shape[first:last + 1]
         size = None if None in merged else int(np.prod(merged))
         return tuple(shape[:first]) + (size,) + tuple(shape[last + 1:])
+
+
+@register_gate
+class ConcatGate(Gate):
+    """out = the inputs joined along `axis` (Caffe's Concat; axis 1 joins NCHW channels).
+    Inputs: x1, x2, ... (one or more), equal in every dimension but `axis`.
+    Returns: out, whose `axis` dimension is the sum of theirs.
+    Local gradient: dout split back along `axis` into pieces the size of each input."""
+
+    num_bottoms = (1, None)
+    options = {"axis": Option(int, 1, "the axis to join along (negative counts from the end)")}
+    check_shapes = ((2, 3, 2), (2, 1, 2), (2, 2, 2))
+
+    def forward(self, *xs):
+        axis = self.axis % xs[0].ndim
+        self.ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        self.axis_index = axis
+        return np.concatenate(xs, axis=axis)
+
+    def backward(self, dout):
+        return tuple(np.split(dout, self.ends, axis=self.axis_index))
+
+    def infer_shapes(self, *shapes):
+        ndim = len(shapes[0])
+        if not -ndim <= self.axis < ndim:
+            raise ValueError(f"axis {self.axis} is out of range for inputs of {ndim} dimensions")
+        axis = self.axis % ndim
+        out = list(shapes[0])
+        for index, shape in enumerate(shapes[1:], 2):
+            if len(shape) != ndim:
+                raise ValueError(f"input {index} has {len(shape)} dimensions, the first has {ndim}")
+            for dim, (a, b) in enumerate(zip(out, shape)):
+                if dim == axis:
+                    out[dim] = None if None in (a, b) else a + b
+                elif a is None or b is None:
+                    out[dim] = a if b is None else b
+                elif a != b:
+                    raise ValueError(f"input {index} has size {b} on axis {dim}, the first has "
+                                     f"{a}: only axis {axis} may differ")
+        return (tuple(out),)
