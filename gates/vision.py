@@ -21,13 +21,14 @@ _INT_OR_PAIR = (int, list)
 def _pair(gate: Gate, name: str, minimum: int) -> tuple[int, int]:
     """(h, w) from Caffe's `name` (an int, or a list of one or two ints) and `name_h`/`name_w`."""
     value = getattr(gate, name)
-    h = getattr(gate, f"{name}_h", None)
-    w = getattr(gate, f"{name}_w", None)
+    stem = name.removesuffix("_size")
+    h = getattr(gate, f"{stem}_h", None)
+    w = getattr(gate, f"{stem}_w", None)
     if (h is None) != (w is None):
-        raise ValueError(f"give both {name}_h and {name}_w, or neither")
+        raise ValueError(f"give both {stem}_h and {stem}_w, or neither")
     if h is not None:
         if value is not None and name == "kernel_size":
-            raise ValueError("give kernel_size or kernel_h/kernel_w, not both")
+            raise ValueError(f"give {name} or {stem}_h/{stem}_w, not both")
         pair = (h, w)
     elif isinstance(value, list):
         if not 1 <= len(value) <= 2:

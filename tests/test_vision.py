@@ -1,0 +1,435 @@
+"""Convolution, Pooling, BatchNorm and Concat: against direct loop references and hand values,
+centred-difference gradients over the geometry variants (stride, padding, dilation, groups,
+overlapping and clipped windows), Caffe's conventions, and the gates inside a Net."""
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from gates import gate_class
+from net import ConfigError, Net
+
+RNG = np.random.default_rng(7)
+
+
+def make(type_name, **options):
+    return gate_class(type_name)(**options)
+
+
+def numeric_check(gate, bottoms, rtol=1e-5, atol=1e-8, h=1e-6):
+    """Gradients of every bottom and parameter against centred differences of sum(out * dout),
+    in float64. Parameters are drawn from a normal distribution."""
+    params = [RNG.standard_normal(shape)
+              for shape, _ in gate.param_specs(*[b.shape for b in bottoms]).values()]
+    inputs = [np.array(x, dtype=np.float64) for x in bottoms] + params
+    dout = RNG.standard_normal(gate.forward(*inputs).shape)
+    gate.forward(*inputs)
+    analytic = gate.backward(dout)
+    assert len(analytic) == len(inputs)
+    for x, grad in zip(inputs, analytic):
+        numeric = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            keep = x[i]
+            x[i] = keep + h
+            plus = np.sum(gate.forward(*inputs) * dout)
+            x[i] = keep - h
+            minus = np.sum(gate.forward(*inputs) * dout)
+            x[i] = keep
+            numeric[i] = (plus - minus) / (2 * h)
+        np.testing.assert_allclose(grad, numeric, rtol=rtol, atol=atol)
+
+
+def distinct(shape):
+    """Well-separated values in random order: no max window near a tie."""
+    return RNG.permutation(np.linspace(-1, 1, int(np.prod(shape)))).reshape(shape)
+
+
+# -- Convolution --------------------------------------------------------------------------------
+def reference_conv(x, W, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1):
+    """Caffe's convolution as direct loops over every output element."""
+    n, c, height, width = x.shape
+    out_c, c_per_group, kh, kw = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    oh = (height + 2 * pad[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (width + 2 * pad[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    out = np.zeros((n, out_c, oh, ow))
+    per_group = out_c // group
+    for o in range(out_c):
+        g = o // per_group
+        for i in range(oh):
+            for j in range(ow):
+                rows = i * stride[0] + dilation[0] * np.arange(kh)
+                cols = j * stride[1] + dilation[1] * np.arange(kw)
+                patch = xp[:, g * c_per_group:(g + 1) * c_per_group][:, :, rows][:, :, :, cols]
+                out[:, o, i, j] = np.sum(patch * W[o], axis=(1, 2, 3)) + (b[o] if b is not None
+                                                                          else 0)
+    return out
+
+
+CONV_CASES = [
+    pytest.param({"num_output": 3, "kernel_size": 3}, (2, 2, 5, 5), id="plain"),
+    pytest.param({"num_output": 2, "kernel_size": 3, "stride": 2}, (2, 2, 7, 6), id="stride2"),
+    pytest.param({"num_output": 2, "kernel_size": 3, "pad": 1}, (1, 2, 4, 5), id="pad1"),
+    pytest.param({"num_output": 2, "kernel_size": 2, "dilation": 2}, (1, 2, 5, 5), id="dilation2"),
+    pytest.param({"num_output": 4, "kernel_size": 1, "group": 2}, (2, 4, 3, 3), id="group2"),
+    pytest.param({"num_output": 6, "kernel_h": 2, "kernel_w": 3, "stride": [1, 2], "pad": [1, 0],
+                  "group": 3, "bias_term": False}, (2, 3, 4, 7), id="rectangular-nobias"),
+    pytest.param({"num_output": 4, "kernel_size": 3, "stride": 2, "pad": 1, "dilation": 2,
+                  "group": 2}, (2, 4, 7, 6), id="everything"),
+]
+
+
+@pytest.mark.parametrize("options, shape", CONV_CASES)
+def test_convolution_matches_direct_loops(options, shape):
+    gate = make("Convolution", **options)
+    specs = gate.param_specs(shape)
+    x = RNG.standard_normal(shape)
+    W = RNG.standard_normal(specs["W"][0])
+    b = RNG.standard_normal(specs["b"][0]) if "b" in specs else None
+    out = gate.forward(x, W, *([b] if b is not None else []))
+    expected = reference_conv(x, W, b, gate.strides, gate.pads, gate.dilations, gate.group)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert gate.infer_shapes(shape) == (out.shape,)
+    assert gate.infer_shapes((None,) + shape[1:]) == ((None,) + out.shape[1:],)
+
+
+@pytest.mark.parametrize("options, shape", CONV_CASES)
+def test_convolution_gradients(options, shape):
+    numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
+
+
+def test_convolution_by_hand():
+    """A 1x1x3x3 input, a 2x2 kernel of ones and a bias of 1: each output is its window's sum + 1."""
+    gate = make("Convolution", num_output=1, kernel_size=2)
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    out = gate.forward(x, np.ones((1, 1, 2, 2)), np.ones(1))
+    np.testing.assert_array_equal(out, [[[[0 + 1 + 3 + 4 + 1, 1 + 2 + 4 + 5 + 1],
+                                          [3 + 4 + 6 + 7 + 1, 4 + 5 + 7 + 8 + 1]]]])
+    dx, dW, db = gate.backward(np.ones_like(out))
+    np.testing.assert_array_equal(dx, [[[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]])  # windows covering
+    np.testing.assert_array_equal(dW, [[[[8, 12], [20, 24]]]])
+    np.testing.assert_array_equal(db, [4])
+
+
+def test_convolution_weight_shape_and_dtype():
+    gate = make("Convolution", num_output=6, kernel_size=[3, 2], group=2)
+    assert gate.param_specs((None, 4, 9, 9))["W"][0] == (6, 2, 3, 2)
+    x = RNG.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    W = RNG.standard_normal((6, 2, 3, 2)).astype(np.float32)
+    out = gate.forward(x, W, np.zeros(6, np.float32))
+    assert out.dtype == np.float32 and out.shape == (2, 6, 3, 4)
+    assert all(g.dtype == np.float32 for g in gate.backward(np.ones_like(out)))
+
+
+def test_convolution_skips_input_gradient_when_not_needed():
+    gate = make("Convolution", num_output=2, kernel_size=3)
+    x = RNG.standard_normal((2, 1, 5, 5))
+    out = gate.forward(x, RNG.standard_normal((2, 1, 3, 3)), np.zeros(2))
+    gate.needs_input_grad = (False, True, True)
+    dx, dW, db = gate.backward(np.ones_like(out))
+    assert dx is None and dW.shape == (2, 1, 3, 3) and db.shape == (2,)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_output": 2}, "kernel_size"),
+    ({"num_output": 3, "kernel_size": 3, "group": 2}, "divisible"),
+    ({"num_output": 2, "kernel_size": 0}, "positive"),
+    ({"num_output": 2, "kernel_size": 3, "pad": -1}, "non-negative"),
+    ({"num_output": 2, "kernel_size": [1, 2, 3]}, "one or two"),
+    ({"num_output": 2, "kernel_size": 3, "kernel_h": 3, "kernel_w": 3}, "not both"),
+])
+def test_convolution_rejects_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        make("Convolution", **options)
+
+
+def test_convolution_buffers_do_not_grow():
+    gate = make("Convolution", num_output=4, kernel_size=3, pad=1)
+    x = RNG.standard_normal((8, 3, 12, 12)).astype(np.float32)
+    W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(4, np.float32)
+
+    def step():
+        out = gate.forward(x, W, b)
+        gate.backward(np.ones_like(out))
+
+    step()
+    cols = gate._cols
+    tracemalloc.start()
+    step()
+    first = tracemalloc.get_traced_memory()[0]
+    for _ in range(10):
+        step()
+    grown = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert gate._cols is cols       # the same scratch buffer, reused
+    assert grown < 4096
+
+
+# -- Pooling ------------------------------------------------------------------------------------
+def reference_pool(x, pool, kernel, stride, pad, out_size):
+    """Caffe's pooling loops (pooling_layer.cpp), window by window."""
+    n, c, height, width = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, pad, out_size
+    out = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * sh - ph, j * sw - pw
+            h1, w1 = min(h0 + kh, height + ph), min(w0 + kw, width + pw)
+            size = (h1 - h0) * (w1 - w0)
+            h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, height), min(w1, width)
+            window = x[:, :, h0:h1, w0:w1]
+            out[:, :, i, j] = window.max(axis=(2, 3)) if pool == "MAX" else \
+                window.sum(axis=(2, 3)) / size
+    return out
+
+
+POOL_CASES = [
+    pytest.param({"kernel_size": 2, "stride": 2}, (2, 2, 6, 6), (3, 3), id="2x2-s2"),
+    pytest.param({"kernel_size": 3, "stride": 2}, (1, 2, 6, 7), (3, 3), id="overlap-ceil"),
+    pytest.param({"kernel_size": 3, "stride": 2, "round_mode": "FLOOR"}, (1, 2, 6, 7), (2, 3),
+                 id="overlap-floor"),
+    pytest.param({"kernel_size": 3, "stride": 2, "pad": 1}, (2, 1, 6, 5), (4, 3), id="pad1"),
+    pytest.param({"kernel_size": 2, "stride": 2, "pad": 1}, (1, 2, 5, 4), (3, 3),
+                 id="pad-last-window-dropped"),
+    pytest.param({"kernel_size": 3, "stride": 1, "pad": 1}, (1, 2, 4, 4), (4, 4), id="same"),
+    pytest.param({"kernel_h": 2, "kernel_w": 3, "stride": [1, 2]}, (1, 2, 4, 7), (3, 3),
+                 id="rectangular"),
+    pytest.param({"global_pooling": True}, (2, 3, 3, 4), (1, 1), id="global"),
+]
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+@pytest.mark.parametrize("options, shape, out_size", POOL_CASES)
+def test_pooling_matches_caffe_loops(pool, options, shape, out_size):
+    gate = make("Pooling", pool=pool, **options)
+    x = RNG.standard_normal(shape)
+    out = gate.forward(x)
+    assert out.shape == shape[:2] + out_size
+    kernel = shape[2:] if gate.global_pooling else gate.kernel
+    np.testing.assert_allclose(out, reference_pool(x, pool, kernel, gate.strides, gate.pads,
+                                                   out_size), rtol=1e-12)
+    assert gate.infer_shapes(shape) == (out.shape,)
+    assert gate.infer_shapes((None,) + shape[1:]) == ((None,) + out.shape[1:],)
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+@pytest.mark.parametrize("options, shape, out_size", POOL_CASES)
+def test_pooling_gradients(pool, options, shape, out_size):
+    numeric_check(make("Pooling", pool=pool, **options), [distinct(shape)])
+
+
+def test_max_pooling_tie_goes_to_the_first_element():
+    """All four inputs tie: the top-left one (first in row-major order) takes the gradient."""
+    gate = make("Pooling", pool="MAX", kernel_size=2, stride=2)
+    out = gate.forward(np.ones((1, 1, 2, 2)))
+    (dx,) = gate.backward(np.full_like(out, 5.0))
+    np.testing.assert_array_equal(dx, [[[[5, 0], [0, 0]]]])
+    out = gate.forward(np.array([[[[0.0, 3.0], [3.0, 3.0]]]]))
+    (dx,) = gate.backward(np.ones_like(out))
+    np.testing.assert_array_equal(dx, [[[[0, 1], [0, 0]]]])
+
+
+def test_overlapping_max_windows_add_up():
+    """3 wins both overlapping windows of a 1x3 row pooled 1x2 at stride 1."""
+    gate = make("Pooling", pool="MAX", kernel_h=1, kernel_w=2, stride=1)
+    out = gate.forward(np.array([[[[1.0, 3.0, 2.0]]]]))
+    np.testing.assert_array_equal(out, [[[[3, 3]]]])
+    (dx,) = gate.backward(np.array([[[[1.0, 10.0]]]]))
+    np.testing.assert_array_equal(dx, [[[[0, 11, 0]]]])
+
+
+def test_average_divisor_counts_padding_as_caffe():
+    """2x2 windows at stride 2 with pad 1 on a 2x2 plane of ones: each window holds one real
+    element and three padded ones, so each output is 1/4, as in Caffe."""
+    gate = make("Pooling", pool="AVE", kernel_size=2, stride=2, pad=1)
+    out = gate.forward(np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 0.25))
+    # a ceil-mode window hanging past the input (no padding) is divided by its real part only
+    gate = make("Pooling", pool="AVE", kernel_size=2, stride=2)
+    out = gate.forward(np.ones((1, 1, 3, 3)))
+    np.testing.assert_array_equal(out, np.ones((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("size, kernel, stride, pad, ceil, floor", [
+    (24, 2, 2, 0, 12, 12),      # LeNet
+    (6, 3, 2, 0, 3, 2),         # ceil keeps a partial window, floor drops it
+    (7, 3, 2, 1, 4, 4),
+    (5, 2, 2, 1, 3, 3),         # ceil's 4th window would start in the padding: dropped
+    (13, 3, 2, 0, 6, 6),
+])
+def test_pooling_output_size_rule(size, kernel, stride, pad, ceil, floor):
+    for mode, expected in (("CEIL", ceil), ("FLOOR", floor)):
+        gate = make("Pooling", kernel_size=kernel, stride=stride, pad=pad, round_mode=mode)
+        assert gate.infer_shapes((1, 1, size, size)) == ((1, 1, expected, expected),)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({}, "kernel_size"),
+    ({"kernel_size": 2, "pad": 2}, "smaller than the kernel"),
+    ({"global_pooling": True, "kernel_size": 2}, "drop kernel_size"),
+    ({"kernel_size": 2, "pool": "MIN"}, "MAX, AVE"),
+    ({"kernel_size": 2, "round_mode": "UP"}, "CEIL, FLOOR"),
+])
+def test_pooling_rejects_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        make("Pooling", **options)
+
+
+def test_max_pooling_kinks_measure_the_deciding_gap():
+    gate = make("Pooling", pool="MAX", kernel_size=2, stride=2)
+    x = np.array([[[[1.0, 0.5], [0.9, -1.0]]]])
+    (distance,) = gate.kinks(x)
+    np.testing.assert_allclose(distance, [[[[0.1, 0.5], [0.1, 2.0]]]])
+
+
+# -- BatchNorm ----------------------------------------------------------------------------------
+def test_batchnorm_train_phase_normalises_and_tracks_caffe_averages():
+    gate = make("BatchNorm", moving_average_fraction=0.5)
+    gate.param_specs((None, 3, 2, 2))
+    x = RNG.standard_normal((4, 3, 2, 2)) * 3 + 2
+    out = gate.forward(x)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), x.var(axis=(0, 2, 3)) /
+                               (x.var(axis=(0, 2, 3)) + 1e-5))
+    m = 16
+    np.testing.assert_allclose(gate.buffers["scale_factor"], [1.0])
+    np.testing.assert_allclose(gate.buffers["mean"], x.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(gate.buffers["variance"], x.var(axis=(0, 2, 3)) * m / (m - 1))
+    gate.forward(x)
+    np.testing.assert_allclose(gate.buffers["scale_factor"], [1.5])
+    np.testing.assert_allclose(gate.buffers["mean"] / 1.5, x.mean(axis=(0, 2, 3)))
+    # test phase: the averages (divided by the scale factor), and nothing updated
+    gate.phase = "test"
+    before = {k: v.copy() for k, v in gate.buffers.items()}
+    y = RNG.standard_normal((2, 3, 2, 2))
+    out = gate.forward(y)
+    mean = x.mean(axis=(0, 2, 3)).reshape(1, 3, 1, 1)
+    var = (x.var(axis=(0, 2, 3)) * m / (m - 1)).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(out, (y - mean) / np.sqrt(var + 1e-5))
+    for key, value in before.items():
+        np.testing.assert_array_equal(gate.buffers[key], value)
+
+
+@pytest.mark.parametrize("options, shape", [
+    pytest.param({}, (4, 3, 2, 2), id="nchw"),
+    pytest.param({}, (5, 3), id="2d"),
+    pytest.param({"affine": True}, (3, 2, 3), id="affine"),
+    pytest.param({"use_global_stats": True, "affine": True}, (3, 2, 2, 2), id="global-stats"),
+])
+def test_batchnorm_gradients(options, shape):
+    gate = make("BatchNorm", **options)
+    gate.param_specs(shape)
+    gate.buffers.update(mean=RNG.standard_normal(shape[1]), scale_factor=np.array([2.0]),
+                        variance=RNG.uniform(0.5, 2, shape[1]))
+    numeric_check(gate, [RNG.standard_normal(shape)], rtol=1e-4, atol=1e-7)
+
+
+def test_batchnorm_in_a_net_exposes_buffers_and_switches_phase():
+    net = Net.from_config({"inputs": {"x": {"shape": [None, 2, 3, 3]}}, "gates": [
+        {"name": "bn", "type": "BatchNorm", "bottom": "x", "top": "y", "affine": True}]})
+    assert set(net.buffers) == {"bn.mean", "bn.variance", "bn.scale_factor"}
+    assert set(net.params) == {"bn.gamma", "bn.beta"}
+    x = RNG.standard_normal((5, 2, 3, 3)).astype(np.float32)
+    y = net.forward({"x": x})["y"]
+    assert y.dtype == np.float32
+    assert net.buffers["bn.scale_factor"][0] == 1.0
+    net.phase = "test"
+    y_test = net.forward({"x": x})["y"]
+    assert y_test.dtype == np.float32 and net.buffers["bn.scale_factor"][0] == 1.0
+    # with the unbiased variance the test output is slightly narrower than the train one
+    assert np.std(y_test) < np.std(y)
+
+
+# -- Concat -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis, shapes", [
+    (1, [(2, 3, 2), (2, 1, 2), (2, 2, 2)]),
+    (0, [(1, 3), (2, 3)]),
+    (-1, [(2, 2, 1), (2, 2, 3)]),
+])
+def test_concat_forward_and_split_gradient(axis, shapes):
+    gate = make("Concat", axis=axis)
+    xs = [RNG.standard_normal(s) for s in shapes]
+    out = gate.forward(*xs)
+    np.testing.assert_array_equal(out, np.concatenate(xs, axis=axis))
+    grads = gate.backward(out * 2)
+    for x, g in zip(xs, grads):
+        np.testing.assert_array_equal(g, x * 2)
+    assert gate.infer_shapes(*shapes) == (out.shape,)
+    numeric_check(gate, xs)
+
+
+def test_concat_shape_rules():
+    gate = make("Concat")
+    assert gate.infer_shapes((None, 2, 4), (None, 3, 4)) == ((None, 5, 4),)
+    with pytest.raises(ValueError, match="only axis 1 may differ"):
+        gate.infer_shapes((2, 2, 4), (2, 3, 5))
+    with pytest.raises(ValueError, match="out of range"):
+        make("Concat", axis=3).infer_shapes((2, 2), (2, 2))
+
+
+# -- in a Net: LeNet-style composition ------------------------------------------------------------
+LENET_LIKE = {
+    "name": "tiny_lenet",
+    "inputs": {"data": {"shape": [None, 1, 8, 8]}},
+    "gates": [
+        {"name": "conv1", "type": "Convolution", "bottom": "data", "top": "c1", "num_output": 4,
+         "kernel_size": 3, "pad": 1},
+        {"name": "pool1", "type": "Pooling", "bottom": "c1", "top": "p1", "kernel_size": 2,
+         "stride": 2},
+        {"name": "relu1", "type": "ReLU", "bottom": "p1", "top": "r1"},
+        {"name": "conv2", "type": "Convolution", "bottom": "r1", "top": "c2", "num_output": 6,
+         "kernel_size": 3},
+        {"name": "flat", "type": "Flatten", "bottom": "c2", "top": "f"},
+        {"name": "fc", "type": "InnerProduct", "bottom": "f", "top": "scores", "num_output": 3},
+    ],
+}
+
+
+def test_shapes_flow_through_a_conv_net_with_an_open_batch():
+    net = Net.from_config(LENET_LIKE)
+    shapes = net.shapes
+    assert shapes["c1"] == (None, 4, 8, 8) and shapes["p1"] == (None, 4, 4, 4)
+    assert shapes["c2"] == (None, 6, 2, 2) and shapes["f"] == (None, 24)
+    assert shapes["scores"] == (None, 3)
+    assert net.params["conv1.W"].shape == (4, 1, 3, 3) and net.params["fc.W"].shape == (3, 24)
+    assert "conv1" in net.summary()
+    out = net.forward({"data": RNG.standard_normal((5, 1, 8, 8))})["scores"]
+    assert out.shape == (5, 3) and out.dtype == np.float32
+    grads = net.backward(wrt=["conv1.W", "conv2.W", "fc.W"])
+    assert grads["conv1.W"].shape == (4, 1, 3, 3)
+
+
+def test_first_convolution_gets_no_input_gradient_request():
+    net = Net.from_config(LENET_LIKE)
+    net.forward({"data": RNG.standard_normal((2, 1, 8, 8))})
+    net.backward(wrt=list(net.params))
+    assert net.gates["conv1"].needs_input_grad == (False, True, True)
+
+
+def test_flatten_and_inner_product_on_nchw():
+    x = RNG.standard_normal((2, 3, 2, 2))
+    flat = make("Flatten")
+    np.testing.assert_array_equal(flat.forward(x), x.reshape(2, 12))
+    assert flat.infer_shapes((None, 3, 2, 2)) == ((None, 12),)
+    fc = make("InnerProduct", num_output=4)
+    assert fc.param_specs((None, 3, 2, 2))["W"][0] == (4, 12)
+    assert fc.infer_shapes((None, 3, 2, 2), (4, 12), (4,)) == ((None, 4),)
+    W, b = RNG.standard_normal((4, 12)), RNG.standard_normal(4)
+    np.testing.assert_allclose(fc.forward(x, W, b), x.reshape(2, 12) @ W.T + b)
+    dx, dW, db = fc.backward(np.ones((2, 4)))
+    assert dx.shape == x.shape
+    numeric_check(fc, [x])
+
+
+def test_config_errors_name_the_gate_line():
+    config = {"inputs": {"data": {"shape": [None, 1, 4, 4]}}, "gates": [
+        {"name": "pool", "type": "Pooling", "bottom": "data", "top": "p", "kernel_size": 5}]}
+    with pytest.raises(ConfigError, match="pool.*larger than the input"):
+        Net.from_config(config)
+    config["gates"][0] = {"name": "conv", "type": "Convolution", "bottom": "data", "top": "c",
+                          "num_output": 2, "kernel_size": 3, "group": 2}
+    with pytest.raises(ConfigError, match="conv.*not divisible by group"):
+        Net.from_config(config)
