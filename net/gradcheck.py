@@ -207,7 +207,8 @@ class GradcheckReport:
             lines += ["  " + row for row in _table(
                 ["input", "kind", "shape", "checked", "skipped", "failed", "worst rel err", "note"],
                 [[i.name, i.kind, _shape(i.shape), i.checked, i.skipped, i.failed,
-                  f"{i.worst_rel_err:.1e}" if i.checked else "-", i.note or i.used_by]
+                  f"{i.worst_rel_err:.1e}" if i.checked else "-",
+                  "; ".join(filter(None, [i.note, i.used_by]))]
                  for i in self.inputs])]
         for entry in self.inputs:
             for reason, count in entry.skip_reasons.items():
@@ -282,12 +283,14 @@ class _Tolerance:
                             err / scale if scale > 0 else 0.0, self.atol + self.rtol * scale)
 
 
-def _chosen_indices(size: int, shape: tuple, sample: int | None,
+def _chosen_indices(entry: InputCheck, array: np.ndarray, sample: int | None,
                     rng: np.random.Generator) -> Iterable[tuple]:
-    flat = np.arange(size) if sample is None or sample >= size else \
-        np.sort(rng.choice(size, sample, replace=False))
-    for i in flat:
-        yield tuple(int(k) for k in np.unravel_index(int(i), shape))
+    """Every index of `array`, or `sample` of them drawn at random (noted on the entry)."""
+    if sample is None or sample >= array.size:
+        return np.ndindex(array.shape)
+    entry.note = entry.note or f"{sample} random of {array.size} elements"
+    flat = np.sort(rng.choice(array.size, sample, replace=False))
+    return (tuple(int(k) for k in np.unravel_index(int(i), array.shape)) for i in flat)
 
 
 def _check_elements(entry: InputCheck, array: np.ndarray, analytic: np.ndarray,
@@ -590,7 +593,7 @@ def _gate_check_body(gate, report, tol, rng, forward, values, names, kinds, dout
             return None
 
         _check_elements(entry, value, grad, objective, tol,
-                        _chosen_indices(value.size, value.shape, sample, rng), kink_reason)
+                        _chosen_indices(entry, value, sample, rng), kink_reason)
 
 
 def _gate_kinks(gate: Gate, values: list[np.ndarray]) -> list[np.ndarray | None]:
@@ -799,7 +802,7 @@ def _net_check_body(net: Net, report: GradcheckReport, tol: _Tolerance, rng, val
             _check_direction(entry, array, grad, objective, tol, rng, None)
         else:
             _check_elements(entry, array, grad, objective, tol,
-                            _chosen_indices(array.size, array.shape, sample, rng), None)
+                            _chosen_indices(entry, array, sample, rng), None)
 
 
 def check_net_gates(net: Net, feed: Mapping[str, Any] | None = None, *, seed: int = 0,

@@ -23,12 +23,13 @@ from net.gradcheck import (GradcheckReport, GradcheckWarning, check_gate, check_
                            check_net_gates, format_table)
 
 EXIT_FAILED = 1
+DEFAULT_SAMPLE = 200
 
 
 def main(args: argparse.Namespace) -> int:
     warnings.simplefilter("ignore", GradcheckWarning)     # each report prints its own warnings
     load_plugins(args.plugin, Path.cwd())
-    options = dict(h=args.h, rtol=args.rtol, atol=args.atol, sample=args.sample,
+    options = dict(h=args.h, rtol=args.rtol, atol=args.atol, sample=args.sample or None,
                    directional=args.directional, seed=args.seed)
     if args.config:
         net = Net.from_yaml(args.config, phase=args.phase)
@@ -77,8 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "gate's check_tol)")
     parser.add_argument("--atol", type=float, help="absolute tolerance (default 1e-8, or the "
                         "gate's check_tol)")
-    parser.add_argument("--sample", type=int, metavar="N",
-                        help="check at most N random elements per input")
+    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, metavar="N",
+                        help="check at most N random elements per input and parameter, so real "
+                             f"layer sizes stay quick (default {DEFAULT_SAMPLE}; 0: every element)")
     parser.add_argument("--directional", action="store_true",
                         help="one random direction per input instead of every element")
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and dout (default 0)")
@@ -89,8 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if sum([args.config is not None, bool(args.gate), args.all]) != 1:
         parser.error("give exactly one of: a CONFIG, --gate TYPE, --all")
-    if args.sample is not None and args.sample < 1:
-        parser.error("--sample must be at least 1")
+    if args.sample < 0:
+        parser.error("--sample must be 0 (every element) or more")
     if args.h is not None and not args.h > 0:
         parser.error("--h must be positive")
     return args

@@ -25,9 +25,10 @@ SHIPPED = sorted(name for name, cls in registered_gates().items()
                  if cls.__module__.split(".")[0] == "gates")
 
 
+@pytest.mark.parametrize("phase", ["train", "test"])
 @pytest.mark.parametrize("type_name", SHIPPED)
-def test_every_registered_gate_passes_the_gradient_check(type_name):
-    report = check_gate(type_name)
+def test_every_registered_gate_passes_the_gradient_check(type_name, phase):
+    report = check_gate(type_name, phase=phase)
     assert report.ok, str(report)
     assert report.checked > 0 or not report.differentiable, str(report)
 
@@ -289,3 +290,11 @@ def test_cost_table_has_a_row_per_size():
     assert rows[1].timed == 10 < rows[1].params
     text = format_cost(rows)
     assert "numeric / (fwd+bwd)" in text and "(est.)" in text
+
+
+def test_cost_script_prints_the_table():
+    result = subprocess.run([sys.executable, "scripts/cost.py", "--widths", "2", "3", "--depth",
+                             "1", "--repeats", "1"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "mlp2x1" in result.stdout and "mlp3x1" in result.stdout
