@@ -198,7 +198,7 @@ class GradcheckReport:
     def __str__(self) -> str:
         lines = [self.headline()]
         lines += [f"  warning: {w}" for w in self.warnings]
-        if self.error and self.traceback is None:
+        if self.error and not self.inputs:
             return "\n".join(lines)
         lines.append(f"  h = {self.h:g}, {self.mode}; pass when |analytic - numeric| <= "
                      f"{self.atol:g} + {self.rtol:g} * max(|analytic|, |numeric|)")
@@ -725,13 +725,19 @@ def check_net(net: Net, feed: Mapping[str, Any] | None = None, *,
         work = _float64_net(net, report)
         values = _prepare_feed(work, feed, rng, report)
         states = [_GateState(step.gate) for step in work.runner.steps]
+
+        def forward() -> None:
+            for state in states:
+                state.reset()
+            work.forward(values)
+
         try:
-            _net_check_body(work, report, tol, rng, values, states, top_grads, wrt, sample,
+            _net_check_body(work, report, tol, rng, values, forward, top_grads, wrt, sample,
                             directional, kink_margin)
+            forward()          # leave the net's blobs those of the unperturbed point
         finally:
             for state in states:
                 state.reset()
-        work.forward(values)   # leave the net's blobs those of the unperturbed point
     except Exception as err:
         report.error = f"{type(err).__name__}: {err}"
         report.traceback = traceback.format_exc()
@@ -740,18 +746,19 @@ def check_net(net: Net, feed: Mapping[str, Any] | None = None, *,
     return report
 
 
-def _net_check_body(net: Net, report: GradcheckReport, tol: _Tolerance, rng, values, states,
-                    top_grads, wrt, sample, directional, kink_margin) -> None:
-    def forward() -> dict[str, np.ndarray]:
-        for state in states:
-            state.reset()
-        return net.forward(values)
-
-    outs = forward()
+def _net_check_body(net: Net, report: GradcheckReport, tol: _Tolerance, rng, values,
+                    forward: Callable[[], None], top_grads, wrt, sample, directional,
+                    kink_margin) -> None:
+    forward()
     if top_grads is None:
-        douts = {n: rng.standard_normal(o.shape) for n, o in outs.items() if _is_float(o)}
+        douts = {n: rng.standard_normal(net.blobs[n].shape) for n in net.outputs
+                 if _is_float(net.blobs[n])}
     else:
-        douts = {n: np.array(np.broadcast_to(d, np.shape(outs[n])), dtype=np.float64)
+        missing = [n for n in top_grads if n not in net.blobs]
+        if missing:
+            raise KeyError(f"cannot seed a gradient for {missing[0]!r}: it is not a blob of net "
+                           f"{net.name!r}")
+        douts = {n: np.array(np.broadcast_to(d, np.shape(net.blobs[n])), dtype=np.float64)
                  for n, d in top_grads.items()}
     saved_douts = {n: d.copy() for n, d in douts.items()}
     sources = list(wrt) if wrt is not None else net.sources()
@@ -784,9 +791,9 @@ def _net_check_body(net: Net, report: GradcheckReport, tol: _Tolerance, rng, val
                    if s in st.inputs] for s in sources}
 
     def objective() -> tuple[float, str | None]:
-        outs = forward()
-        return _objective_value([outs[n] for n in saved_douts], list(saved_douts.values())), \
-            watch.crossed(net.blobs)
+        forward()
+        return _objective_value([net.blobs[n] for n in saved_douts],
+                                list(saved_douts.values())), watch.crossed(net.blobs)
 
     for name in sources:
         array = arrays[name]

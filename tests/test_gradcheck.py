@@ -239,6 +239,23 @@ def test_a_wrong_gate_in_a_net_fails_the_net_and_is_pinpointed_gate_by_gate(bugg
     assert [g.ok for g in check_net_gates(net)] == [False, True]
 
 
+def test_random_and_stateful_gates_in_a_net_are_held_still_and_put_back():
+    net = Net.from_config({"name": "noisy", "dtype": "float64", "inputs": {"x": {"shape": [4, 3]}},
+                           "gates": [{"name": "fc", "type": "InnerProduct", "bottom": "x",
+                                      "top": "h", "num_output": 3},
+                                     {"name": "bn", "type": "BatchNorm", "bottom": "h",
+                                      "top": "n"},
+                                     {"name": "drop", "type": "Dropout", "bottom": "n",
+                                      "top": "out"}]})
+    rng_state = net.gates["drop"].rng.bit_generator.state
+    buffers = {name: value.copy() for name, value in net.buffers.items()}
+    report = check_net(net, top_grads={"out": np.arange(12.0).reshape(4, 3)})
+    assert report.ok and report.checked == 12 + 9 + 3, str(report)
+    assert net.gates["drop"].rng.bit_generator.state == rng_state
+    for name, value in buffers.items():
+        np.testing.assert_array_equal(net.buffers[name], value)
+
+
 def test_a_float32_net_is_checked_through_a_float64_copy():
     net = Net.from_yaml(CONFIGS / "two_layer.yaml")
     before = {name: p.copy() for name, p in net.params.items()}
