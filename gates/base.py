@@ -90,7 +90,11 @@ class Gate:
                      is not differentiable (None: nowhere); the gradient checker skips those.
     kink_note        one line saying what the kinks are and the convention used there.
     check_options, check_shapes, sample_inputs(), check_tol
-                     how the gradient checker builds and feeds a gate of this type.
+                     how the gradient checker (net/gradcheck.py) builds and feeds a gate of this
+                     type: options, bottom shapes, valid bottoms (positive for Log, integer labels
+                     for a loss; parameters come from param_specs), and tolerance overrides as
+                     {"rtol": ..., "atol": ..., "h": ...}. The checker resets ``rng`` and
+                     ``buffers`` before every forward, so a random gate draws the same mask each time.
     is_loss          a top of this gate is a loss; gates whose type ends in "Loss" are.
 
     Attributes the Net sets
