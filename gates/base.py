@@ -94,7 +94,7 @@ class Gate:
                      type: options, bottom shapes, valid bottoms (positive for Log, integer labels
                      for a loss; parameters come from param_specs), and tolerance overrides as
                      {"rtol": ..., "atol": ..., "h": ...}. The checker resets ``rng`` and
-                     ``buffers`` before every forward, so a random gate draws the same mask each time.
+                     ``buffers`` before every forward: a random gate draws the same mask each time.
     is_loss          a top of this gate is a loss; gates whose type ends in "Loss" are.
 
     Attributes the Net sets

@@ -238,8 +238,8 @@ def format_table(reports: Sequence[GradcheckReport]) -> str:
     rows = [[r.name, r.type_name, r.checked, r.skipped,
              f"{r.worst_rel_err:.1e}" if r.checked else "-",
              r.status if not r.error else "FAIL (error)"] for r in reports]
-    return "\n".join(_table(["gate", "type", "checked", "skipped (kinks)", "worst rel err", "result"],
-                            rows))
+    header = ["gate", "type", "checked", "skipped (kinks)", "worst rel err", "result"]
+    return "\n".join(_table(header, rows))
 
 
 # -- state a check must hold still and put back ------------------------------------------------

@@ -185,7 +185,7 @@ def test_tolerances_come_from_the_call_then_the_class_then_the_defaults():
     assert check_gate(LooseGate, rtol=0.5, h=1e-3).rtol == 0.5
 
 
-# -- whole nets -------------------------------------------------------------------------------------
+# -- whole nets --------------------------------------------------------------------------------
 @pytest.mark.parametrize("config", ["seed_example", "affine", "two_layer"])
 def test_the_example_configs_pass_as_nets_and_gate_by_gate(config):
     net = Net.from_yaml(CONFIGS / f"{config}.yaml")
@@ -240,7 +240,8 @@ def test_a_wrong_gate_in_a_net_fails_the_net_and_is_pinpointed_gate_by_gate(bugg
 
 
 def test_random_and_stateful_gates_in_a_net_are_held_still_and_put_back():
-    net = Net.from_config({"name": "noisy", "dtype": "float64", "inputs": {"x": {"shape": [4, 3]}},
+    net = Net.from_config({"name": "noisy", "dtype": "float64",
+                           "inputs": {"x": {"shape": [4, 3]}},
                            "gates": [{"name": "fc", "type": "InnerProduct", "bottom": "x",
                                       "top": "h", "num_output": 3},
                                      {"name": "bn", "type": "BatchNorm", "bottom": "h",
