@@ -44,7 +44,7 @@ from .timing import integer_inputs
 
 DEFAULT_H = 1e-4
 DEFAULT_RTOL = 1e-5
-DEFAULT_ATOL = 1e-8
+DEFAULT_ATOL = 1e-6
 KINK_MARGIN = 2.0        # skip an element when it lies within KINK_MARGIN * h of a kink
 SMALL_BATCH = 2          # the size given to an open (batch) dimension when inputs are drawn
 WORST_KEPT = 3           # elements listed per input in a report
@@ -448,7 +448,7 @@ def check_gate(gate: Gate | type[Gate] | str, inputs: Sequence[Any] | None = Non
     dout: the upstream gradient (a tuple of them for a multi-top gate); default standard normal.
     names: labels of the inputs then parameters in the report; default forward's argument names
         and the parameter names.
-    h, rtol, atol: default the gate class's `check_tol`, then 1e-4, 1e-5, 1e-8.
+    h, rtol, atol: default the gate class's `check_tol`, then 1e-4, 1e-5, 1e-6.
     sample: check at most this many random elements per input. directional: one random
         direction per input instead of each element.
     phase: the gate's phase; the gate's `rng` and `buffers` are reset before every forward, so a

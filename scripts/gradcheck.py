@@ -76,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--h", type=float, metavar="H", help="step (default 1e-4)")
     parser.add_argument("--rtol", type=float, help="relative tolerance (default 1e-5, or the "
                         "gate's check_tol)")
-    parser.add_argument("--atol", type=float, help="absolute tolerance (default 1e-8, or the "
+    parser.add_argument("--atol", type=float, help="absolute tolerance (default 1e-6, or the "
                         "gate's check_tol)")
     parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, metavar="N",
                         help="check at most N random elements per input and parameter, so real "

@@ -181,7 +181,7 @@ def test_tolerances_come_from_the_call_then_the_class_then_the_defaults():
             return (dout,)
 
     report = check_gate(LooseGate)
-    assert (report.h, report.rtol, report.atol) == (1e-4, 1e-3, 1e-8)
+    assert (report.h, report.rtol, report.atol) == (1e-4, 1e-3, 1e-6)
     assert check_gate(LooseGate, rtol=0.5, h=1e-3).rtol == 0.5
 
 
