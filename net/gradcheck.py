@@ -841,6 +841,7 @@ def check_net_gates(net: Net, feed: Mapping[str, Any] | None = None, *, seed: in
                                            error=f"cannot build it: {err}"))
             continue
         gate.name = spec.name
+        gate.buffers = {k: np.array(v, copy=True) for k, v in step.gate.buffers.items()}
         if isinstance(getattr(step.gate, "rng", None), np.random.Generator):
             gate.rng = np.random.default_rng()
             gate.rng.bit_generator.state = step.gate.rng.bit_generator.state
