@@ -269,6 +269,7 @@ class Net:
         """
         if not self.blobs:
             raise RuntimeError("backward needs a forward pass first")
+        self.grads = {}     # let the last pass's gradients go before this pass allocates its own
         active = self._active
         if top_grads is None:
             seeds = active.loss_weights or {name: 1.0 for name in active.graph.outputs}
