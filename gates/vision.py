@@ -49,6 +49,21 @@ def _spatial(shape, gate: Gate) -> tuple:
     return shape[2], shape[3]
 
 
+def _at(axes: tuple[int, int], first: slice, second: slice) -> tuple[slice, ...]:
+    """An index of a 4-D array taking `first` and `second` on `axes`, everything elsewhere."""
+    index = [slice(None)] * 4
+    index[axes[0]], index[axes[1]] = first, second
+    return tuple(index)
+
+
+def _padded(shape, axes: tuple[int, int], ph: int, pw: int) -> tuple[int, ...]:
+    """`shape` with 2 ph added on axes[0] and 2 pw on axes[1]."""
+    padded = list(shape)
+    padded[axes[0]] += 2 * ph
+    padded[axes[1]] += 2 * pw
+    return tuple(padded)
+
+
 def _window_slice(start: int, stride: int, count: int) -> slice:
     """The positions start, start + stride, ... (count of them)."""
     return slice(start, start + stride * (count - 1) + 1, stride)
@@ -143,29 +158,39 @@ class ConvolutionGate(Gate):
             setattr(self, name, buf)
         return buf
 
+    def _layout(self, n: int, ow: int) -> tuple[tuple[int, ...], tuple[int, int]]:
+        """The working layout: (permutation of NCHW, its two spatial axes). Channels lead, so a
+        group's rows of the column matrix are contiguous. Small planes put the batch last
+        (C, H, W, N), making the rows copied and added long runs instead of OW-long pieces."""
+        if n > 1 and ow < 16:
+            return (1, 2, 3, 0), (1, 2)
+        return (1, 0, 2, 3), (2, 3)
+
     def forward(self, x, W, b=None):
         n, channels, height, width = x.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, self.dilations
         oh, ow = self._out_size(height, 0), self._out_size(width, 1)
+        perm, spatial = self._layout(n, ow)
+        work = x.transpose(perm)                  # (C, N, H, W) or (C, H, W, N)
         if ph or pw:   # the border of this buffer is never written, so it stays zero
-            xp = self._scratch("_xpad", (n, channels, height + 2 * ph, width + 2 * pw), x.dtype, True)
-            xp[:, :, ph:ph + height, pw:pw + width] = x
+            xp = self._scratch("_xpad", _padded(work.shape, spatial, ph, pw), x.dtype, zeros=True)
+            xp[_at(spatial, slice(ph, ph + height), slice(pw, pw + width))] = work
         else:
-            xp = x
-        windows = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
-        windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                    # N C OH OW kh kw
-        cols = self._scratch("_cols", (channels, kh, kw, n, oh, ow), x.dtype)
-        np.copyto(cols, windows.transpose(1, 4, 5, 0, 2, 3))
-        self.x_shape, self.W = x.shape, W
+            xp = work
+        windows = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=spatial)
+        windows = windows[_at(spatial, slice(None, None, sh), slice(None, None, sw))][..., ::dh, ::dw]
+        cols = self._scratch("_cols", (channels, kh, kw) + windows.shape[1:4], x.dtype)
+        np.copyto(cols, windows.transpose(0, 4, 5, 1, 2, 3))   # C kh kw | N OH OW or OH OW N
+        self.x_shape, self.W, self.layout = x.shape, W, (perm, spatial)
         out = self._matmul(W.reshape(self.group, self.num_output // self.group, -1),
-                           cols.reshape(self.group, -1, n * oh * ow))      # (O, N OH OW)
-        out = out.reshape(self.num_output, n, oh * ow).transpose(1, 0, 2)
-        result = np.empty((n, self.num_output, oh * ow), x.dtype)
+                           cols.reshape(self.group, -1, n * oh * ow))
+        out = out.reshape((self.num_output,) + cols.shape[3:]).transpose(np.argsort(perm))
+        result = np.empty((n, self.num_output, oh, ow), x.dtype)
         if b is not None:
-            np.add(out, b[:, None], out=result)
+            np.add(out, b[:, None, None], out=result)
         else:
             np.copyto(result, out)
-        return result.reshape(n, self.num_output, oh, ow)
+        return result
 
     @staticmethod
     def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -176,11 +201,11 @@ class ConvolutionGate(Gate):
         needs = self.needs_input_grad or (True,) * 3
         n, channels, height, width = self.x_shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, self.dilations
-        oh, ow = dout.shape[2:]
+        (perm, spatial), (oh, ow) = self.layout, dout.shape[2:]
         groups, per_group = self.group, self.num_output // self.group
-        # dout as (G, O/G, N OH OW), the layout of the forward product
-        upstream = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(
-            groups, per_group, n * oh * ow)
+        # dout in the working layout, as (G, O/G, columns): the layout of the forward product
+        upstream = np.ascontiguousarray(dout.transpose(perm))
+        upstream = upstream.reshape(groups, per_group, -1)
         cols = self._cols.reshape(groups, -1, n * oh * ow)
         dW = (self._matmul(upstream, cols.transpose(0, 2, 1)).reshape(self.W.shape)
               if needs[1] else None)
@@ -189,14 +214,14 @@ class ConvolutionGate(Gate):
             grads.append(upstream.reshape(self.num_output, -1).sum(axis=1) if needs[2] else None)
         if needs[0]:
             weights = self.W.reshape(groups, per_group, -1).transpose(0, 2, 1)
-            dcols = self._matmul(weights, upstream).reshape(channels, kh, kw, n, oh, ow)
-            dxp = np.zeros((n, channels, height + 2 * ph, width + 2 * pw), dout.dtype)
+            dcols = self._matmul(weights, upstream).reshape(self._cols.shape)
+            dxp = np.zeros(_padded([self.x_shape[a] for a in perm], spatial, ph, pw), dout.dtype)
             for i in range(kh):          # col2im: one strided add per kernel offset
                 rows = _window_slice(i * dh, sh, oh)
                 for j in range(kw):
-                    dxp[:, :, rows, _window_slice(j * dw, sw, ow)] += dcols[:, i, j].transpose(
-                        1, 0, 2, 3)
-            grads[0] = dxp[:, :, ph:ph + height, pw:pw + width]
+                    dxp[_at(spatial, rows, _window_slice(j * dw, sw, ow))] += dcols[:, i, j]
+            crop = dxp[_at(spatial, slice(ph, ph + height), slice(pw, pw + width))]
+            grads[0] = np.ascontiguousarray(crop.transpose(np.argsort(perm)))
         return tuple(grads)
 
 

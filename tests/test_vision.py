@@ -85,6 +85,21 @@ def test_convolution_gradients(options, shape):
     numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
 
 
+@pytest.mark.parametrize("layout", ["batch-first", "batch-last"])
+def test_convolution_working_layouts_agree(layout):
+    """Small planes are worked in (C, H, W, N), larger ones in (C, N, H, W): both are exact."""
+    options, shape = CONV_CASES[-1].values
+    gate = make("Convolution", **options)
+    forced = {"batch-first": ((1, 0, 2, 3), (2, 3)), "batch-last": ((1, 2, 3, 0), (1, 2))}[layout]
+    gate._layout = lambda n, ow: forced
+    x = RNG.standard_normal(shape)
+    W, b = RNG.standard_normal((4, 2, 3, 3)), RNG.standard_normal(4)
+    np.testing.assert_allclose(gate.forward(x, W, b), reference_conv(
+        x, W, b, gate.strides, gate.pads, gate.dilations, gate.group), atol=1e-12)
+    assert gate.layout == forced
+    numeric_check(gate, [x])
+
+
 def test_convolution_by_hand():
     """A 1x1x3x3 input, a 2x2 kernel of ones and a bias of 1: each output is its window's sum + 1."""
     gate = make("Convolution", num_output=1, kernel_size=2)
