@@ -1,0 +1,92 @@
+"""The record of a training run: `metrics.jsonl` (one JSON object per event) and `curves.png`.
+
+Each line of metrics.jsonl is one event: {"iter", "phase": "train" or "test", "loss", "lr", ...}
+plus, for test events, every scalar output of the test phase by its top name (e.g. "accuracy").
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Appends events to a JSON-lines file, one flushed line each (safe to tail while training)."""
+
+    def __init__(self, path: str | Path, append: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+
+    def write(self, event: dict[str, Any]) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in event.items()}
+        self._file.write(json.dumps(clean) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The events of a metrics.jsonl file (blank or cut-off lines are skipped)."""
+    events = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+def plot_curves(events: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
+    """Loss against iteration (train and test) and, beside it, every other test figure (accuracy).
+    Returns the path written, or None when matplotlib is missing or there is nothing to plot."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    train = [e for e in events if e.get("phase") == "train" and e.get("loss") is not None]
+    test = [e for e in events if e.get("phase") == "test"]
+    if not train and not test:
+        return None
+    others = sorted({k for e in test for k in e} - {"iter", "phase", "loss", "lr"})
+    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4),
+                             squeeze=False)
+    loss_axis = axes[0][0]
+    if train:
+        loss_axis.plot([e["iter"] for e in train], [e["loss"] for e in train], label="train loss")
+    if any("loss" in e for e in test):
+        points = [e for e in test if e.get("loss") is not None]
+        loss_axis.plot([e["iter"] for e in points], [e["loss"] for e in points], "o-",
+                       label="test loss")
+    loss_axis.set_xlabel("iteration")
+    loss_axis.set_ylabel("loss")
+    loss_axis.set_yscale("log" if all(e["loss"] > 0 for e in train) and train else "linear")
+    loss_axis.legend()
+    loss_axis.grid(alpha=0.3)
+    if others:
+        axis = axes[0][1]
+        for name in others:
+            points = [e for e in test if e.get(name) is not None]
+            axis.plot([e["iter"] for e in points], [e[name] for e in points], "o-",
+                      label=f"test {name}")
+        axis.set_xlabel("iteration")
+        axis.legend()
+        axis.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
