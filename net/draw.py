@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import DataError, GateworkError
 from .net import Net, _shape_text
+from .timing import random_feed
 
 FORMATS = ("png", "svg", "pdf", "dot")
 GRADIENT_COLOUR = "blue"
@@ -66,6 +67,20 @@ def trace(net: Net, feed: Mapping[str, Any] | None = None) -> Trace:
     return Trace(dict(net.blobs), edge_grads,
                  {name: np.broadcast_to(seed, net.blobs[name].shape) for name, seed in seeds.items()},
                  totals)
+
+
+def values_feed(net: Net, assignments: Mapping[str, Any], batch_size: int | None = None
+                ) -> tuple[dict[str, Any], list[str]]:
+    """The feed for a traced drawing: `assignments` (from --set), the config's `value:` for the
+    inputs that have one, and random values of the declared shapes (as time_net makes them) for
+    the rest. Returns the feed and the names given random values."""
+    feed = dict(assignments)
+    missing = [name for name in net.sources() if name in net.inputs and name not in feed
+               and net.inputs[name].value is None]
+    if missing:
+        random = random_feed(net, batch_size)
+        feed.update((name, random[name]) for name in missing)
+    return feed, missing
 
 
 def load_weights(net: Net, path: str | Path) -> list[str]:

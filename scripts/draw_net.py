@@ -7,7 +7,8 @@
 
 The format follows OUTPUT's extension: .png, .svg, .pdf (these need Graphviz's `dot`), or .dot.
 With --values, one forward and one backward pass run first: each edge carries its forward value
-(black arrow) and the gradient flowing back along it (blue arrow).
+(black arrow) and the gradient flowing back along it (blue arrow). Inputs with neither --set nor a
+`value:` in the config get random values of their declared shapes.
 """
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ import sys
 
 from net import Net
 from net.cli import add_common_arguments, guarded, parse_assignments
-from net.draw import digraph, load_weights, trace, write
+from net.draw import digraph, load_weights, trace, values_feed, write
 
 
 def main(args: argparse.Namespace) -> int:
     net = Net.from_yaml(args.config, phase=args.phase)
     if args.weights:
         load_weights(net, args.weights)
-    traced = trace(net, parse_assignments(args.set)) if args.values else None
+    traced = None
+    if args.values:
+        feed, randomised = values_feed(net, parse_assignments(args.set), args.batch_size)
+        if randomised:
+            print(f"random values for {', '.join(randomised)} (no --set and no `value:`)")
+        traced = trace(net, feed)
     path = write(digraph(net, traced, rankdir=args.rankdir), args.output)
     print(f"wrote {path}")
     return 0
@@ -38,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "value (black) and gradient (blue)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="value of an input for --values (YAML syntax: 1, [1, 2]); repeatable")
+    parser.add_argument("--batch-size", type=int, metavar="B",
+                        help="batch size of random inputs for --values (default: the data "
+                             "section's train batch_size, else 32)")
     parser.add_argument("--weights", metavar="FILE",
                         help="an .npz of parameter arrays by name (e.g. fc1.W) to load first")
     parser.add_argument("--rankdir", choices=("LR", "TB"), default="LR",

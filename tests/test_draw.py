@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from net import DataError, GateworkError, Net
-from net.draw import digraph, dot_available, load_weights, trace, write
+from net.draw import digraph, dot_available, load_weights, trace, values_feed, write
 
 from conftest import CONFIGS, ROOT
 
@@ -136,3 +136,20 @@ def test_png_is_rendered(tmp_path):
                            str(out), "--values"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_inputs_without_values_get_random_ones():
+    net = Net.from_config({
+        "inputs": {"data": {"shape": [None, 6]}, "label": {"shape": [None], "dtype": "int"}},
+        "gates": [{"name": "fc", "type": "InnerProduct", "bottom": "data", "top": "scores",
+                   "num_output": 3},
+                  {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["scores", "label"],
+                   "top": "loss"}]})
+    feed, randomised = values_feed(net, {"label": [0, 2]}, batch_size=2)
+    assert randomised == ["data"] and feed["data"].shape == (2, 6) and feed["label"] == [0, 2]
+    feed, randomised = values_feed(net, {}, batch_size=5)
+    assert randomised == ["data", "label"] and feed["data"].shape == (5, 6)
+    assert set(feed["label"]) <= {0, 1, 2}
+    source = digraph(net, trace(net, feed)).source
+    assert ("gate/loss", "out/loss", "1", True) in edges(source)      # the loss is seeded with 1
+    assert "label<br/>" in node_label(source, "blob/label") and "no gradient" in source
