@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import DataError, GateworkError
+from .errors import GateworkError
 from .net import Net, _shape_text
 from .timing import random_feed
 
@@ -81,32 +81,6 @@ def values_feed(net: Net, assignments: Mapping[str, Any], batch_size: int | None
         random = random_feed(net, batch_size)
         feed.update((name, random[name]) for name in missing)
     return feed, missing
-
-
-def load_weights(net: Net, path: str | Path) -> list[str]:
-    """Copy parameter arrays from an `.npz` file (keys are parameter names such as `fc1.W`) into
-    `net.params`, in place. Parameters the file leaves out keep their initial values. Returns the
-    names loaded; a file that cannot be used raises DataError naming it."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise DataError(f"{path}: weights file not found") from None
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: cannot read weights as an .npz file ({err})") from None
-    for name, array in arrays.items():
-        if name not in net.params:
-            raise DataError(f"{path}: {name!r} is not a parameter of net {net.name!r} "
-                            f"(parameters: {', '.join(net.params) or 'none'})")
-        target = net.params[name]
-        if array.shape != target.shape:
-            raise DataError(f"{path}: parameter {name!r} has shape {array.shape} in the file "
-                            f"but {target.shape} in the net")
-        if array.dtype.kind not in "fiu":
-            raise DataError(f"{path}: parameter {name!r} holds {array.dtype} values, not numbers")
-        target[...] = array
-    return list(arrays)
 
 
 def digraph(net: Net, traced: Trace | None = None, rankdir: str = "LR"):

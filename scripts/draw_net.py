@@ -17,7 +17,8 @@ import sys
 
 from net import Net
 from net.cli import add_common_arguments, guarded, parse_assignments
-from net.draw import digraph, load_weights, trace, values_feed, write
+from net.draw import digraph, trace, values_feed, write
+from net.snapshot import load_weights
 
 
 def main(args: argparse.Namespace) -> int:
@@ -48,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="batch size of random inputs for --values (default: the data "
                              "section's train batch_size, else 32)")
     parser.add_argument("--weights", metavar="FILE",
-                        help="an .npz of parameter arrays by name (e.g. fc1.W) to load first")
+                        help="a weights file (.npz of arrays by parameter name, e.g. fc1.W, as "
+                             "train.py snapshots write) to load first")
     parser.add_argument("--rankdir", choices=("LR", "TB"), default="LR",
                         help="layout direction: left to right (default) or top to bottom")
     parser.add_argument("--phase", choices=("train", "test"), default="train")

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from net import DataError, GateworkError, Net
-from net.draw import digraph, dot_available, load_weights, trace, values_feed, write
+from net import GateworkError, Net
+from net.draw import digraph, dot_available, trace, values_feed, write
 
 from conftest import CONFIGS, ROOT
 
@@ -90,23 +90,18 @@ def test_array_values_are_summarised(tmp_path):
     assert hidden[1].startswith("(2, 8) mean ")
 
 
-def test_weights_file_is_loaded_and_checked(tmp_path):
-    net = Net.from_yaml(CONFIGS / "affine.yaml")
-    good = tmp_path / "w.npz"
-    np.savez(good, W=np.ones((2, 3)))
-    assert load_weights(net, good) == ["W"]
-    assert np.all(net.params["W"] == 1)
-    np.savez(tmp_path / "shape.npz", W=np.ones((3, 2)))
-    with pytest.raises(DataError, match=r"shape.npz: parameter 'W' has shape \(3, 2\)"):
-        load_weights(net, tmp_path / "shape.npz")
-    np.savez(tmp_path / "name.npz", V=np.ones((2, 3)))
-    with pytest.raises(DataError, match=r"name.npz: 'V' is not a parameter.*W, b"):
-        load_weights(net, tmp_path / "name.npz")
-    np.savez(tmp_path / "pickled.npz", W=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(DataError, match="pickled.npz"):
-        load_weights(net, tmp_path / "pickled.npz")
-    with pytest.raises(DataError, match="missing.npz: weights file not found"):
-        load_weights(net, tmp_path / "missing.npz")
+def test_weights_file_sets_the_drawn_values(tmp_path):
+    draw = [sys.executable, str(ROOT / "scripts" / "draw_net.py"), str(CONFIGS / "affine.yaml"),
+            str(tmp_path / "affine.dot"), "--values", "--weights"]
+    np.savez(tmp_path / "w.npz", W=np.ones((2, 3)), b=np.zeros((2, 1)))
+    done = subprocess.run(draw + [str(tmp_path / "w.npz")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    source = (tmp_path / "affine.dot").read_text()
+    assert node_label(source, "blob/W").startswith("W<br/>(2, 3) mean 1 norm 2.449")
+    assert ("gate/add", "out/z", "z = [2, 2.5, 2, 2.5] (2, 2)", False) in edges(source)
+    np.savez(tmp_path / "bad.npz", W=np.ones((3, 2)))
+    done = subprocess.run(draw + [str(tmp_path / "bad.npz")], capture_output=True, text=True)
+    assert done.returncode == 2 and "bad.npz" in done.stderr and "(3, 2)" in done.stderr
 
 
 def test_unknown_format_is_an_error(tmp_path):
