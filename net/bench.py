@@ -1,0 +1,373 @@
+"""The benchmark behind `scripts/bench.py`: Gatework against the same arithmetic written by hand.
+
+What is measured (each figure a median over repeats; variants compared in one run are timed in
+alternation, rotating the order each repeat, so a noisy neighbour hurts them alike):
+- `mlp_rows`: one training iteration (forward, backward, momentum SGD) of ReLU MLPs ending in
+  SoftmaxWithLoss, float32, through Gatework, through `NumpyMLP` (a hand-written numpy loop doing
+  the same arithmetic, from the same initial weights) and through PyTorch in its own process
+  (`TorchWorker`, talking to `scripts/_bench_torch.py`).
+- `scalar_example`: the lecture's f = (x + y) max(y, z), forward + backward, per call.
+- `chain_rows`: a chain of N Scale gates, time per gate forward and backward (the O(n) claim).
+- `backward_over_forward`: backward time / forward time of one MLP.
+- `peak_memory`: the peak traced memory (tracemalloc; numpy reports its buffers to it) during one
+  steady-state training iteration, run in a fresh process per variant by the script.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import time
+import tracemalloc
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .net import Net
+from .solver import Solver
+
+SOLVER = {"type": "SGD", "base_lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
+SEED_EXAMPLE = {
+    "name": "seed_example", "dtype": "float64",
+    "inputs": {"x": {"shape": [], "value": 1}, "y": {"shape": [], "value": 2},
+               "z": {"shape": [], "value": 0}},
+    "gates": [{"name": "add", "type": "Add", "bottom": ["x", "y"], "top": "a"},
+              {"name": "max", "type": "Max", "bottom": ["y", "z"], "top": "b"},
+              {"name": "mul", "type": "Multiply", "bottom": ["a", "b"], "top": "f"}],
+}
+
+
+@dataclass(frozen=True)
+class MLP:
+    """A ReLU MLP: `sizes` from the input features to the classes, trained on batches of `batch`."""
+    sizes: tuple[int, ...]
+    batch: int
+
+    @property
+    def name(self) -> str:
+        return "-".join(map(str, self.sizes))
+
+
+MLPS = (MLP((64, 32, 10), 32), MLP((784, 256, 256, 10), 128), MLP((784, 1024, 1024, 10), 256))
+RATIO_MLP = MLPS[1]      # backward / forward is measured on this one
+SETTLE = 0.15            # seconds of rest before each PyTorch block (see TorchWorker.time_mlp)
+
+
+def mlp_by_name(name: str) -> MLP:
+    return next(m for m in MLPS if m.name == name)
+
+
+def mlp_config(mlp: MLP) -> dict:
+    """The MLP as a Gatework config: InnerProduct/ReLU pairs, then SoftmaxWithLoss."""
+    gates, bottom = [], "data"
+    layers = len(mlp.sizes) - 1
+    for i, width in enumerate(mlp.sizes[1:], 1):
+        gates.append({"name": f"fc{i}", "type": "InnerProduct", "bottom": bottom,
+                      "top": f"fc{i}", "num_output": width})
+        bottom = f"fc{i}"
+        if i < layers:
+            gates.append({"name": f"relu{i}", "type": "ReLU", "bottom": bottom,
+                          "top": f"relu{i}"})
+            bottom = f"relu{i}"
+    gates.append({"name": "loss", "type": "SoftmaxWithLoss", "bottom": [bottom, "label"],
+                  "top": "loss"})
+    return {"name": f"mlp_{mlp.name}", "dtype": "float32",
+            "inputs": {"data": {"shape": [None, mlp.sizes[0]]},
+                       "label": {"shape": [None], "dtype": "int"}},
+            "gates": gates, "solver": dict(SOLVER)}
+
+
+def mlp_batch(mlp: MLP, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"data": rng.standard_normal((mlp.batch, mlp.sizes[0])).astype(np.float32),
+            "label": rng.integers(0, mlp.sizes[-1], mlp.batch)}
+
+
+class GateworkMLP:
+    """One training iteration through Gatework: `Solver.step` (forward, backward to the
+    trainable parameters, Caffe's momentum SGD in place: v = mu v + lr (g + wd w); w -= v)."""
+
+    def __init__(self, mlp: MLP, seed: int = 0):
+        self.net = Net.from_config(mlp_config(mlp), seed=seed)
+        self.solver = Solver.from_config(self.net, SOLVER)
+        self.step = self.solver.step
+
+
+class NumpyMLP:
+    """The same iteration written by hand in numpy, the way a course assignment does it (forward,
+    a backward pass collecting every gradient, then the update): the same operations in the same
+    float32 arithmetic as the gates and the solver, from the same initial weights."""
+
+    def __init__(self, params: list[np.ndarray], mlp: MLP):
+        self.W = [p.copy() for p in params[0::2]]
+        self.b = [p.copy() for p in params[1::2]]
+        self.params = [p for pair in zip(self.W, self.b) for p in pair]
+        self.velocity = [np.zeros_like(p) for p in self.params]
+        self.scratch = [np.empty_like(p) for p in self.params]
+        self.lr, self.mu, self.wd = SOLVER["base_lr"], SOLVER["momentum"], SOLVER["weight_decay"]
+
+    def step(self, feed: dict[str, np.ndarray]) -> float:
+        x, labels = feed["data"], feed["label"]
+        acts = [x]
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            h = acts[-1] @ W.T
+            h += b
+            acts.append(np.maximum(h, 0) if i < len(self.W) - 1 else h)
+        scores = acts.pop()
+        rows = np.arange(len(labels))
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        picked = shifted[rows, labels]
+        prob = np.exp(shifted, out=shifted)
+        sums = prob.sum(axis=1, keepdims=True)
+        prob /= sums
+        loss = np.asarray(-(picked - np.log(sums[:, 0])).sum() / len(labels), dtype=scores.dtype)
+        dout = prob.copy()
+        dout[rows, labels] -= 1
+        dout *= 1.0 / len(labels)
+        grads = [None] * len(self.params)
+        for i in range(len(self.W) - 1, -1, -1):
+            a = acts[i]
+            grads[2 * i], grads[2 * i + 1] = dout.T @ a, dout.sum(axis=0)
+            if i > 0:
+                dout = (dout @ self.W[i]) * (a > 0)
+        for w, v, g, step in zip(self.params, self.velocity, grads, self.scratch):
+            np.multiply(w, self.wd, out=step)      # v = mu v + lr (g + wd w);  w -= v
+            step += g
+            v *= self.mu
+            np.multiply(step, self.lr, out=step)
+            v += step
+            w -= v
+        return float(loss)
+
+
+class TorchWorker:
+    """PyTorch in its own process (its thread pool and numpy's would slow each other down in
+    one): `time_mlp` asks it to time iterations and waits, idle, for the answer."""
+
+    def __init__(self, python: str):
+        script = Path(__file__).resolve().parent.parent / "scripts" / "_bench_torch.py"
+        # idle OpenMP threads sleep at once instead of spinning on the cores numpy uses next
+        env = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", **os.environ}
+        self.process = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, env=env)
+        self.info = self._ask({"cmd": "info"})
+
+    def _ask(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch worker stopped")
+        return json.loads(line)
+
+    def time_mlp(self, mlp: MLP, iterations: int) -> float:
+        """Seconds per training iteration over `iterations` timed ones. Waits SETTLE seconds
+        first: OpenBLAS's threads in this process spin for about 0.1 s after their last call,
+        and would take the worker's cores meanwhile."""
+        time.sleep(SETTLE)
+        return self._ask({"cmd": "mlp", "sizes": mlp.sizes, "batch": mlp.batch,
+                          "solver": SOLVER, "iterations": iterations})["seconds"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+def torch_available(python: str) -> bool:
+    try:
+        done = subprocess.run([python, "-c", "import torch, numpy"], capture_output=True,
+                              timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+# -- timing ----------------------------------------------------------------------------------------
+def per_call(fn: Callable[[], object], iterations: int) -> float:
+    """Seconds per call of `fn` over `iterations` calls."""
+    start = time.perf_counter()
+    for _ in range(iterations):
+        fn()
+    return (time.perf_counter() - start) / iterations
+
+
+def calibrate(seconds_per_call: float, block: float) -> int:
+    """How many calls make one timed block of about `block` seconds."""
+    return max(1, math.ceil(block / max(seconds_per_call, 1e-9)))
+
+
+def alternate(blocks: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Call each block `repeats` times, interleaved, rotating who goes first; returns the
+    measurements (each block returns its own, e.g. seconds per iteration)."""
+    names = list(blocks)
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            results[name].append(blocks[name]())
+    return results
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# -- the sections ----------------------------------------------------------------------------------
+def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
+             torch: TorchWorker | None = None) -> list[dict]:
+    """One row per MLP: median ms per training iteration of each variant, and their ratios."""
+    rows = []
+    for mlp in mlps:
+        feed = mlp_batch(mlp)
+        gatework = GateworkMLP(mlp)
+        numpy_loop = NumpyMLP(list(gatework.net.params.values()), mlp)
+        steps = {"gatework": lambda g=gatework: g.step(feed),
+                 "numpy": lambda n=numpy_loop: n.step(feed)}
+        counts = {name: calibrate(per_call(fn, 2), block) for name, fn in steps.items()}
+        blocks: dict[str, Callable[[], float]] = {
+            name: (lambda fn=fn, k=counts[name]: per_call(fn, k)) for name, fn in steps.items()}
+        if torch is not None:
+            torch_k = calibrate(torch.time_mlp(mlp, 2), block)
+            blocks["pytorch"] = lambda k=torch_k, m=mlp: torch.time_mlp(m, k)
+        times = alternate(blocks, repeats)
+        row = {"mlp": mlp.name, "batch": mlp.batch,
+               **{f"{name}_ms": median(values) * 1e3 for name, values in times.items()}}
+        row["gatework_over_numpy"] = row["gatework_ms"] / row["numpy_ms"]
+        if torch is not None:
+            row["pytorch_over_numpy"] = row["pytorch_ms"] / row["numpy_ms"]
+        rows.append(row)
+    return rows
+
+
+def scalar_example(repeats: int, block: float) -> dict:
+    """The lecture's example, net.forward() + net.backward(), in microseconds per call; and the
+    same two calls written as plain Python on floats, for scale."""
+    net = Net.from_config(SEED_EXAMPLE)
+
+    def gatework() -> None:
+        net.forward()
+        net.backward()
+
+    def plain() -> None:
+        x, y, z = 1.0, 2.0, 0.0
+        a, b = x + y, max(y, z)
+        da, db = b, a
+        return da, da + db * (y > z), db * (z >= y)
+
+    counts = {"gatework": calibrate(per_call(gatework, 20), block),
+              "python": calibrate(per_call(plain, 20), block)}
+    times = alternate({"gatework": lambda: per_call(gatework, counts["gatework"]),
+                       "python": lambda: per_call(plain, counts["python"])}, repeats)
+    return {"gatework_us": median(times["gatework"]) * 1e6,
+            "python_us": median(times["python"]) * 1e6}
+
+
+def chain_config(n: int) -> dict:
+    """x -> Scale -> Scale -> ... (n gates), on a vector of 16 float32 values."""
+    gates = [{"name": f"s{i}", "type": "Scale", "bottom": f"b{i}" if i else "x",
+              "top": f"b{i + 1}", "scale": 1.0} for i in range(n)]
+    return {"name": f"chain_{n}", "inputs": {"x": {"shape": [16]}}, "gates": gates}
+
+
+def chain_rows(sizes: tuple[int, ...], repeats: int, block: float) -> list[dict]:
+    """Per N: microseconds per gate of a whole forward and of a whole backward pass."""
+    feed = {"x": np.ones(16, np.float32)}
+    nets = {n: Net.from_config(chain_config(n)) for n in sizes}
+    wrt = ["x"]
+    for net in nets.values():
+        net.forward(feed)
+        net.backward(wrt=wrt)
+    blocks, counts = {}, {}
+    for n, net in nets.items():
+        single = per_call(lambda net=net: (net.forward(feed), net.backward(wrt=wrt)), 2)
+        counts[n] = calibrate(single, block)
+
+        def run(net=net, k=counts[n]) -> tuple[float, float]:
+            forward = backward = 0.0
+            for _ in range(k):
+                start = time.perf_counter()
+                net.forward(feed)
+                middle = time.perf_counter()
+                net.backward(wrt=wrt)
+                forward += middle - start
+                backward += time.perf_counter() - middle
+            return forward / k, backward / k
+        blocks[n] = run
+    times = alternate(blocks, repeats)
+    return [{"n": n, "forward_us_per_gate": median([f for f, _ in times[n]]) * 1e6 / n,
+             "backward_us_per_gate": median([b for _, b in times[n]]) * 1e6 / n}
+            for n in sizes]
+
+
+def backward_over_forward(mlp: MLP, repeats: int, block: float) -> dict:
+    """Forward and backward (to the parameters, as in training) of the Gatework MLP, timed
+    separately in the same loop; medians in ms and their ratio."""
+    gatework = GateworkMLP(mlp)
+    net, feed, wrt = gatework.net, mlp_batch(mlp), gatework.solver.trainable
+    single = per_call(lambda: (net.forward(feed), net.backward(wrt=wrt)), 2)
+    k = calibrate(single, block)
+
+    def run() -> tuple[float, float]:
+        forward = backward = 0.0
+        for _ in range(k):
+            start = time.perf_counter()
+            net.forward(feed)
+            middle = time.perf_counter()
+            net.backward(wrt=wrt)
+            forward += middle - start
+            backward += time.perf_counter() - middle
+        return forward / k, backward / k
+    times = alternate({"run": run}, repeats)["run"]
+    forward, backward = median([f for f, _ in times]), median([b for _, b in times])
+    return {"mlp": mlp.name, "batch": mlp.batch, "forward_ms": forward * 1e3,
+            "backward_ms": backward * 1e3, "ratio": backward / forward}
+
+
+def peak_memory(variant: str, mlp: MLP, warmup: int = 2) -> dict:
+    """Peak memory traced during one steady-state training iteration of `variant` ("gatework" or
+    "numpy"), everything the process allocated since before the model was built included.
+    Run it in a fresh process: tracemalloc slows everything and sees only what follows start()."""
+    tracemalloc.start()
+    feed = mlp_batch(mlp)
+    gatework = GateworkMLP(mlp)
+    model = gatework if variant == "gatework" else NumpyMLP(list(gatework.net.params.values()), mlp)
+    if variant != "gatework":
+        del gatework
+        gc.collect()
+    for _ in range(warmup):
+        model.step(feed)
+    before = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    model.step(feed)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"variant": variant, "mlp": mlp.name, "before_bytes": before, "peak_bytes": peak}
+
+
+# -- the machine -----------------------------------------------------------------------------------
+def machine() -> dict:
+    """Date, CPU model, core count and library versions, for the table's heading."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = "unknown BLAS"
+    try:
+        config = np.show_config(mode="dicts")
+        blas = "{name} {version}".format(**config["Build Dependencies"]["blas"])
+    except Exception:
+        pass
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": model,
+            "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "blas": blas}

@@ -1,0 +1,45 @@
+"""The benchmark compares like with like, and its quick mode runs; no timing is asserted."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from net import bench
+
+from conftest import ROOT
+
+
+def test_hand_written_loop_does_the_same_arithmetic_as_gatework():
+    mlp = bench.MLPS[0]
+    gatework = bench.GateworkMLP(mlp)
+    by_hand = bench.NumpyMLP(list(gatework.net.params.values()), mlp)
+    feed = bench.mlp_batch(mlp)
+    for _ in range(3):
+        assert gatework.step(feed) == by_hand.step(feed)
+    for ours, theirs in zip(gatework.net.params.values(), by_hand.params):
+        assert ours.dtype == theirs.dtype == np.float32
+        assert np.array_equal(ours, theirs)   # bit for bit: same operations, same order
+
+
+def test_alternate_rotates_who_goes_first():
+    calls = []
+    bench.alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+
+
+def test_quick_run_prints_every_section():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--json",
+                           "--torch-python", "/nonexistent/python"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results["torch"] is None
+    assert [row["mlp"] for row in results["mlp"]] == ["64-32-10", "784-256-256-10"]
+    assert {"gatework_ms", "numpy_ms", "gatework_over_numpy"} <= set(results["mlp"][0])
+    assert [row["n"] for row in results["chain"]] == [10, 100, 1000]
+    assert results["memory"][0]["gatework_mb"] > 0 and results["memory"][0]["numpy_mb"] > 0
+    assert results["scalar"]["gatework_us"] > 0 and results["backward_over_forward"]["ratio"] > 0
+    assert results["machine"]["cores"] >= 1
