@@ -1,7 +1,8 @@
 """The benchmark behind `scripts/bench.py`: Gatework against the same arithmetic written by hand.
 
 What is measured (each figure a median over repeats; variants compared in one run are timed in
-alternation, rotating the order each repeat, so a noisy neighbour hurts them alike):
+alternation, rotating the order each repeat, so a noisy neighbour hurts them alike, and each
+ratio is the median of the per-repeat ratios):
 - `mlp_rows`: one training iteration (forward, backward, momentum SGD) of ReLU MLPs ending in
   SoftmaxWithLoss, float32, through Gatework, through `NumpyMLP` (a hand-written numpy loop doing
   the same arithmetic, from the same initial weights) and through PyTorch in its own process
@@ -219,6 +220,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """The median of the per-repeat ratios: each pair was timed back to back, so a slow spell
+    of the machine cancels out of it better than out of a ratio of medians."""
+    return median([a / b for a, b in zip(ours, theirs)])
+
+
 # -- the sections ----------------------------------------------------------------------------------
 def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
              torch: TorchWorker | None = None) -> list[dict]:
@@ -239,9 +246,9 @@ def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
         times = alternate(blocks, repeats)
         row = {"mlp": mlp.name, "batch": mlp.batch,
                **{f"{name}_ms": median(values) * 1e3 for name, values in times.items()}}
-        row["gatework_over_numpy"] = row["gatework_ms"] / row["numpy_ms"]
+        row["gatework_over_numpy"] = paired_ratio(times["gatework"], times["numpy"])
         if torch is not None:
-            row["pytorch_over_numpy"] = row["pytorch_ms"] / row["numpy_ms"]
+            row["pytorch_over_numpy"] = paired_ratio(times["pytorch"], times["numpy"])
         rows.append(row)
     return rows
 

@@ -25,7 +25,7 @@ TARGETS = {"mlp_tiny": 2.0, "mlp": 1.10, "scalar_us": 15.0, "chain_flat": 1.5,
 
 def measure(args: argparse.Namespace) -> dict:
     quick = args.quick
-    repeats = args.repeats or (3 if quick else 15)
+    repeats = args.repeats or (3 if quick else 21)
     block = 0.005 if quick else 0.05
     mlps = bench.MLPS[:2] if quick else bench.MLPS
     torch = None
@@ -64,7 +64,8 @@ def table(results: dict) -> str:
              f"{m['python']}, numpy {m['numpy']} ({m['blas']})"
              + (f", PyTorch {torch['torch']} ({torch['threads']} threads)" if torch else
                 ", PyTorch not run"),
-             f"medians of {results['repeats']} alternating repeats", "",
+             f"medians of {results['repeats']} alternating repeats; ratios are medians of the "
+             "per-repeat ratios", "",
              "Training iteration (forward, backward, momentum SGD), float32, ms per iteration:"]
     header = ["MLP", "batch", "Gatework", "numpy loop", "PyTorch", "Gatework/numpy",
               "PyTorch/numpy", "target"]
@@ -131,7 +132,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="a smoke test: two MLPs, short blocks, 3 repeats")
-    parser.add_argument("--repeats", type=int, help="repeats per figure (default 15; quick 3)")
+    parser.add_argument("--repeats", type=int, help="repeats per figure (default 21; quick 3)")
     parser.add_argument("--torch-python", default=sys.executable, metavar="PATH",
                         help="the Python that runs the PyTorch rows (default: this one; rows "
                              "skipped when torch is not importable there)")
