@@ -110,7 +110,8 @@ class EuclideanLossGate(Gate):
 
     def forward(self, a, b):
         if a.shape != b.shape:
-            raise ValueError(f"EuclideanLoss needs inputs of one shape, got {a.shape} and {b.shape}")
+            raise ValueError(f"EuclideanLoss needs inputs of one shape, got {a.shape} and "
+                             f"{b.shape}")
         self.diff = a - b
         self.n = a.shape[0] if a.ndim else 1
         flat = self.diff.reshape(-1)
@@ -138,7 +139,8 @@ class AccuracyGate(_Classifier):
 
     is_loss = False
     options = {"top_k": Option(int, 1, "a sample counts when its label is among the k best"),
-               "ignore_label": Option((int, type(None)), None, "samples with this label are skipped")}
+               "ignore_label": Option((int, type(None)), None,
+                                      "samples with this label are skipped")}
     kink_note = "a score equal to the true class's score: the accuracy jumps there"
 
     def __init__(self, **options):

@@ -134,7 +134,9 @@ def _closest(name: str, known: list[str]) -> str:
 def _number(low: float | None = None, high: float | None = None, strict_low: bool = False,
             strict_high: bool = False, what: str = "a number") -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return what
+        if not math.isfinite(value):
             return what
         if low is not None and (value < low or (strict_low and value == low)):
             return what
@@ -245,7 +247,8 @@ class Solver:
             flat = np.zeros(total, dtype=net.dtype)   # one buffer: one allreduce per step
             self._accumulated, offset = {}, 0
             for s in self.slots:
-                self._accumulated[s.name] = flat[offset:offset + s.weight.size].reshape(s.weight.shape)
+                view = flat[offset:offset + s.weight.size]
+                self._accumulated[s.name] = view.reshape(s.weight.shape)
                 offset += s.weight.size
 
     @classmethod
@@ -287,12 +290,12 @@ class Solver:
         if policy == "poly":
             return c.base_lr * max(0.0, 1 - it / max(c.max_iter, 1)) ** c.power
         if policy == "sigmoid":
-            return c.base_lr / (1 + math.exp(-c.gamma * (it - c.stepsize)))
+            return c.base_lr / (1 + math.exp(min(-c.gamma * (it - c.stepsize), 700.0)))
         return c.base_lr * 0.5 * (1 + math.cos(math.pi * min(it, c.max_iter) / max(c.max_iter, 1)))
 
     # -- one iteration ----------------------------------------------------------------------------
-    def step(self, feed: Mapping[str, Any] | Iterable[Mapping[str, Any]], hooks: tuple = (None, None)
-             ) -> float:
+    def step(self, feed: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+             hooks: tuple = (None, None)) -> float:
         """One iteration: forward/backward on `feed` (or on `iter_size` feeds), then the update.
         Returns the loss (the loss tops times their weights, averaged over the feeds)."""
         feeds = [feed] if isinstance(feed, (dict, Mapping)) else list(feed)
@@ -480,7 +483,8 @@ class Solver:
         output_dir: where snapshots go (default: `self.output_dir`, the current folder unless set).
         log: receives display lines; on_event: receives each metrics record (a dict).
         Ctrl-C stops after the current iteration, with a snapshot; a second Ctrl-C aborts.
-        Returns {"iter", "loss", "test" (the last test figures), "snapshot", "interrupted"}.
+        Returns {"iter", "loss" (smoothed), "test" (the last test figures), "test_iter" (when),
+        "snapshot" (the last (weights, solverstate) paths), "interrupted"}.
         """
         from .data import load_data
         from .snapshot import snapshot
@@ -497,14 +501,14 @@ class Solver:
         bar = _progress(progress, c.max_iter, self.iter)
         write = log if bar is None else (lambda line: bar.write(line))
         result: dict[str, Any] = {"iter": self.iter, "loss": None, "test": None,
-                                  "snapshot": None, "interrupted": False}
+                                  "test_iter": None, "snapshot": None, "interrupted": False}
         done = {"test": None, "snapshot": None}      # the iteration of the last test / snapshot
 
         def run_test() -> None:
             if data.test is None or done["test"] == self.iter:
                 return
             figures = self.test(data.test)
-            done["test"] = self.iter
+            done["test"] = result["test_iter"] = self.iter
             result["test"] = figures
             emit({"iter": self.iter, "phase": "test", "lr": self.learning_rate(), **figures})
             write(f"iter {self.iter} test: " + ", ".join(f"{k} = {v:.6g}"
@@ -532,8 +536,7 @@ class Solver:
                 except NumericalError as err:
                     self._restore_position(before)
                     take_snapshot()
-                    err.add_note(f"the state before iteration {self.iter} is in "
-                                 f"{result['snapshot'][1]}")
+                    err.message += f"; the state before this iteration: {result['snapshot'][1]}"
                     raise
                 self.losses.append(loss)
                 smoothed = sum(self.losses) / len(self.losses)

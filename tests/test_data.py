@@ -32,10 +32,13 @@ def write_npz(path, data, label):
 
 # -- the section ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("section, line, fragment", [
-    ("data:\n  train: {source: a.npz}\n  validation: {source: b.npz}\n", 10, "unknown key 'validation'"),
-    ("data:\n  train:\n    source: a.npz\n    batch_size: -4\n", 11, "batch_size` must be a positive"),
+    ("data:\n  train: {source: a.npz}\n  validation: {source: b.npz}\n", 10,
+     "unknown key 'validation'"),
+    ("data:\n  train:\n    source: a.npz\n    batch_size: -4\n", 11,
+     "batch_size` must be a positive"),
     ("data:\n  train:\n    source: a.npz\n    batchsize: 4\n", 11, "unknown key 'batchsize'"),
-    ("data:\n  train:\n    source: a.npz\n    shuffle: maybe\n", 11, "shuffle` must be true or false"),
+    ("data:\n  train:\n    source: a.npz\n    shuffle: maybe\n", 11,
+     "shuffle` must be true or false"),
     ("data:\n  train:\n    source: 12\n", 10, "source` must be a file name"),
     ("data:\n  train:\n    source: missing.npz\n", 10, "no file 'missing.npz'"),
 ])
@@ -69,10 +72,12 @@ def test_csv_source_with_header(tmp_path):
 
 
 @pytest.mark.parametrize("data, label, fragment", [
-    (np.zeros((5, 4)), np.array([0, 1, 2, 3, 0]), r"label 3 \(entry 3\) is out of range: the net has 3 classes"),
+    (np.zeros((5, 4)), np.array([0, 1, 2, 3, 0]),
+     r"label 3 \(entry 3\) is out of range: the net has 3 classes"),
     (np.zeros((5, 4)), np.array([0, 1, 2, 1.5, 0]), "labels must be whole numbers"),
     (np.where(np.eye(5, 4) > 0, np.nan, 0), np.zeros(5, int), "NaN or Inf .first in sample 0"),
-    (np.zeros((5, 3)), np.zeros(5, int), r"samples have shape \(3,\), but the net's `data` input takes \(N, 4\)"),
+    (np.zeros((5, 3)), np.zeros(5, int),
+     r"samples have shape \(3,\), but the net's `data` input takes \(N, 4\)"),
     (np.zeros((5, 4)), np.zeros(4, int), "one entry per sample"),
 ])
 def test_bad_files_are_rejected_naming_the_file(tmp_path, data, label, fragment):

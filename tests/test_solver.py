@@ -77,7 +77,7 @@ def test_learning_rate_policies(policy, extra, iteration, expected):
     assert solver.learning_rate(iteration) == pytest.approx(expected, rel=1e-12)
 
 
-# -- update rules against their formulas ------------------------------------------------------------
+# -- update rules against their formulas -------------------------------------------------------
 def reference_updates(kind: str, config: dict, params: dict, grads_of, steps: int):
     """Caffe's update formulas, written out independently of the solver (float64)."""
     mu, mu2 = config.get("momentum", 0.9), config.get("momentum2", 0.999)
@@ -195,13 +195,14 @@ def test_reduce_gradients_sees_complete_gradients_once_per_step():
     assert calls == [(["fc.W", "fc.b"], loss)]
 
 
-# -- on real data -----------------------------------------------------------------------------------
+# -- on real data ------------------------------------------------------------------------------
 DIGITS = """\
 inputs:
   data: {shape: [null, 64]}
   label: {shape: [null], dtype: int}
 gates:
-  - {name: fc1, type: InnerProduct, bottom: data, top: h, num_output: 32, weight_filler: {type: msra}}
+  - {name: fc1, type: InnerProduct, bottom: data, top: h, num_output: 32,
+     weight_filler: {type: msra}}
   - {name: relu, type: ReLU, bottom: h, top: a}
   - {name: fc2, type: InnerProduct, bottom: a, top: scores, num_output: 10}
   - {name: loss, type: SoftmaxWithLoss, bottom: [scores, label], top: loss}
