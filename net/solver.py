@@ -224,7 +224,8 @@ class Solver:
         self.net, self.config = net, config
         self.iter = 0
         self.data: Any = None           # the Data being trained on (for snapshots)
-        self.output_dir = Path(".")
+        self.output_dir: Path | None = None   # where snapshots go; None: no snapshots
+        self.writes_files = True        # False on the ranks of a data-parallel run but rank 0
         self.losses: deque[float] = deque(maxlen=config.average_loss)
         self._stop = False
         net.phase = "train"
@@ -480,7 +481,8 @@ class Solver:
         a display line every `display`, a snapshot every `snapshot` and at the end.
 
         data: a net.data.Data (default: the net's `data:` section, loaded and validated).
-        output_dir: where snapshots go (default: `self.output_dir`, the current folder unless set).
+        output_dir: where snapshots go (default `self.output_dir`; when neither is set, or
+            `writes_files` is False, no snapshot is written).
         log: receives display lines; on_event: receives each metrics record (a dict).
         Ctrl-C stops after the current iteration, with a snapshot; a second Ctrl-C aborts.
         Returns {"iter", "loss" (smoothed), "test" (the last test figures), "test_iter" (when),
@@ -515,6 +517,8 @@ class Solver:
                                                           for k, v in figures.items()))
 
         def take_snapshot() -> None:
+            if self.output_dir is None or not self.writes_files:
+                return
             result["snapshot"] = snapshot(self, self.snapshot_prefix())
             done["snapshot"] = self.iter
             write(f"iter {self.iter}: snapshot {result['snapshot'][0]}")
@@ -536,7 +540,8 @@ class Solver:
                 except NumericalError as err:
                     self._restore_position(before)
                     take_snapshot()
-                    err.message += f"; the state before this iteration: {result['snapshot'][1]}"
+                    if done["snapshot"] == self.iter:
+                        err.message += f"; the state before it: {result['snapshot'][1]}"
                     raise
                 self.losses.append(loss)
                 smoothed = sum(self.losses) / len(self.losses)
@@ -567,7 +572,7 @@ class Solver:
     def snapshot_prefix(self) -> Path:
         """Where snapshots go: `snapshot_prefix` (default: the net's name) in `output_dir`."""
         prefix = self.config.snapshot_prefix or self.net.name
-        return self.output_dir / prefix
+        return (self.output_dir or Path(".")) / prefix
 
     def request_stop(self) -> None:
         """Ask `solve` to stop after the current iteration (what Ctrl-C does)."""

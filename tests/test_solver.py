@@ -247,3 +247,18 @@ def test_each_solver_type_reduces_the_loss_on_digits(digits_config, kind, base_l
     after = solver.test(data.test)
     assert after["loss"] < 0.5 * before["loss"]
     assert after["accuracy"] > 0.8
+
+
+def test_solve_runs_the_configured_loop_and_writes_nothing_without_an_output_dir(
+        digits_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    net = Net(load_config(digits_config))
+    solver = Solver.from_config(net, {"base_lr": 0.1, "max_iter": 30, "display": 10,
+                                      "test_interval": 10, "snapshot": 10})
+    events = []
+    result = solver.solve(on_event=events.append)
+    assert result["iter"] == 30 and result["test_iter"] == 30 and result["snapshot"] is None
+    assert [(e["iter"], e["phase"]) for e in events] == [
+        (0, "test"), (0, "train"), (10, "test"), (10, "train"), (20, "test"), (20, "train"),
+        (30, "test")]
+    assert list(tmp_path.iterdir()) == []

@@ -126,7 +126,7 @@ def test_debug_nan_stops_naming_gate_and_iteration_with_a_snapshot(tmp_path):
         solver.solve(output_dir=tmp_path)
     message = str(info.value)
     assert message.startswith(f"iteration {solver.iter}: forward pass: gate 'loss' (EuclideanLoss)")
-    assert "regression.yaml:" in message and "the state before this iteration" in message
+    assert "regression.yaml:" in message and "the state before it" in message
     state = tmp_path / f"regression_iter_{solver.iter}.solverstate.npz"
     fresh = Net(load_config(CONFIGS / "regression.yaml"))
     again = Solver.from_config(fresh, {"type": "SGD", "base_lr": 5.0})
