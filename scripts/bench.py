@@ -13,11 +13,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
-from net import bench
-from net.cli import add_common_arguments, dump_json, guarded
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _set_threads(argv: list[str]) -> None:
+    """--threads N becomes the thread variables that OpenBLAS and OpenMP read when numpy (and,
+    in its worker process, torch) load: so this runs before any import of numpy."""
+    for i, arg in enumerate(argv):
+        value = arg.partition("=")[2] if arg.startswith("--threads=") else (
+            argv[i + 1] if arg == "--threads" and i + 1 < len(argv) else None)
+        if value and value.isdigit():
+            os.environ.update({name: value for name in THREAD_VARIABLES})
+
+
+if __name__ == "__main__":
+    _set_threads(sys.argv[1:])
+
+from net import bench  # noqa: E402
+from net.cli import add_common_arguments, dump_json, guarded  # noqa: E402
 
 TARGETS = {"mlp_tiny": 2.0, "mlp": 1.10, "scalar_us": 15.0, "chain_flat": 1.5,
            "backward_over_forward": 2.5, "memory": 1.3}
@@ -32,7 +49,7 @@ def measure(args: argparse.Namespace) -> dict:
     if args.torch_python and bench.torch_available(args.torch_python):
         torch = bench.TorchWorker(args.torch_python)
     try:
-        results = {"machine": bench.machine(), "repeats": repeats,
+        results = {"machine": bench.machine(), "repeats": repeats, "threads": args.threads,
                    "torch": torch.info if torch else None,
                    "mlp": bench.mlp_rows(mlps, repeats, block, torch)}
     finally:
@@ -65,7 +82,8 @@ def table(results: dict) -> str:
              + (f", PyTorch {torch['torch']} ({torch['threads']} threads)" if torch else
                 ", PyTorch not run"),
              f"medians of {results['repeats']} alternating repeats; ratios are medians of the "
-             "per-repeat ratios", "",
+             "per-repeat ratios; " + (f"{results['threads']} BLAS/OpenMP thread(s)"
+                                      if results.get("threads") else "default threads"), "",
              "Training iteration (forward, backward, momentum SGD), float32, ms per iteration:"]
     header = ["MLP", "batch", "Gatework", "numpy loop", "PyTorch", "Gatework/numpy",
               "PyTorch/numpy", "target"]
@@ -136,6 +154,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--torch-python", default=sys.executable, metavar="PATH",
                         help="the Python that runs the PyTorch rows (default: this one; rows "
                              "skipped when torch is not importable there)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads for numpy's BLAS and for PyTorch (default: the libraries' "
+                             "own choice); 1 keeps a busy shared machine from stalling them")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--memory-worker", nargs=2, metavar=("VARIANT", "MLP"),
                         help=argparse.SUPPRESS)
