@@ -12,6 +12,8 @@ from gates import gate_class
 from net import ConfigError, Net
 from net.gradcheck import check_gate
 
+from conftest import CONFIGS
+
 RNG = np.random.default_rng(7)
 
 
@@ -433,3 +435,38 @@ def test_config_errors_name_the_gate_line():
                           "num_output": 2, "kernel_size": 3, "group": 2}
     with pytest.raises(ConfigError, match="conv.*not divisible by group"):
         Net.from_config(config)
+
+
+# -- the LeNet configs and benchmark ----------------------------------------------------------------
+def test_lenet_configs_build():
+    mnist = Net.from_yaml(CONFIGS / "lenet_mnist.yaml")
+    assert mnist.shapes["pool2"] == (None, 50, 4, 4) and mnist.shapes["scores"] == (None, 10)
+    assert sum(p.size for p in mnist.params.values()) == 431080       # Caffe's LeNet
+    assert "conv2" in mnist.summary()
+    digits = Net.from_yaml(CONFIGS / "lenet_digits.yaml", phase="test")
+    assert digits.shapes["data"] == (None, 1, 8, 8) and "accuracy" in digits.outputs
+
+
+def test_lenet_digits_learns_in_a_few_hundred_steps():
+    """The data source reshapes digits' 64-pixel rows into 1x8x8 images; 200 steps already give
+    over 93% test accuracy (the full config reaches 98%+)."""
+    from net import Solver
+    from net.data import load_data
+
+    net = Net.from_yaml(CONFIGS / "lenet_digits.yaml")
+    solver = Solver.from_config(net)
+    data = load_data(net, solver.config.random_seed)
+    feed = data.train.next()
+    assert feed["data"].shape == (64, 1, 8, 8)
+    for _ in range(200):
+        solver.step(data.train.next())
+    assert solver.test(data.test)["accuracy"] >= 0.93
+
+
+def test_lenet_benchmark_runs_without_torch():
+    from net import bench_lenet
+
+    result = bench_lenet.run(threads=1, repeats=1, block=0.01, torch_python="/nonexistent/python")
+    assert result["ms"]["gatework"] > 0 and result["ratio"] is None
+    text = bench_lenet.report(result, 1.5)
+    assert "skipped" in text and "resident" in text
