@@ -109,6 +109,9 @@ def load_weights(net: Any, path: str | Path, strict: bool = False) -> dict[str, 
     """
     path = Path(path)
     arrays = read_npz(path, "weights file")
+    if "format" in arrays and "iter" in arrays:
+        raise DataError(f"{path}: is a solver state, not a weights file: pass the .weights.npz "
+                        "beside it (or resume from this file)")
     targets = weight_arrays(net)
     loaded = [n for n in arrays if n in targets]
     ignored = [n for n in arrays if n not in targets]
@@ -176,12 +179,15 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
     `solver.data`). Everything is checked before anything changes. Returns the weights path."""
     path = Path(path)
     state = read_npz(path, "solver state file")
+    if "format" not in state:
+        raise DataError(f"{path}: not a Gatework solver state (no 'format' entry); resuming takes "
+                        "the .solverstate.npz file of a snapshot")
     if _text(state, "format", path) != STATE_FORMAT:
         raise DataError(f"{path}: not a Gatework solver state (format "
                         f"{_text(state, 'format', path)!r}); pass the .solverstate.npz file")
     kind = _text(state, "type", path)
     if kind != solver.config.type:
-        raise DataError(f"{path}: holds the state of a {kind} solver, but the config asks for "
+        raise DataError(f"{path}: holds the state of solver type {kind}, but the config asks for "
                         f"{solver.config.type}")
     iteration = _integer(state, "iter", path)
     histories = {}
