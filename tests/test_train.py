@@ -205,7 +205,7 @@ def test_resume_rejects_a_state_of_another_solver_type(tmp_path):
     _, state = snap.snapshot(solver, tmp_path / "iris")
     other = Solver.from_config(Net(load_config(CONFIGS / "iris_mlp.yaml")),
                                {"type": "SGD", "base_lr": 0.1})
-    with pytest.raises(DataError, match="holds the state of solver type Adam, but the config asks for SGD"):
+    with pytest.raises(DataError, match="state of solver type Adam, but the config asks for SGD"):
         snap.restore(other, state)
     with pytest.raises(DataError, match="is a solver state, not a weights file"):
         snap.load_weights(other.net, state)
