@@ -350,15 +350,19 @@ class PoolingGate(Gate):
     def backward(self, dout):
         (n, channels, height, width), (kh, kw), (oh, ow), (rows, cols) = self.geometry
         (sh, sw), (ph, pw) = self.strides, self.pads
-        dxp = np.zeros((n, channels, rows, cols), dout.dtype)
+        # windows that tile the plane exactly (LeNet's 2x2 at stride 2) are written, not added
+        tiled = (sh, sw) == (kh, kw) and (oh * sh, ow * sw) == (rows, cols)
+        dxp = (np.empty if tiled else np.zeros)((n, channels, rows, cols), dout.dtype)
         share = dout / self.divisor if self.pool == "AVE" else None
         for i in range(kh):
             for j in range(kw):
-                target = dxp[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
-                if share is not None:
-                    target += share
+                window = (slice(None), slice(None), _window_slice(i, sh, oh),
+                          _window_slice(j, sw, ow))
+                part = share if share is not None else dout * (self.argmax == i * kw + j)
+                if tiled:
+                    dxp[window] = part
                 else:
-                    target += dout * (self.argmax == i * kw + j)
+                    dxp[window] += part
         return (dxp[:, :, ph:ph + height, pw:pw + width],)
 
     def sample_inputs(self, rng):
