@@ -262,3 +262,15 @@ def test_solve_runs_the_configured_loop_and_writes_nothing_without_an_output_dir
         (0, "test"), (0, "train"), (10, "test"), (10, "train"), (20, "test"), (20, "train"),
         (30, "test")]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_debug_info_display_lines_name_each_statistic(digits_config):
+    net = Net(load_config(digits_config))
+    solver = Solver.from_config(net, {"base_lr": 0.1, "max_iter": 2, "display": 1,
+                                      "debug_info": True, "test_initialization": False})
+    lines = []
+    solver.solve(log=lines.append)
+    assert "[forward] fc1: output h: mean |x| = " in "\n".join(lines)
+    assert any(line.startswith("  [backward] fc1: gradient of fc1.W: mean |x| = ")
+               and ", L2 norm = " in line for line in lines)
+    assert not any("gradient of data" in line for line in lines)   # data gets no gradient
