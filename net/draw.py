@@ -64,9 +64,8 @@ def trace(net: Net, feed: Mapping[str, Any] | None = None) -> Trace:
                 edge_grads[(step.spec.name, index)] = None if grad is None else np.array(grad)
 
     totals = net.backward(seeds, hook=keep)
-    return Trace(dict(net.blobs), edge_grads,
-                 {name: np.broadcast_to(seed, net.blobs[name].shape) for name, seed in seeds.items()},
-                 totals)
+    seeded = {name: np.broadcast_to(seed, net.blobs[name].shape) for name, seed in seeds.items()}
+    return Trace(dict(net.blobs), edge_grads, seeded, totals)
 
 
 def values_feed(net: Net, assignments: Mapping[str, Any], batch_size: int | None = None
@@ -117,7 +116,8 @@ def digraph(net: Net, traced: Trace | None = None, rankdir: str = "LR"):
             lines.append(_blue(_total_text(grads, traced.totals.get(name))))
         else:
             lines.append(_text(_shape_text(shapes[name])))
-        graph.node(node_id(f"blob:{name}"), _html(lines), shape="ellipse" if kind == "input" else "box",
+        graph.node(node_id(f"blob:{name}"), _html(lines),
+                   shape="ellipse" if kind == "input" else "box",
                    style="filled" + (",rounded" if kind == "parameter" else ""),
                    fillcolor="lightblue" if kind == "input" else "lightyellow")
 

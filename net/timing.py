@@ -4,7 +4,8 @@
 warm-up pass) and measures each gate through the runner's hook, which is called right after every
 step: the time between two hook calls is the cost of that step, the runner's own bookkeeping for
 it included (the first gate of each pass also carries the Net's few microseconds of set-up:
-casting the feed, seeding the gradients). The totals are the wall time of whole `net.forward` / `net.backward` calls.
+casting the feed, seeding the gradients). The totals are the wall time of whole `net.forward` /
+`net.backward` calls.
 
 `random_feed(net, batch_size)` makes inputs of the declared shapes: floats from a standard normal,
 integer inputs (declared `dtype: int`, or labels: a lower-rank companion input of a loss gate)

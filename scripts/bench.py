@@ -77,10 +77,12 @@ def memory_row(mlp: bench.MLP) -> dict:
 def table(results: dict) -> str:
     m = results["machine"]
     torch = results["torch"]
+    torch_text = ", PyTorch not run"
+    if torch:
+        plural = "s" if torch["threads"] != 1 else ""
+        torch_text = f", PyTorch {torch['torch']} ({torch['threads']} thread{plural})"
     lines = [f"Gatework benchmark, {m['date']}, {m['cpu']} ({m['cores']} cores), Python "
-             f"{m['python']}, numpy {m['numpy']} ({m['blas']})"
-             + (f", PyTorch {torch['torch']} ({torch['threads']} threads)" if torch else
-                ", PyTorch not run"),
+             f"{m['python']}, numpy {m['numpy']} ({m['blas']})" + torch_text,
              f"medians of {results['repeats']} alternating repeats; ratios are medians of the "
              "per-repeat ratios; " + (f"{results['threads']} BLAS/OpenMP thread(s)"
                                       if results.get("threads") else "default threads"), "",
@@ -109,8 +111,9 @@ def table(results: dict) -> str:
     for key, word in (("forward_us_per_gate", "forward"), ("backward_us_per_gate", "backward")):
         values = [c[key] for c in chain]
         spread = max(values) / min(values)
+        flat = TARGETS["chain_flat"]
         lines.append(f"  {word}: largest / smallest per-gate cost = {spread:.2f} "
-                     f"(target <= {TARGETS['chain_flat']} {_verdict(spread <= TARGETS['chain_flat'])})")
+                     f"(target <= {flat} {_verdict(spread <= flat)})")
     b = results["backward_over_forward"]
     lines += ["", f"Backward / forward, {b['mlp']} batch {b['batch']}: {b['backward_ms']:.3f} ms / "
                   f"{b['forward_ms']:.3f} ms = {b['ratio']:.2f} (target <= "
