@@ -14,6 +14,7 @@ nothing here recomputes a gradient. Writing `.dot` needs only the `graphviz` Pyt
 from __future__ import annotations
 
 import html
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -186,7 +187,7 @@ def dot_available() -> bool:
     graphviz = _graphviz()
     try:
         graphviz.version()
-    except (graphviz.ExecutableNotFound, RuntimeError):
+    except (RuntimeError, OSError, subprocess.CalledProcessError):   # ExecutableNotFound too
         return False
     return True
 
