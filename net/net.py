@@ -234,8 +234,10 @@ class Net:
         blobs.update(self.params)
         if self.debug:
             check_feed({name: blobs[name] for name in active.inputs})
-            hook = chain(finite_check(self.spec.file), hook)
-        active.runner.forward(blobs, hook)
+            with np.errstate(all="ignore"):  # the check below says where, numpy's warning cannot
+                active.runner.forward(blobs, chain(finite_check(self.spec.file), hook))
+        else:
+            active.runner.forward(blobs, hook)
         return {name: blobs[name] for name in active.graph.outputs}
 
     def _default_input(self, name: str) -> np.ndarray:
@@ -303,8 +305,11 @@ class Net:
         floating = frozenset(n for n in sources if self.blobs.get(n) is not None
                              and self.blobs[n].dtype.kind == "f")
         if self.debug:
-            hook = chain(finite_check(self.spec.file), hook)
-        active.runner.backward(self.blobs, grads, floating, hook)
+            with np.errstate(all="ignore"):
+                active.runner.backward(self.blobs, grads, floating,
+                                       chain(finite_check(self.spec.file), hook))
+        else:
+            active.runner.backward(self.blobs, grads, floating, hook)
         result = {}
         for name in sources:
             if name not in floating:
