@@ -117,7 +117,7 @@ class ConvolutionGate(Gate):
             raise ValueError("num_output and group must be positive")
         if self.num_output % self.group:
             raise ValueError(f"num_output {self.num_output} is not divisible by group {self.group}")
-        self._cols = self._xpad = None
+        self._buffers: dict[str, tuple] = {}
 
     def param_specs(self, x_shape):
         channels = self._channels(x_shape)
@@ -150,13 +150,15 @@ class ConvolutionGate(Gate):
                              f"of size {size} padded by {self.pads[axis]}")
         return out
 
-    def _scratch(self, name: str, shape: tuple, dtype, zeros: bool = False) -> np.ndarray:
-        """A buffer kept between calls, replaced (never grown) when the shape changes."""
-        buf = getattr(self, name)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.zeros(shape, dtype) if zeros else np.empty(shape, dtype)
-            setattr(self, name, buf)
-        return buf
+    def _scratch(self, name: str, shape: tuple, dtype, layout: tuple, zeros: bool = False
+                 ) -> np.ndarray:
+        """A buffer kept between calls, replaced (never grown) when its shape, dtype or working
+        layout changes; a zeroed one keeps the zeros it is never written at (a padding border)."""
+        key = (shape, np.dtype(dtype), layout)
+        kept = self._buffers.get(name)
+        if kept is None or kept[0] != key:
+            kept = self._buffers[name] = (key, (np.zeros if zeros else np.empty)(shape, dtype))
+        return kept[1]
 
     def _layout(self, n: int, ow: int) -> tuple[tuple[int, ...], tuple[int, int]]:
         """The working layout: (permutation of NCHW, its two spatial axes). Channels lead, so a
@@ -173,13 +175,14 @@ class ConvolutionGate(Gate):
         perm, spatial = self._layout(n, ow)
         work = x.transpose(perm)                  # (C, N, H, W) or (C, H, W, N)
         if ph or pw:   # the border of this buffer is never written, so it stays zero
-            xp = self._scratch("_xpad", _padded(work.shape, spatial, ph, pw), x.dtype, zeros=True)
+            xp = self._scratch("padded", _padded(work.shape, spatial, ph, pw), x.dtype, perm, True)
             xp[_at(spatial, slice(ph, ph + height), slice(pw, pw + width))] = work
         else:
             xp = work
         windows = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=spatial)
         windows = windows[_at(spatial, slice(None, None, sh), slice(None, None, sw))][..., ::dh, ::dw]
-        cols = self._scratch("_cols", (channels, kh, kw) + windows.shape[1:4], x.dtype)
+        cols = self.cols = self._scratch("cols", (channels, kh, kw) + windows.shape[1:4], x.dtype,
+                                         perm)
         np.copyto(cols, windows.transpose(0, 4, 5, 1, 2, 3))   # C kh kw | N OH OW or OH OW N
         self.x_shape, self.W, self.layout = x.shape, W, (perm, spatial)
         out = self._matmul(W.reshape(self.group, self.num_output // self.group, -1),
@@ -206,7 +209,7 @@ class ConvolutionGate(Gate):
         # dout in the working layout, as (G, O/G, columns): the layout of the forward product
         upstream = np.ascontiguousarray(dout.transpose(perm))
         upstream = upstream.reshape(groups, per_group, -1)
-        cols = self._cols.reshape(groups, -1, n * oh * ow)
+        cols = self.cols.reshape(groups, -1, n * oh * ow)
         dW = (self._matmul(upstream, cols.transpose(0, 2, 1)).reshape(self.W.shape)
               if needs[1] else None)
         grads = [None, dW]
@@ -214,7 +217,7 @@ class ConvolutionGate(Gate):
             grads.append(upstream.reshape(self.num_output, -1).sum(axis=1) if needs[2] else None)
         if needs[0]:
             weights = self.W.reshape(groups, per_group, -1).transpose(0, 2, 1)
-            dcols = self._matmul(weights, upstream).reshape(self._cols.shape)
+            dcols = self._matmul(weights, upstream).reshape(self.cols.shape)
             dxp = np.zeros(_padded([self.x_shape[a] for a in perm], spatial, ph, pw), dout.dtype)
             for i in range(kh):          # col2im: one strided add per kernel offset
                 rows = _window_slice(i * dh, sh, oh)
@@ -307,13 +310,19 @@ class PoolingGate(Gate):
             out -= 1
         return out
 
-    def forward(self, x):
-        n, channels, height, width = x.shape
+    def _plane(self, height: int, width: int) -> tuple[tuple[int, int], ...]:
+        """(kernel, output size, padded plane size): the padded plane is big enough for every
+        window and for the whole input, the input starting at (pad_h, pad_w)."""
         kh, kw = self._kernel(height, width)
         oh, ow = self._out_size(height, kh, 0), self._out_size(width, kw, 1)
         (sh, sw), (ph, pw) = self.strides, self.pads
-        # the padded plane: big enough for every window and for the whole input
-        rows, cols = max((oh - 1) * sh + kh, height + ph), max((ow - 1) * sw + kw, width + pw)
+        return (kh, kw), (oh, ow), (max((oh - 1) * sh + kh, height + ph),
+                                    max((ow - 1) * sw + kw, width + pw))
+
+    def forward(self, x):
+        n, channels, height, width = x.shape
+        (kh, kw), (oh, ow), (rows, cols) = self._plane(height, width)
+        (sh, sw), (ph, pw) = self.strides, self.pads
         fill = -np.inf if self.pool == "MAX" else 0
         if (rows, cols) == (height, width):
             xp = x
@@ -377,10 +386,8 @@ class PoolingGate(Gate):
         if self.pool == "AVE":
             return None
         n, channels, height, width = x.shape
-        kh, kw = self._kernel(height, width)
-        oh, ow = self._out_size(height, kh, 0), self._out_size(width, kw, 1)
+        (kh, kw), (oh, ow), (rows, cols) = self._plane(height, width)
         (sh, sw), (ph, pw) = self.strides, self.pads
-        rows, cols = max((oh - 1) * sh + kh, height + ph), max((ow - 1) * sw + kw, width + pw)
         xp = np.full((n, channels, rows, cols), -np.inf)
         xp[:, :, ph:ph + height, pw:pw + width] = x
         index = np.arange(xp.size).reshape(xp.shape)

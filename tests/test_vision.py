@@ -102,6 +102,17 @@ def test_convolution_working_layouts_agree(layout):
     numeric_check(gate, [x])
 
 
+def test_convolution_padding_buffer_survives_shape_and_layout_changes():
+    """The zero-bordered scratch buffer is replaced, not reused, when the working layout
+    changes, even where both layouts' padded shapes coincide ((1, 20, 10, 20) here)."""
+    gate = make("Convolution", num_output=2, kernel_size=3, pad=1)
+    W, b = RNG.standard_normal((2, 1, 3, 3)), RNG.standard_normal(2)
+    for shape in [(20, 1, 8, 18), (20, 1, 18, 8), (20, 1, 8, 18), (3, 1, 4, 4)]:
+        x = RNG.standard_normal(shape)
+        np.testing.assert_allclose(gate.forward(x, W, b),
+                                   reference_conv(x, W, b, pad=(1, 1)), atol=1e-12)
+
+
 def test_convolution_by_hand():
     """A 1x1x3x3 input, a 2x2 kernel of ones and a bias of 1: each output is its window's sum + 1."""
     gate = make("Convolution", num_output=1, kernel_size=2)
@@ -158,7 +169,7 @@ def test_convolution_buffers_do_not_grow():
         gate.backward(np.ones_like(out))
 
     step()
-    cols = gate._cols
+    cols = gate.cols
     tracemalloc.start()
     step()
     first = tracemalloc.get_traced_memory()[0]
@@ -166,7 +177,7 @@ def test_convolution_buffers_do_not_grow():
         step()
     grown = tracemalloc.get_traced_memory()[0] - first
     tracemalloc.stop()
-    assert gate._cols is cols       # the same scratch buffer, reused
+    assert gate.cols is cols        # the same scratch buffer, reused
     assert grown < 4096
 
 
