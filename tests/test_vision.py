@@ -356,6 +356,24 @@ def test_batchnorm_in_a_net_exposes_buffers_and_switches_phase():
     assert np.std(y_test) < np.std(y)
 
 
+def test_batchnorm_moving_averages_travel_in_weights_files(tmp_path):
+    from net.snapshot import load_weights, save_weights
+
+    config = {"inputs": {"x": {"shape": [None, 3, 2, 2]}}, "gates": [
+        {"name": "bn", "type": "BatchNorm", "bottom": "x", "top": "y"}]}
+    trained = Net.from_config(config)
+    for _ in range(3):
+        trained.forward({"x": RNG.standard_normal((4, 3, 2, 2)) * 2 + 1})
+    path = save_weights(trained, tmp_path / "bn.weights.npz")
+    fresh = Net.from_config(config, phase="test")
+    load_weights(fresh, path, strict=True)
+    for name, value in trained.buffers.items():
+        np.testing.assert_array_equal(fresh.buffers[name], value)
+    trained.phase = "test"
+    x = RNG.standard_normal((2, 3, 2, 2))
+    np.testing.assert_array_equal(fresh.forward({"x": x})["y"], trained.forward({"x": x})["y"])
+
+
 # -- Concat -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("axis, shapes", [
     (1, [(2, 3, 2), (2, 1, 2), (2, 2, 2)]),
