@@ -171,9 +171,14 @@ class NetSpec:
     debug: bool = False
     file: str | None = None        # the config file, for error messages
     base_dir: Path = field(default_factory=Path.cwd)
+    key_lines: dict[str, int] = field(default_factory=dict)  # top-level key -> its line
 
     def error(self, message: str, line: int | None = None) -> ConfigError:
         return ConfigError(message, self.file, line)
+
+    def line_of(self, key: str) -> int:
+        """The line of a top-level key (`solver`, `data`, ...), or 1 when it is absent."""
+        return self.key_lines.get(key, 1)
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -218,6 +223,7 @@ def parse_config(raw: Any, file: str | None = None, base_dir: str | Path | None 
         debug=p.boolean(raw.get("debug", False), raw, "debug"),
         file=file,
         base_dir=base,
+        key_lines=dict(raw.key_lines) if isinstance(raw, LineDict) else {},
     )
     return spec
 

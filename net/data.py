@@ -68,7 +68,7 @@ def parse_data_section(net: Any) -> dict[str, SourceSpec]:
         return {}
     if not isinstance(raw, dict):
         raise spec.error(f"`data` must be a mapping with `train` and/or `test`, got {raw!r}",
-                         _line(raw))
+                         spec.line_of("data"))
     sources = {}
     for key, entry in raw.items():
         if key not in SECTION_KEYS:
@@ -77,7 +77,7 @@ def parse_data_section(net: Any) -> dict[str, SourceSpec]:
         sources[key] = _source_spec(spec, key, entry, _line_of(raw, key))
     if "data" not in net.inputs:
         raise spec.error("the `data` section feeds an input named `data`, but the net declares "
-                         f"none (inputs: {', '.join(net.inputs) or 'none'})", _line(raw))
+                         f"none (inputs: {', '.join(net.inputs) or 'none'})", spec.line_of("data"))
     return sources
 
 

@@ -232,7 +232,8 @@ class Solver:
         self.loss_weights = list(net.loss_weights.items())
         if not self.loss_weights:
             raise net.spec.error("the net has no loss in the train phase: give a gate of a "
-                                 "*Loss type, or a `loss_weight` on a top", 0)
+                                 "*Loss type, or a `loss_weight` on a top",
+                                 net.spec.line_of("gates"))
         self.trainable = [n for n, p in net.params.items() if net.param_rules[n].lr_mult > 0]
         two = config.type in ("AdaGrad", "RMSProp", "Adam")
         self.slots = [_Slot(n, net.params[n], net.param_rules[n].lr_mult,
@@ -257,7 +258,8 @@ class Solver:
         """A solver for `net` from a `solver:` mapping (default: the net's own config section).
         Keyword overrides (e.g. max_iter=100) are validated like config keys."""
         raw = net.spec.solver if solver is None else solver
-        config = SolverConfig.parse(raw, lambda msg, line: net.spec.error(msg, line or None))
+        config = SolverConfig.parse(
+            raw, lambda msg, line: net.spec.error(msg, line or net.spec.line_of("solver")))
         for key, value in overrides.items():
             if value is None:
                 continue

@@ -9,10 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CONFIGS
-from net import ConfigError, Net
+from net import ConfigError, Net, Solver
 from net.config import load_yaml, parse_config
+from net.data import parse_data_section
 
-BASES = ["seed_example.yaml", "affine.yaml", "two_layer.yaml"]
+BASES = ["seed_example.yaml", "affine.yaml", "two_layer.yaml", "digits_mlp.yaml",
+         "iris_mlp.yaml", "lenet_digits.yaml"]
 REPLACEMENTS = st.one_of(st.none(), st.booleans(), st.integers(-3, 5), st.floats(-2, 2),
                          st.sampled_from(["", "x", "Add", "float64", "train", "y"]),
                          st.lists(st.sampled_from([None, 0, 2, "x", "a"]), max_size=3),
@@ -54,7 +56,11 @@ def test_mutated_configs_fail_only_with_located_config_errors(base, data):
     kind = data.draw(st.sampled_from(["drop", "rename", "retype"]))
     text = yaml.safe_dump(mutate(config, where, kind, data.draw(REPLACEMENTS)))
     try:
-        Net(parse_config(load_yaml(text, "mutated.yaml"), file="mutated.yaml"))
+        net = Net(parse_config(load_yaml(text, "mutated.yaml"), file="mutated.yaml"))
+        if net.spec.data is not None:
+            parse_data_section(net)
+        if net.spec.solver is not None:
+            Solver.from_config(net)
     except ConfigError as err:
         assert err.line is not None, str(err)
         assert str(err).startswith(f"mutated.yaml:{err.line}: ")
