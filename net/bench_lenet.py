@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "lenet_mnist.yaml"
 TORCH_WORKER = ROOT / "scripts" / "_bench_lenet_torch.py"
 BATCH = 64
+WARMUP = 50
 SOLVER = {"type": "SGD", "base_lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -59,7 +60,8 @@ def serve() -> None:
     net = Net.from_yaml(CONFIG, seed=0)
     solver = Solver.from_config(net, SOLVER)
     feed = lenet_batch()
-    solver.step(feed)
+    for _ in range(WARMUP):       # the allocator settles in the first few dozen steps
+        solver.step(feed)
     for line in sys.stdin:
         request = json.loads(line)
         if request["cmd"] == "info":
