@@ -53,18 +53,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show the full traceback of an error")
 
 
-def guarded(main: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run `main(args)`; a user error prints one line (no traceback unless --debug), exit 2."""
+def guarded(main: Callable[[argparse.Namespace], int], args: argparse.Namespace,
+            prefix: str = "") -> int:
+    """Run `main(args)`; a user error prints one line (no traceback unless --debug), exit 2.
+    `prefix` starts each such line (one process of an MPI job names its rank there)."""
     try:
         return main(args)
     except (GateworkError, KeyError, ValueError, OSError) as err:
         if getattr(args, "debug", False):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+        print(f"{prefix}error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{prefix}interrupted", file=sys.stderr)
         return 130
 
 
