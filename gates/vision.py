@@ -365,13 +365,13 @@ class PoolingGate(Gate):
         share = dout / self.divisor if self.pool == "AVE" else None
         for i in range(kh):
             for j in range(kw):
-                window = (slice(None), slice(None), _window_slice(i, sh, oh),
-                          _window_slice(j, sw, ow))
-                part = share if share is not None else dout * (self.argmax == i * kw + j)
-                if tiled:
-                    dxp[window] = part
+                window = dxp[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
+                if tiled and share is None:   # this offset's winners take dout, the others 0
+                    np.multiply(dout, self.argmax == i * kw + j, out=window)
+                elif tiled:
+                    window[...] = share
                 else:
-                    dxp[window] += part
+                    window += share if share is not None else dout * (self.argmax == i * kw + j)
         return (dxp[:, :, ph:ph + height, pw:pw + width],)
 
     def sample_inputs(self, rng):

@@ -113,6 +113,21 @@ def test_convolution_padding_buffer_survives_shape_and_layout_changes():
                                    reference_conv(x, W, b, pad=(1, 1)), atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 5, 5), (3, 1, 5, 5), (1, 2, 20, 20), (4, 2, 6, 6)])
+def test_convolution_gradients_are_not_views_of_reused_buffers(shape):
+    """Scratch buffers are reused by the next call: what a call returns must stay as it was."""
+    gate = make("Convolution", num_output=2, kernel_size=3)
+    x, W, b = RNG.standard_normal(shape), RNG.standard_normal((2, shape[1], 3, 3)), np.zeros(2)
+    out = gate.forward(x, W, b)
+    first = gate.backward(np.ones_like(out))
+    kept = [g.copy() for g in first]
+    out2 = gate.forward(2 * x, W, b)
+    gate.backward(-np.ones_like(out))
+    for g, k in zip(first, kept):
+        np.testing.assert_array_equal(g, k)
+    assert not np.shares_memory(out, out2)
+
+
 def test_convolution_by_hand():
     """A 1x1x3x3 input, a 2x2 kernel of ones and a bias of 1: each output is its window's sum + 1."""
     gate = make("Convolution", num_output=1, kernel_size=2)
