@@ -7,7 +7,7 @@ PyTorch's thread pool would otherwise fight over the cores) and answers JSON lin
     {"cmd": "info"}                 -> {"version": ..., "threads": n}
     {"cmd": "time", "iterations": k} -> {"seconds": mean seconds per step over k steps}
     {"cmd": "memory"}               -> {"rss_bytes": resident memory of the worker now}
-    {"cmd": "profile", "iterations": k} -> {"table": per-gate forward/backward ms} (Gatework only)
+    {"cmd": "profile", "iterations": k} -> {"table": per-gate ms of the step} (Gatework only)
 The workers are asked in turn, rotating who goes first, one timed block at a time, so a noisy
 neighbour slows both alike; the figures are medians over the blocks. The PyTorch side is
 `scripts/_bench_lenet_torch.py`, which needs only torch and numpy and may run from another
@@ -52,10 +52,37 @@ def resident_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def profile_step(solver, feed: dict, iterations: int) -> str:
+    """Per-gate forward and backward ms of `solver.step` (through the runner's hooks: the time
+    between two hook calls is one gate's), the rest of the step (the update) and the total."""
+    steps = solver.net.runner.steps
+    spent = {(id(step), d): 0.0 for step in steps for d in ("forward", "backward")}
+    last = [0.0]
+
+    def hook(step, direction: str, outputs: tuple) -> None:
+        now = time.perf_counter()
+        spent[id(step), direction] += now - last[0]
+        last[0] = now
+
+    total = 0.0
+    for _ in range(iterations):
+        start = last[0] = time.perf_counter()
+        solver.step(feed, hooks=(hook, hook))
+        total += time.perf_counter() - start
+    scale = 1e3 / iterations
+    rows = [(step.spec.name, step.spec.type, spent[id(step), "forward"] * scale,
+             spent[id(step), "backward"] * scale) for step in steps]
+    gates = sum(f + b for _, _, f, b in rows)
+    lines = [f"{'gate':<8} {'type':<16} {'forward ms':>10} {'backward ms':>11}"]
+    lines += [f"{name:<8} {kind:<16} {f:10.3f} {b:11.3f}" for name, kind, f, b in rows]
+    lines.append(f"gates {gates:.2f} ms + SGD update {total * scale - gates:.2f} ms = step "
+                 f"{total * scale:.2f} ms (mean of {iterations} steps)")
+    return "\n".join(lines)
+
+
 def serve() -> None:
     """The Gatework worker: Solver.step on the LeNet of `configs/lenet_mnist.yaml`."""
     from . import Net, Solver
-    from .timing import time_net
 
     net = Net.from_yaml(CONFIG, seed=0)
     solver = Solver.from_config(net, SOLVER)
@@ -75,7 +102,7 @@ def serve() -> None:
         elif request["cmd"] == "memory":
             answer = {"rss_bytes": resident_bytes()}
         else:
-            answer = {"table": time_net(net, feed, request["iterations"], BATCH).table()}
+            answer = {"table": profile_step(solver, feed, request["iterations"])}
         print(json.dumps(answer), flush=True)
 
 
@@ -172,5 +199,5 @@ def report(result: dict, target: float) -> str:
                  f"warm-up, {result['rss_end_bytes'] * mb:.1f} MB after {result['steps_timed']} "
                  f"more steps ({(result['rss_end_bytes'] - result['rss_start_bytes']) * mb:+.1f} MB)")
     if result["profile"]:
-        lines += ["", "Gatework per gate (net.timing, forward and backward ms):", result["profile"]]
+        lines += ["", "Gatework's step, gate by gate (runner hooks):", result["profile"]]
     return "\n".join(lines)
