@@ -9,35 +9,50 @@
 Writes into the output directory (default runs/<config name>/): metrics.jsonl, curves.png and
 snapshots <prefix>_iter_<N>.weights.npz / .solverstate.npz. Ctrl-C stops after the current
 iteration and snapshots.
+
+Under `mpirun -np N` (mpi4py needed) the N processes train one model, data-parallel: batch_size is
+per process, rank 0 alone prints and writes files, an error on any rank ends the job (README:
+"Training on several machines").
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from net import Net, Solver, load_config
-from net.cli import add_common_arguments, guarded
+from net.cli import add_common_arguments
 from net.data import load_data
+from net.distributed import DataParallelSolver, communicator, guarded_job
 from net.metrics import MetricsLog, plot_curves, read_metrics
 from net.snapshot import load_weights, restore
 
 
 def main(args: argparse.Namespace) -> int:
+    comm = communicator()
     spec = load_config(args.config)
     net = Net(spec, seed=args.seed)
     if args.debug_nan:
         net.debug = True
-    solver = Solver.from_config(net, max_iter=args.max_iter, random_seed=args.seed)
-    data = load_data(net, solver.config.random_seed)
+    kind = Solver if comm.size == 1 else DataParallelSolver
+    solver = kind.from_config(net, max_iter=args.max_iter, random_seed=args.seed)
+    if comm.size > 1 and (args.debug or args.debug_nan):
+        solver.check_every = solver.config.display
+    data = load_data(net, solver.config.random_seed, comm.rank, comm.size)
     solver.data = data
     output = Path(args.output_dir) if args.output_dir else Path("runs") / Path(args.config).stem
-    say = print
+    say = print if comm.is_root else (lambda *_: None)
     say(f"net {net.name!r}: {sum(p.size for p in net.params.values())} parameters; "
         f"solver {solver.config.type}, base_lr {solver.config.base_lr}, "
         f"max_iter {solver.config.max_iter}")
     for line in data.describe():
         say(line)
+    if comm.size > 1:
+        say(f"data-parallel over {comm.size} processes (MPI): batch sizes are per process, the "
+            f"global train batch is {comm.size} x {data.specs['train'].batch_size}"
+            + (f"; parameters compared every {solver.check_every} iterations"
+               if solver.check_every else ""))
     if args.weights:
         report = load_weights(net, args.weights)
         line = f"weights from {Path(args.weights).resolve()}: {len(report['loaded'])} arrays"
@@ -52,21 +67,30 @@ def main(args: argparse.Namespace) -> int:
             f"(weights {weights.resolve()})")
     solver.output_dir = output
     say(f"output: {output.resolve()} (snapshots {solver.snapshot_prefix()}_iter_N.*)")
-    with MetricsLog(output / "metrics.jsonl", append=bool(args.resume)) as metrics:
-        result = solver.solve(data, progress=not args.no_progress, log=say,
-                              on_event=metrics.write)
-    curves = plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png", net.name)
+    metrics = MetricsLog(output / "metrics.jsonl", append=bool(args.resume)) \
+        if comm.is_root else nullcontext()
+    with metrics:
+        result = solver.solve(data, progress=comm.is_root and not args.no_progress, log=say,
+                              on_event=metrics.write if comm.is_root else None)
+    if comm.is_root:
+        print_outcome(result, output, net.name)
+    comm.barrier()              # the other ranks exit only once rank 0 has written everything
+    return 130 if result["interrupted"] else 0
+
+
+def print_outcome(result: dict, output: Path, name: str) -> None:
+    """Plot the curves and print how the run ended."""
+    curves = plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png", name)
     status = "interrupted" if result["interrupted"] else "done"
-    say(f"{status} at iteration {result['iter']}: train loss {result['loss']:.6g}"
-        if result["loss"] is not None else f"{status} at iteration {result['iter']}")
+    print(f"{status} at iteration {result['iter']}: train loss {result['loss']:.6g}"
+          if result["loss"] is not None else f"{status} at iteration {result['iter']}")
     if result["test"]:
         when = "final test" if result["test_iter"] == result["iter"] else \
             f"last test (iteration {result['test_iter']})"
-        say(f"{when}: " + ", ".join(f"{k} = {v:.6g}" for k, v in result["test"].items()))
+        print(f"{when}: " + ", ".join(f"{k} = {v:.6g}" for k, v in result["test"].items()))
     if result["snapshot"]:
-        say(f"snapshot: {result['snapshot'][0]} and {result['snapshot'][1].name}")
-    say(f"metrics: {output / 'metrics.jsonl'}" + (f", curves: {curves}" if curves else ""))
-    return 130 if result["interrupted"] else 0
+        print(f"snapshot: {result['snapshot'][0]} and {result['snapshot'][1].name}")
+    print(f"metrics: {output / 'metrics.jsonl'}" + (f", curves: {curves}" if curves else ""))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,4 +119,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    sys.exit(guarded(main, parse_args()))
+    sys.exit(guarded_job(main, parse_args()))
