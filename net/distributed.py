@@ -162,7 +162,8 @@ class DataParallelSolver(Solver):
     with the same rank and world) and first calls `synchronize()`. Rank 0 alone writes snapshots
     (`writes_files`). `check_every` > 0 compares a checksum of the parameters and gate buffers
     across processes every that many iterations (default: every `display` iterations when the
-    net's `debug` or the solver's `debug_info` is on; 0: never).
+    net's `debug` or the solver's `debug_info` is on; 0: never). `gradient_buffer` is the
+    FlatBuffer that travels through the Allreduce: the gradients, then the loss and a stop flag.
     """
 
     def __init__(self, net: Any, config: SolverConfig, comm: Communicator | None = None):
@@ -171,7 +172,7 @@ class DataParallelSolver(Solver):
         self.writes_files = self.comm.is_root
         self.check_every = config.display if (net.debug or config.debug_info) else 0
         # the gradients, then the loss and the stop flag: one Allreduce per step
-        self._flat = FlatBuffer({s.name: s.weight for s in self.slots}, extra=2)
+        self.gradient_buffer = FlatBuffer({s.name: s.weight for s in self.slots}, extra=2)
         buffers = net.buffers
         self._buffers = FlatBuffer(buffers) if buffers else None
 
@@ -191,7 +192,7 @@ class DataParallelSolver(Solver):
                          ) -> tuple[dict[str, np.ndarray], float]:
         """Average the gradients, the loss (so the loss shown is the global mean) and the gate
         buffers over the processes, and agree on stopping."""
-        flat = self._flat
+        flat = self.gradient_buffer
         flat.pack(grads)
         flat.extra[0] = loss
         flat.extra[1] = 1.0 if self._stop_requested else 0.0

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from net import GateworkError, Net, Solver, load_config
+from net import GateworkError, Net, Solver, SolverConfig, load_config
 from net import distributed
 from net.data import load_data
 from net.distributed import Communicator, DataParallelSolver, FlatBuffer, checksum
@@ -100,14 +100,17 @@ def test_a_failure_on_one_rank_ends_the_whole_job_naming_the_rank(tmp_path, erro
 # -- in one process, with stand-in communicators ------------------------------------------------
 class Recording(Communicator):
     """Rank 0 of `size` processes that all hold the same values: records each Allreduce; the
-    other ranks' stop flag and checksums can be set."""
+    other ranks' stop flag, checksums and (float64) gate buffers can be set."""
 
     def __init__(self, size: int = 2):
         self.size, self.calls, self.others_stop, self.others_checksum = size, [], False, None
+        self.others_buffers_zero = False
 
     def allreduce_mean_(self, flat: np.ndarray) -> None:
-        self.calls.append((flat.size, flat.flags.c_contiguous))
-        if self.others_stop:
+        self.calls.append((flat.size, flat.dtype, flat.flags.c_contiguous))
+        if flat.dtype == np.float64 and self.others_buffers_zero:
+            flat /= self.size
+        elif self.others_stop:
             flat[-1] = 1.0 / self.size           # the mean of the flags: one rank asked
 
     def allgather(self, value):
@@ -131,8 +134,28 @@ def test_one_allreduce_per_step_on_one_contiguous_buffer_and_nothing_else_change
     for feed in feeds:
         assert solver.step(feed) == reference.step(feed)
     size = sum(p.size for p in solver.net.params.values())
-    assert comm.calls == [(size + 2, True)] * 3        # gradients, loss and stop flag
+    assert comm.calls == [(size + 2, np.float32, True)] * 3       # gradients, loss, stop flag
     assert checksum(solver.net.params) == checksum(reference.net.params)   # bit for bit
+
+
+def test_gate_buffers_are_averaged_in_a_second_buffer():
+    config = {"name": "bn", "inputs": {"data": {"shape": [None, 3]},
+                                       "label": {"shape": [None], "dtype": "int"}},
+              "gates": [{"name": "bn", "type": "BatchNorm", "bottom": "data", "top": "norm"},
+                        {"name": "fc", "type": "InnerProduct", "bottom": "norm", "top": "scores",
+                         "num_output": 2},
+                        {"name": "loss", "type": "SoftmaxWithLoss",
+                         "bottom": ["scores", "label"], "top": "loss"}]}
+    comm = Recording()
+    comm.others_buffers_zero = True                   # the other rank's moving averages: zeros
+    solver = DataParallelSolver(Net.from_config(config), SolverConfig(base_lr=0.1), comm)
+    alone = Solver(Net.from_config(config), SolverConfig(base_lr=0.1))
+    feed = {"data": np.arange(12.0).reshape(4, 3), "label": np.array([0, 1, 0, 1])}
+    solver.step(feed)
+    alone.step(feed)
+    assert [c[:2] for c in comm.calls] == [(3 * 2 + 2 + 2, np.float32), (3 + 3 + 1, np.float64)]
+    for name, value in alone.net.buffers.items():
+        assert np.allclose(solver.net.buffers[name], value / 2), name
 
 
 def test_a_stop_asked_on_any_rank_stops_every_rank_after_the_same_step():
@@ -190,3 +213,14 @@ def test_one_process_needs_no_mpi4py_and_several_say_how_to_get_it(monkeypatch):
     with pytest.raises(GateworkError, match=r"launched by mpirun with 2 processes, but mpi4py "
                                             r"cannot be used .*pip install -e '\.\[mpi\]'"):
         distributed.communicator()
+
+
+@needs_mpi
+def test_the_benchmark_runs_one_and_two_processes():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_mpi.py"), "--quick",
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [row["processes"] for row in result["rows"]] == [1, 2]
+    assert all(row["samples_per_s"] > 0 for row in result["rows"])
+    assert result["rows"][1]["allreduce_ms"] > 0 and result["efficiency"] > 0

@@ -1,0 +1,130 @@
+"""The data-parallel benchmark behind `scripts/bench_mpi.py`: training throughput (samples/s) of
+an MLP (784-1024-1024-10, float32, batch 256 per process, momentum SGD) with one process and
+with N processes under mpirun, and the scaling efficiency throughput(N) / (N x throughput(1)).
+
+Each measurement is a fresh job: one process is a plain `python` (the single-process path, no
+MPI at all), N processes are `mpirun -np N python`; every process has one BLAS thread (the
+script sets the thread variables before numpy loads, and the jobs inherit them). The two are run
+in alternation, `rounds` times, rotating which goes first, so a busy spell of a shared machine
+hurts both alike; the figures are medians, and the efficiency is the median of the per-round
+ratios (its spread is reported too). Inside a job, the processes time blocks of the same number
+of steps, back to back after a barrier; the job reports the median block.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .bench import MLP, MLPS, SOLVER, machine, median, mlp_batch, mlp_config
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_mpi.py"
+MLP_BIG = MLPS[2]        # 784-1024-1024-10, batch 256
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker(mlp: MLP, seconds: float, block: float) -> dict[str, Any] | None:
+    """Time training steps in this process (one of a job); rank 0 returns the figures."""
+    from .distributed import DataParallelSolver, communicator
+    from .net import Net
+    from .solver import Solver
+
+    comm = communicator()
+    net = Net.from_config(mlp_config(mlp), seed=0)
+    solver = Solver.from_config(net, SOLVER) if comm.size == 1 else \
+        DataParallelSolver.from_config(net, SOLVER)
+    feed = mlp_batch(mlp, seed=comm.rank)
+    for _ in range(3):
+        solver.step(feed)
+    start = time.perf_counter()
+    for _ in range(3):
+        solver.step(feed)
+    per_step = (time.perf_counter() - start) / 3
+    steps = max(comm.allgather(max(1, round(block / per_step))))        # the same on every rank
+    rates = []
+    for _ in range(max(1, round(seconds / block))):
+        comm.barrier()
+        start = time.perf_counter()
+        for _ in range(steps):
+            solver.step(feed)
+        rates.append(comm.size * mlp.batch * steps / (time.perf_counter() - start))
+    allreduce = []
+    if comm.size > 1:
+        flat = solver.gradient_buffer.flat
+        for _ in range(10):
+            comm.barrier()
+            start = time.perf_counter()
+            comm.allreduce_mean_(flat)
+            allreduce.append(time.perf_counter() - start)
+    if not comm.is_root:
+        return None
+    rate = median(rates)
+    return {"processes": comm.size, "samples_per_s": rate,
+            "step_ms": comm.size * mlp.batch / rate * 1e3, "steps_per_block": steps,
+            "blocks": len(rates), "allreduce_ms": median(allreduce) * 1e3 if allreduce else None,
+            "allreduce_mb": solver.gradient_buffer.flat.nbytes / 2**20 if comm.size > 1 else None}
+
+
+def run_job(processes: int, mlp: MLP, seconds: float, block: float) -> dict[str, Any]:
+    """One measuring job of `processes` processes (1: a plain python, no mpirun)."""
+    from .distributed import mpirun_command
+
+    command = [sys.executable, str(SCRIPT), "--worker", "--mlp", mlp.name, "--seconds",
+               str(seconds), "--block", str(block)]
+    if processes > 1:
+        command = mpirun_command(processes, *command)
+    env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          timeout=120 + 10 * seconds)
+    if done.returncode:
+        raise RuntimeError(f"the {processes}-process job failed (exit {done.returncode}):\n"
+                           f"{done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(processes: int = 2, rounds: int = 5, seconds: float = 2.0, block: float = 0.25,
+        mlp: MLP = MLP_BIG) -> dict[str, Any]:
+    """Alternate 1-process and `processes`-process jobs for `rounds` rounds; the figures."""
+    jobs: dict[int, list[dict]] = {1: [], processes: []}
+    for r in range(rounds):
+        for n in ((1, processes) if r % 2 == 0 else (processes, 1)):
+            jobs[n].append(run_job(n, mlp, seconds, block))
+    ratios = [many["samples_per_s"] / (processes * one["samples_per_s"])
+              for one, many in zip(jobs[1], jobs[processes])]
+    rows = []
+    for n, results in jobs.items():
+        rows.append({"processes": n, "samples_per_s": median([j["samples_per_s"] for j in results]),
+                     "step_ms": median([j["step_ms"] for j in results]),
+                     "allreduce_ms": median([j["allreduce_ms"] for j in results])
+                     if n > 1 else None,
+                     "allreduce_mb": results[0]["allreduce_mb"]})
+    return {"machine": machine(), "mlp": mlp.name, "batch_per_process": mlp.batch,
+            "threads_per_process": 1, "rounds": rounds, "seconds_per_job": seconds, "rows": rows,
+            "efficiency": median(ratios), "efficiency_per_round": ratios}
+
+
+def report(result: dict[str, Any], target: float) -> str:
+    """The result as a short table."""
+    m = result["machine"]
+    lines = [f"Data-parallel training throughput, MLP {result['mlp']}, float32, momentum SGD, "
+             f"batch {result['batch_per_process']} per process, 1 BLAS thread per process",
+             f"{m['date']}, {m['cpu']} ({m['cores']} cores), numpy {m['numpy']} ({m['blas']}); "
+             f"medians of {result['rounds']} alternating rounds of {result['seconds_per_job']:g} s",
+             "", "  processes  samples/s  ms per step  Allreduce (ms, MiB)",
+             "  ---------  ---------  -----------  -------------------"]
+    for row in result["rows"]:
+        reduce = "-" if row["allreduce_ms"] is None else \
+            f"{row['allreduce_ms']:.2f} ms of {row['allreduce_mb']:.1f} MiB"
+        lines.append(f"  {row['processes']:>9}  {row['samples_per_s']:>9.0f}  "
+                     f"{row['step_ms']:>11.2f}  {reduce}")
+    n = result["rows"][-1]["processes"]
+    per_round = result["efficiency_per_round"]
+    lines += ["", f"Scaling efficiency, {n} processes: {result['efficiency']:.2f} (target >= "
+                  f"{target:g} {'ok' if result['efficiency'] >= target else 'MISSED'}); per round "
+                  f"{min(per_round):.2f} to {max(per_round):.2f}: "
+                  + " ".join(f"{r:.2f}" for r in per_round)]
+    return "\n".join(lines)
