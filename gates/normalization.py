@@ -64,7 +64,8 @@ class BatchNormGate(Gate):
     @staticmethod
     def _channels(x_shape) -> int:
         if len(x_shape) < 2 or x_shape[1] is None:
-            raise ValueError(f"BatchNorm needs input (N, C, ...) with C known, got {tuple(x_shape)}")
+            raise ValueError(f"BatchNorm needs input (N, C, ...) with C known, got "
+                             f"{tuple(x_shape)}")
         return x_shape[1]
 
     def _ensure_buffers(self, channels: int) -> None:

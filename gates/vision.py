@@ -170,7 +170,8 @@ class ConvolutionGate(Gate):
 
     def forward(self, x, W, b=None):
         n, channels, height, width = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, self.dilations
+        (kh, kw), (sh, sw) = self.kernel, self.strides
+        (ph, pw), (dh, dw) = self.pads, self.dilations
         oh, ow = self._out_size(height, 0), self._out_size(width, 1)
         perm, spatial = self._layout(n, ow)
         work = x.transpose(perm)                  # (C, N, H, W) or (C, H, W, N)
@@ -180,7 +181,8 @@ class ConvolutionGate(Gate):
         else:
             xp = work
         windows = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=spatial)
-        windows = windows[_at(spatial, slice(None, None, sh), slice(None, None, sw))][..., ::dh, ::dw]
+        windows = windows[_at(spatial, slice(None, None, sh), slice(None, None, sw))]
+        windows = windows[..., ::dh, ::dw]
         cols = self.cols = self._scratch("cols", (channels, kh, kw) + windows.shape[1:4], x.dtype,
                                          perm)
         np.copyto(cols, windows.transpose(0, 4, 5, 1, 2, 3))   # C kh kw | N OH OW or OH OW N
@@ -203,7 +205,8 @@ class ConvolutionGate(Gate):
     def backward(self, dout):
         needs = self.needs_input_grad or (True,) * 3
         n, channels, height, width = self.x_shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, self.dilations
+        (kh, kw), (sh, sw) = self.kernel, self.strides
+        (ph, pw), (dh, dw) = self.pads, self.dilations
         (perm, spatial), (oh, ow) = self.layout, dout.shape[2:]
         groups, per_group = self.group, self.num_output // self.group
         # dout in the working layout, as (G, O/G, columns): the layout of the forward product
@@ -391,7 +394,8 @@ class PoolingGate(Gate):
         xp = np.full((n, channels, rows, cols), -np.inf)
         xp[:, :, ph:ph + height, pw:pw + width] = x
         index = np.arange(xp.size).reshape(xp.shape)
-        take = (slice(None), slice(None), slice(0, (oh - 1) * sh + kh), slice(0, (ow - 1) * sw + kw))
+        take = (slice(None), slice(None), slice(0, (oh - 1) * sh + kh),
+                slice(0, (ow - 1) * sw + kw))
         windows = sliding_window_view(xp[take], (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
         where = sliding_window_view(index[take], (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
         windows = windows.reshape(n, channels, oh, ow, -1)

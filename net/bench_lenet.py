@@ -195,9 +195,9 @@ def report(result: dict, target: float) -> str:
         lines.append(f"  ratio     {result['ratio']:8.2f}x Gatework / PyTorch ({verdict} the "
                      f"target <= {target}x)")
     mb = 1 / 2**20
-    lines.append(f"memory: Gatework worker resident {result['rss_start_bytes'] * mb:.1f} MB after "
-                 f"warm-up, {result['rss_end_bytes'] * mb:.1f} MB after {result['steps_timed']} "
-                 f"more steps ({(result['rss_end_bytes'] - result['rss_start_bytes']) * mb:+.1f} MB)")
+    start, end = result["rss_start_bytes"] * mb, result["rss_end_bytes"] * mb
+    lines.append(f"memory: Gatework worker resident {start:.1f} MB after warm-up, {end:.1f} MB "
+                 f"after {result['steps_timed']} more steps ({end - start:+.1f} MB)")
     if result["profile"]:
         lines += ["", "Gatework's step, gate by gate (runner hooks):", result["profile"]]
     return "\n".join(lines)

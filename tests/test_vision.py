@@ -129,7 +129,8 @@ def test_convolution_gradients_are_not_views_of_reused_buffers(shape):
 
 
 def test_convolution_by_hand():
-    """A 1x1x3x3 input, a 2x2 kernel of ones and a bias of 1: each output is its window's sum + 1."""
+    """A 1x1x3x3 input, a 2x2 kernel of ones and a bias of 1: each output is its window's sum
+    plus 1."""
     gate = make("Convolution", num_output=1, kernel_size=2)
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     out = gate.forward(x, np.ones((1, 1, 2, 2)), np.ones(1))
@@ -481,7 +482,7 @@ def test_config_errors_name_the_gate_line():
         Net.from_config(config)
 
 
-# -- the LeNet configs and benchmark ----------------------------------------------------------------
+# -- the LeNet configs and benchmark --------------------------------------------------------------
 def test_lenet_configs_build():
     mnist = Net.from_yaml(CONFIGS / "lenet_mnist.yaml")
     assert mnist.shapes["pool2"] == (None, 50, 4, 4) and mnist.shapes["scores"] == (None, 10)
