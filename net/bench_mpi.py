@@ -9,11 +9,16 @@ in alternation, `rounds` times, rotating which goes first, so a busy spell of a 
 hurts both alike; the figures are medians, and the efficiency is the median of the per-round
 ratios (its spread is reported too). Inside a job, the processes time blocks of the same number
 of steps, back to back after a barrier; the job reports the median block.
+
+On a shared machine other processes take cores from the N-process job (and its ranks wait for
+the slowest in every Allreduce), so each job also records how many cores everything else kept
+busy meanwhile (from /proc/stat, less the job's own CPU time): the noise, in numbers.
 """
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -78,12 +83,31 @@ def run_job(processes: int, mlp: MLP, seconds: float, block: float) -> dict[str,
     if processes > 1:
         command = mpirun_command(processes, *command)
     env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+    before, start = _cpu_seconds(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env,
                           timeout=120 + 10 * seconds)
+    wall = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f"the {processes}-process job failed (exit {done.returncode}):\n"
                            f"{done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    after = _cpu_seconds()
+    result["other_cores"] = None if before is None or after is None else \
+        max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
+    return result
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds the whole machine has been busy, those of this process and its children);
+    None where /proc/stat is missing."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    ours = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), ours
 
 
 def run(processes: int = 2, rounds: int = 5, seconds: float = 2.0, block: float = 0.25,
@@ -102,9 +126,11 @@ def run(processes: int = 2, rounds: int = 5, seconds: float = 2.0, block: float 
                      "allreduce_ms": median([j["allreduce_ms"] for j in results])
                      if n > 1 else None,
                      "allreduce_mb": results[0]["allreduce_mb"]})
+    others = [[j["other_cores"] for j in jobs[n]] for n in (1, processes)]
     return {"machine": machine(), "mlp": mlp.name, "batch_per_process": mlp.batch,
             "threads_per_process": 1, "rounds": rounds, "seconds_per_job": seconds, "rows": rows,
-            "efficiency": median(ratios), "efficiency_per_round": ratios}
+            "efficiency": median(ratios), "efficiency_per_round": ratios,
+            "other_cores_per_round": [max((a or 0.0), (b or 0.0)) for a, b in zip(*others)]}
 
 
 def report(result: dict[str, Any], target: float) -> str:
@@ -122,9 +148,14 @@ def report(result: dict[str, Any], target: float) -> str:
         lines.append(f"  {row['processes']:>9}  {row['samples_per_s']:>9.0f}  "
                      f"{row['step_ms']:>11.2f}  {reduce}")
     n = result["rows"][-1]["processes"]
-    per_round = result["efficiency_per_round"]
+    per_round, others = result["efficiency_per_round"], result["other_cores_per_round"]
     lines += ["", f"Scaling efficiency, {n} processes: {result['efficiency']:.2f} (target >= "
                   f"{target:g} {'ok' if result['efficiency'] >= target else 'MISSED'}); per round "
-                  f"{min(per_round):.2f} to {max(per_round):.2f}: "
-                  + " ".join(f"{r:.2f}" for r in per_round)]
+                  f"{min(per_round):.2f} to {max(per_round):.2f}:",
+              "  " + "  ".join(f"{r:.2f} (others {o:.1f} cores)"
+                               for r, o in zip(per_round, others))]
+    if max(others) > 0.25:
+        lines.append(f"  other processes kept up to {max(others):.1f} of the "
+                     f"{result['machine']['cores']} cores busy: the {n}-process figures suffer "
+                     "most; rerun on a quiet machine")
     return "\n".join(lines)
