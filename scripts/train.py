@@ -66,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
         say(f"resumed at iteration {solver.iter} from {Path(args.resume).resolve()} "
             f"(weights {weights.resolve()})")
     solver.output_dir = output
-    say(f"output: {output.resolve()} (snapshots {solver.snapshot_prefix()}_iter_N.*)")
+    say(f"output: {output.resolve()} (snapshots {solver.snapshot_prefix().resolve()}_iter_N.*)")
     metrics = MetricsLog(output / "metrics.jsonl", append=bool(args.resume)) \
         if comm.is_root else nullcontext()
     with metrics:
