@@ -1,27 +1,34 @@
-"""The benchmark behind `scripts/bench.py`: Gatework against the same arithmetic written by hand.
+"""The benchmark behind `scripts/bench.py`: Gatework against the same arithmetic written by hand
+(and PyTorch), plus what the two focused modules add: `net.bench_lenet` (the LeNet step against
+PyTorch) and `net.bench_mpi` (throughput with 1 and N processes, `--mpi`).
 
-What is measured (each figure a median over repeats; variants compared in one run are timed in
-alternation, rotating the order each repeat, so a noisy neighbour hurts them alike, and each
+What is measured here (each figure a median over repeats; variants compared in one run are timed
+in alternation, rotating the order each repeat, so a noisy neighbour hurts them alike, and each
 ratio is the median of the per-repeat ratios):
 - `mlp_rows`: one training iteration (forward, backward, momentum SGD) of ReLU MLPs ending in
   SoftmaxWithLoss, float32, through Gatework, through `NumpyMLP` (a hand-written numpy loop doing
-  the same arithmetic, from the same initial weights) and through PyTorch in its own process
-  (`TorchWorker`, talking to `scripts/_bench_torch.py`).
+  the same arithmetic, from the same initial weights) and through PyTorch in its own process.
 - `scalar_example`: the lecture's f = (x + y) max(y, z), forward + backward, per call.
 - `chain_rows`: a chain of N Scale gates, time per gate forward and backward (the O(n) claim).
 - `backward_over_forward`: backward time / forward time of one MLP.
 - `peak_memory`: the peak traced memory (tracemalloc; numpy reports its buffers to it) during one
-  steady-state training iteration, run in a fresh process per variant by the script.
+  steady-state training iteration, run in a fresh process per variant.
+
+Also shared by all three modules: the timing helpers (`per_call`, `calibrate`, `alternate`,
+`paired_ratio`), `machine()`, and `Worker`, a benchmark side in its own process answering JSON
+lines; `torch_worker` starts `scripts/_bench_torch.py`, the PyTorch side of every comparison.
 """
 from __future__ import annotations
 
 import gc
+import functools
 import json
 import math
 import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
@@ -34,6 +41,12 @@ import numpy as np
 from .net import Net
 from .solver import Solver
 
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "bench.py"               # its hidden modes are the workers' entries
+TORCH_SCRIPT = ROOT / "scripts" / "_bench_torch.py"
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+TARGETS = {"mlp_tiny": 2.0, "mlp": 1.10, "scalar_us": 15.0, "chain_flat": 1.5,
+           "backward_over_forward": 2.5, "memory": 1.3, "lenet": 1.5, "mpi_efficiency": 0.8}
 SOLVER = {"type": "SGD", "base_lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
 SEED_EXAMPLE = {
     "name": "seed_example", "dtype": "float64",
@@ -58,7 +71,7 @@ class MLP:
 
 MLPS = (MLP((64, 32, 10), 32), MLP((784, 256, 256, 10), 128), MLP((784, 1024, 1024, 10), 256))
 RATIO_MLP = MLPS[1]      # backward / forward is measured on this one
-SETTLE = 0.15            # seconds of rest before each PyTorch block (see TorchWorker.time_mlp)
+SETTLE = 0.15            # seconds of rest before each block of a Worker (seconds_per_step)
 
 
 def mlp_by_name(name: str) -> MLP:
@@ -148,39 +161,48 @@ class NumpyMLP:
         return float(loss)
 
 
-class TorchWorker:
-    """PyTorch in its own process (its thread pool and numpy's would slow each other down in
-    one): `time_mlp` asks it to time iterations and waits, idle, for the answer."""
+def mlp_model(mlp: MLP) -> dict:
+    """The MLP as a PyTorch worker builds it (`scripts/_bench_torch.py`)."""
+    return {"kind": "mlp", "sizes": list(mlp.sizes), "batch": mlp.batch, "solver": SOLVER}
 
-    def __init__(self, python: str):
-        script = Path(__file__).resolve().parent.parent / "scripts" / "_bench_torch.py"
-        # idle OpenMP threads sleep at once instead of spinning on the cores numpy uses next
-        env = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", **os.environ}
-        self.process = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env)
-        self.info = self._ask({"cmd": "info"})
 
-    def _ask(self, request: dict) -> dict:
+class Worker:
+    """One side of a comparison in its own process (PyTorch's thread pool and numpy's would slow
+    each other down in one), answering one JSON line per request on stdin:
+        {"cmd": "info"}                                -> {"version": ..., "threads": n}
+        {"cmd": "time", "model": {...}, "iterations": k} -> {"seconds": per training step}
+    and whatever else its script serves. `threads` sets its math threads (None: inherited)."""
+
+    def __init__(self, command: list[str], threads: int | None = None):
+        env = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", **os.environ,
+               # idle OpenMP threads sleep at once instead of spinning on the other's cores
+               **({name: str(threads) for name in THREAD_VARIABLES} if threads else {}),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=env, cwd=ROOT)
+        self.info = self.ask({"cmd": "info"})
+
+    def ask(self, request: dict) -> dict:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError("the PyTorch worker stopped")
+            raise RuntimeError(f"the benchmark worker {self.process.args[-1]!r} stopped")
         return json.loads(line)
 
-    def time_mlp(self, mlp: MLP, iterations: int) -> float:
-        """Seconds per training iteration over `iterations` timed ones. Waits SETTLE seconds
-        first: OpenBLAS's threads in this process spin for about 0.1 s after their last call,
-        and would take the worker's cores meanwhile."""
+    def seconds_per_step(self, model: dict, iterations: int) -> float:
+        """Seconds per training step of `model` over `iterations` timed ones. Waits SETTLE
+        seconds first: OpenBLAS's threads in the other process spin for about 0.1 s after their
+        last call, and would take this worker's cores meanwhile."""
         time.sleep(SETTLE)
-        return self._ask({"cmd": "mlp", "sizes": mlp.sizes, "batch": mlp.batch,
-                          "solver": SOLVER, "iterations": iterations})["seconds"]
+        return self.ask({"cmd": "time", "model": model, "iterations": iterations})["seconds"]
 
     def close(self) -> None:
         self.process.stdin.close()
-        self.process.wait(timeout=10)
+        self.process.wait(timeout=30)
 
 
+@functools.lru_cache(maxsize=None)
 def torch_available(python: str) -> bool:
     try:
         done = subprocess.run([python, "-c", "import torch, numpy"], capture_output=True,
@@ -188,6 +210,13 @@ def torch_available(python: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+def torch_worker(python: str | None, threads: int | None = None) -> Worker | None:
+    """The PyTorch side, run by `python`; None when that is None or cannot import torch."""
+    if python is None or not torch_available(python):
+        return None
+    return Worker([python, str(TORCH_SCRIPT)], threads)
 
 
 # -- timing ----------------------------------------------------------------------------------------
@@ -228,7 +257,7 @@ def paired_ratio(ours: list[float], theirs: list[float]) -> float:
 
 # -- the sections ----------------------------------------------------------------------------------
 def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
-             torch: TorchWorker | None = None) -> list[dict]:
+             torch: Worker | None = None) -> list[dict]:
     """One row per MLP: median ms per training iteration of each variant, and their ratios."""
     rows = []
     for mlp in mlps:
@@ -241,8 +270,9 @@ def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
         blocks: dict[str, Callable[[], float]] = {
             name: (lambda fn=fn, k=counts[name]: per_call(fn, k)) for name, fn in steps.items()}
         if torch is not None:
-            torch_k = calibrate(torch.time_mlp(mlp, 2), block)
-            blocks["pytorch"] = lambda k=torch_k, m=mlp: torch.time_mlp(m, k)
+            model = mlp_model(mlp)
+            torch_k = calibrate(torch.seconds_per_step(model, 2), block)
+            blocks["pytorch"] = lambda k=torch_k, m=model: torch.seconds_per_step(m, k)
         times = alternate(blocks, repeats)
         row = {"mlp": mlp.name, "batch": mlp.batch,
                **{f"{name}_ms": median(values) * 1e3 for name, values in times.items()}}
@@ -276,6 +306,19 @@ def scalar_example(repeats: int, block: float) -> dict:
             "python_us": median(times["python"]) * 1e6}
 
 
+def forward_backward(net: Net, feed: dict, wrt: list[str], k: int) -> tuple[float, float]:
+    """Seconds per forward and per backward (to `wrt`) over `k` passes, timed in one loop."""
+    forward = backward = 0.0
+    for _ in range(k):
+        start = time.perf_counter()
+        net.forward(feed)
+        middle = time.perf_counter()
+        net.backward(wrt=wrt)
+        forward += middle - start
+        backward += time.perf_counter() - middle
+    return forward / k, backward / k
+
+
 def chain_config(n: int) -> dict:
     """x -> Scale -> Scale -> ... (n gates), on a vector of 16 float32 values."""
     gates = [{"name": f"s{i}", "type": "Scale", "bottom": f"b{i}" if i else "x",
@@ -295,18 +338,7 @@ def chain_rows(sizes: tuple[int, ...], repeats: int, block: float) -> list[dict]
     for n, net in nets.items():
         single = per_call(lambda net=net: (net.forward(feed), net.backward(wrt=wrt)), 2)
         counts[n] = calibrate(single, block)
-
-        def run(net=net, k=counts[n]) -> tuple[float, float]:
-            forward = backward = 0.0
-            for _ in range(k):
-                start = time.perf_counter()
-                net.forward(feed)
-                middle = time.perf_counter()
-                net.backward(wrt=wrt)
-                forward += middle - start
-                backward += time.perf_counter() - middle
-            return forward / k, backward / k
-        blocks[n] = run
+        blocks[n] = lambda net=net, k=counts[n]: forward_backward(net, feed, wrt, k)
     times = alternate(blocks, repeats)
     return [{"n": n, "forward_us_per_gate": median([f for f, _ in times[n]]) * 1e6 / n,
              "backward_us_per_gate": median([b for _, b in times[n]]) * 1e6 / n}
@@ -320,18 +352,7 @@ def backward_over_forward(mlp: MLP, repeats: int, block: float) -> dict:
     net, feed, wrt = gatework.net, mlp_batch(mlp), gatework.solver.trainable
     single = per_call(lambda: (net.forward(feed), net.backward(wrt=wrt)), 2)
     k = calibrate(single, block)
-
-    def run() -> tuple[float, float]:
-        forward = backward = 0.0
-        for _ in range(k):
-            start = time.perf_counter()
-            net.forward(feed)
-            middle = time.perf_counter()
-            net.backward(wrt=wrt)
-            forward += middle - start
-            backward += time.perf_counter() - middle
-        return forward / k, backward / k
-    times = alternate({"run": run}, repeats)["run"]
+    times = alternate({"run": lambda: forward_backward(net, feed, wrt, k)}, repeats)["run"]
     forward, backward = median([f for f, _ in times]), median([b for _, b in times])
     return {"mlp": mlp.name, "batch": mlp.batch, "forward_ms": forward * 1e3,
             "backward_ms": backward * 1e3, "ratio": backward / forward}
@@ -378,3 +399,109 @@ def machine() -> dict:
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": model,
             "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "blas": blas}
+
+
+# -- the run and its table -------------------------------------------------------------------------
+def run(quick: bool = False, repeats: int | None = None, threads: int | None = None,
+        torch_python: str | None = None) -> dict:
+    """Every section above (two MLPs, shorter blocks and chains, 3 repeats when `quick`); the
+    PyTorch rows when `torch_python` can import torch. `threads` is only recorded: the thread
+    variables must be set before numpy loads (the script does it)."""
+    repeats = repeats or (3 if quick else 21)
+    block = 0.005 if quick else 0.05
+    mlps = MLPS[:2] if quick else MLPS
+    torch = torch_worker(torch_python)
+    try:
+        results = {"machine": machine(), "repeats": repeats, "threads": threads,
+                   "torch": torch.info if torch else None,
+                   "mlp": mlp_rows(mlps, repeats, block, torch)}
+    finally:
+        if torch is not None:
+            torch.close()
+    results["scalar"] = scalar_example(repeats, block)
+    results["chain"] = chain_rows((10, 100, 1000) if quick else (10, 100, 1000, 10000),
+                                  repeats, block)
+    results["backward_over_forward"] = backward_over_forward(RATIO_MLP, repeats, block)
+    results["memory"] = [memory_row(mlp) for mlp in (mlps[:1] if quick else mlps)]
+    return results
+
+
+def memory_row(mlp: MLP) -> dict:
+    """Peak memory of Gatework and of the numpy loop, each measured in a fresh process
+    (`scripts/bench.py --memory-worker VARIANT MLP` prints `peak_memory`'s answer)."""
+    row = {"mlp": mlp.name, "batch": mlp.batch}
+    for variant in ("gatework", "numpy"):
+        done = subprocess.run([sys.executable, str(SCRIPT), "--memory-worker", variant, mlp.name],
+                              capture_output=True, text=True, check=True)
+        row[f"{variant}_mb"] = json.loads(done.stdout)["peak_bytes"] / 2**20
+    row["ratio"] = row["gatework_mb"] / row["numpy_mb"]
+    return row
+
+
+def report(results: dict) -> str:
+    """`run`'s results as the table the README shows."""
+    m = results["machine"]
+    torch = results["torch"]
+    torch_text = ", PyTorch not run"
+    if torch:
+        plural = "s" if torch["threads"] != 1 else ""
+        torch_text = f", PyTorch {torch['version']} ({torch['threads']} thread{plural})"
+    lines = [f"Gatework benchmark, {m['date']}, {m['cpu']} ({m['cores']} cores), Python "
+             f"{m['python']}, numpy {m['numpy']} ({m['blas']})" + torch_text,
+             f"medians of {results['repeats']} alternating repeats; ratios are medians of the "
+             "per-repeat ratios; " + (f"{results['threads']} BLAS/OpenMP thread(s)"
+                                      if results.get("threads") else "default threads"), "",
+             "Training iteration (forward, backward, momentum SGD), float32, ms per iteration:"]
+    header = ["MLP", "batch", "Gatework", "numpy loop", "PyTorch", "Gatework/numpy",
+              "PyTorch/numpy", "target"]
+    rows = []
+    for r in results["mlp"]:
+        target = TARGETS["mlp_tiny"] if r["mlp"] == MLPS[0].name else TARGETS["mlp"]
+        rows.append([r["mlp"], str(r["batch"]), f"{r['gatework_ms']:.3f}", f"{r['numpy_ms']:.3f}",
+                     f"{r['pytorch_ms']:.3f}" if "pytorch_ms" in r else "-",
+                     f"{r['gatework_over_numpy']:.2f}",
+                     f"{r['pytorch_over_numpy']:.2f}" if "pytorch_over_numpy" in r else "-",
+                     f"<= {target:.2f} {verdict(r['gatework_over_numpy'] <= target)}"])
+    lines += grid(header, rows)
+    s = results["scalar"]
+    lines += ["", f"Scalar example f = (x + y) max(y, z), forward + backward: "
+                  f"{s['gatework_us']:.1f} us per call (target < {TARGETS['scalar_us']:.0f} us "
+                  f"{verdict(s['gatework_us'] < TARGETS['scalar_us'])}; the same maths as plain "
+                  f"Python floats: {s['python_us']:.2f} us)"]
+    chain = results["chain"]
+    lines += ["", "Chain of N Scale gates (16 float32 values), us per gate:"]
+    lines += grid(["N", "forward", "backward"],
+                  [[str(c["n"]), f"{c['forward_us_per_gate']:.2f}",
+                    f"{c['backward_us_per_gate']:.2f}"] for c in chain])
+    for key, word in (("forward_us_per_gate", "forward"), ("backward_us_per_gate", "backward")):
+        values = [c[key] for c in chain]
+        spread = max(values) / min(values)
+        flat = TARGETS["chain_flat"]
+        lines.append(f"  {word}: largest / smallest per-gate cost = {spread:.2f} "
+                     f"(target <= {flat} {verdict(spread <= flat)})")
+    b = results["backward_over_forward"]
+    lines += ["", f"Backward / forward, {b['mlp']} batch {b['batch']}: {b['backward_ms']:.3f} ms / "
+                  f"{b['forward_ms']:.3f} ms = {b['ratio']:.2f} (target <= "
+                  f"{TARGETS['backward_over_forward']} "
+                  f"{verdict(b['ratio'] <= TARGETS['backward_over_forward'])})"]
+    lines += ["", "Peak memory of one training iteration (tracemalloc, fresh process each), MiB:"]
+    lines += grid(["MLP", "batch", "Gatework", "numpy loop", "ratio", "target"],
+                  [[r["mlp"], str(r["batch"]), f"{r['gatework_mb']:.2f}", f"{r['numpy_mb']:.2f}",
+                    f"{r['ratio']:.2f}",
+                    f"<= {TARGETS['memory']} {verdict(r['ratio'] <= TARGETS['memory'])}"]
+                   for r in results["memory"]])
+    return "\n".join(lines)
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def grid(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  " + "  ".join(c.rjust(w) if i else c.ljust(w)
+                                for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    return [line(header), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]

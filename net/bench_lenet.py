@@ -1,38 +1,33 @@
-"""The LeNet benchmark behind `scripts/bench_lenet.py`: one training step of Caffe's 28x28 LeNet
+"""The LeNet section of `scripts/bench.py`: one training step of Caffe's 28x28 LeNet
 (`configs/lenet_mnist.yaml`; batch 64, float32: forward, backward, momentum SGD in place) through
 Gatework and through PyTorch on the CPU.
 
-Each side runs in its own worker process with the same thread settings (numpy's BLAS and
-PyTorch's thread pool would otherwise fight over the cores) and answers JSON lines on stdin/stdout:
-    {"cmd": "info"}                 -> {"version": ..., "threads": n}
-    {"cmd": "time", "iterations": k} -> {"seconds": mean seconds per step over k steps}
-    {"cmd": "memory"}               -> {"rss_bytes": resident memory of the worker now}
-    {"cmd": "profile", "iterations": k} -> {"table": per-gate ms of the step} (Gatework only)
-The workers are asked in turn, rotating who goes first, one timed block at a time, so a noisy
-neighbour slows both alike; the figures are medians over the blocks. The PyTorch side is
-`scripts/_bench_lenet_torch.py`, which needs only torch and numpy and may run from another
-environment (`--torch-python`).
+Each side runs in its own `net.bench.Worker` process with the same thread settings (numpy's BLAS
+and PyTorch's thread pool would otherwise fight over the cores). The Gatework side is `serve`
+below; besides the workers' "info" and "time" requests it answers
+    {"cmd": "memory"}                   -> {"rss_bytes": resident memory of the worker now}
+    {"cmd": "profile", "iterations": k} -> {"table": per-gate ms of the step}
+The PyTorch side is `scripts/_bench_torch.py` (`net.bench.torch_worker`). The workers are asked in
+turn (`net.bench.alternate`), one timed block at a time, so a noisy neighbour slows both alike;
+the figures are medians over the blocks.
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .bench import alternate, calibrate, machine, median, torch_available
+from .bench import (ROOT, SOLVER, TARGETS, Worker, alternate, calibrate, median, torch_worker,
+                    verdict)
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "lenet_mnist.yaml"
-TORCH_WORKER = ROOT / "scripts" / "_bench_lenet_torch.py"
 BATCH = 64
 WARMUP = 50
-SOLVER = {"type": "SGD", "base_lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+MODEL = {"kind": "lenet", "batch": BATCH, "solver": SOLVER}
 
 
 def lenet_batch(seed: int = 0) -> dict[str, np.ndarray]:
@@ -93,7 +88,7 @@ def serve() -> None:
         request = json.loads(line)
         if request["cmd"] == "info":
             answer = {"version": "gatework", "threads": os.environ.get("OPENBLAS_NUM_THREADS")}
-        elif request["cmd"] == "time":
+        elif request["cmd"] == "time":      # request["model"] is always MODEL
             k = request["iterations"]
             start = time.perf_counter()
             for _ in range(k):
@@ -106,58 +101,24 @@ def serve() -> None:
         print(json.dumps(answer), flush=True)
 
 
-class Worker:
-    """One side of the benchmark in its own process, `threads` threads for its math."""
-
-    def __init__(self, command: list[str], threads: int):
-        env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES},
-               # idle OpenMP threads sleep at once instead of spinning on the other's cores
-               "OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0",
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, env=env, cwd=ROOT)
-        self.info = self.ask({"cmd": "info"})
-
-    def ask(self, request: dict) -> dict:
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the benchmark worker {self.process.args[-1]!r} stopped")
-        return json.loads(line)
-
-    def seconds_per_step(self, iterations: int) -> float:
-        time.sleep(0.15)   # let the other worker's BLAS threads go to sleep first
-        return self.ask({"cmd": "time", "iterations": iterations})["seconds"]
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
 def gatework_worker(threads: int) -> Worker:
     return Worker([sys.executable, "-c", "from net.bench_lenet import serve; serve()"], threads)
 
 
-def torch_worker(python: str, threads: int) -> Worker | None:
-    """The PyTorch side, or None when `python` cannot import torch."""
-    if not torch_available(python):
-        return None
-    return Worker([python, str(TORCH_WORKER)], threads)
-
-
 def run(threads: int = 1, repeats: int = 11, block: float = 0.3, torch_python: str | None = None,
         profile_iterations: int = 0) -> dict:
-    """Time the LeNet step on each side; returns the medians (ms), their ratio, the Gatework
-    worker's resident memory after warm-up and at the end, and optionally its per-gate table."""
+    """Time the LeNet step on each side (PyTorch's when `torch_python` can import torch);
+    returns the medians (ms), their ratio, the Gatework worker's resident memory after warm-up
+    and at the end, and optionally (`profile_iterations` > 0) its per-gate table."""
     workers = {"gatework": gatework_worker(threads)}
-    torch = torch_worker(torch_python or sys.executable, threads)
+    torch = torch_worker(torch_python, threads)
     if torch is not None:
         workers["pytorch"] = torch
     try:
-        counts = {name: calibrate(w.seconds_per_step(3), block) for name, w in workers.items()}
+        counts = {name: calibrate(w.seconds_per_step(MODEL, 3), block)
+                  for name, w in workers.items()}
         rss_start = workers["gatework"].ask({"cmd": "memory"})["rss_bytes"]
-        blocks = {name: (lambda w=w, k=counts[name]: w.seconds_per_step(k))
+        blocks = {name: (lambda w=w, k=counts[name]: w.seconds_per_step(MODEL, k))
                   for name, w in workers.items()}
         times = alternate(blocks, repeats)
         rss_end = workers["gatework"].ask({"cmd": "memory"})["rss_bytes"]
@@ -169,7 +130,7 @@ def run(threads: int = 1, repeats: int = 11, block: float = 0.3, torch_python: s
             w.close()
     ms = {name: median(values) * 1e3 for name, values in times.items()}
     steps = sum(counts["gatework"] for _ in times["gatework"])
-    return {"machine": machine(), "threads": threads, "batch": BATCH, "repeats": repeats,
+    return {"threads": threads, "batch": BATCH, "repeats": repeats,
             "steps_per_block": counts, "ms": ms, "all_ms": {n: [v * 1e3 for v in t]
                                                          for n, t in times.items()},
             "ratio": ms["gatework"] / ms["pytorch"] if "pytorch" in ms else None,
@@ -177,13 +138,11 @@ def run(threads: int = 1, repeats: int = 11, block: float = 0.3, torch_python: s
             "rss_end_bytes": rss_end, "steps_timed": steps, "profile": table}
 
 
-def report(result: dict, target: float) -> str:
-    """The result as a few readable lines."""
-    m = result["machine"]
+def report(result: dict, target: float = TARGETS["lenet"]) -> str:
+    """The result as a few readable lines (the machine is in the main table's heading)."""
     lines = [f"LeNet 28x28 training step ({CONFIG.relative_to(ROOT)}), batch {result['batch']}, "
-             f"float32, {result['threads']} thread(s); median of {result['repeats']} "
-             "alternating blocks",
-             f"machine: {m['cpu']}, {m['cores']} cores; numpy {m['numpy']} ({m['blas']})"]
+             f"float32, {result['threads']} thread(s) each side; median of {result['repeats']} "
+             "alternating blocks"]
     torch = result["torch"]
     lines.append(f"pytorch: {torch['version']} ({torch['threads']} threads)" if torch else
                  "pytorch: not importable from --torch-python: its row is skipped")
@@ -191,9 +150,8 @@ def report(result: dict, target: float) -> str:
         lines.append(f"  {name:<9} {ms:8.2f} ms per step  ({result['steps_per_block'][name]} "
                      "steps per block)")
     if result["ratio"] is not None:
-        verdict = "meets" if result["ratio"] <= target else "MISSES"
-        lines.append(f"  ratio     {result['ratio']:8.2f}x Gatework / PyTorch ({verdict} the "
-                     f"target <= {target}x)")
+        lines.append(f"  ratio     {result['ratio']:8.2f}x Gatework / PyTorch (target <= "
+                     f"{target}x {verdict(result['ratio'] <= target)})")
     mb = 1 / 2**20
     start, end = result["rss_start_bytes"] * mb, result["rss_end_bytes"] * mb
     lines.append(f"memory: Gatework worker resident {start:.1f} MB after warm-up, {end:.1f} MB "

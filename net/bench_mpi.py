@@ -1,4 +1,4 @@
-"""The data-parallel benchmark behind `scripts/bench_mpi.py`: training throughput (samples/s) of
+"""The data-parallel benchmark behind `scripts/bench.py --mpi`: training throughput (samples/s) of
 an MLP (784-1024-1024-10, float32, batch 256 per process, momentum SGD) with one process and
 with N processes under mpirun, and the scaling efficiency throughput(N) / (N x throughput(1)).
 
@@ -25,15 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .bench import MLP, MLPS, SOLVER, machine, median, mlp_batch, mlp_config
+from .bench import (MLP, MLPS, SCRIPT, SOLVER, TARGETS, THREAD_VARIABLES, calibrate, machine,
+                    median, mlp_batch, mlp_config, per_call, verdict)
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_mpi.py"
 MLP_BIG = MLPS[2]        # 784-1024-1024-10, batch 256
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def worker(mlp: MLP, seconds: float, block: float) -> dict[str, Any] | None:
-    """Time training steps in this process (one of a job); rank 0 returns the figures."""
+    """Time training steps in this process (one of a job, `scripts/bench.py --mpi-worker`);
+    rank 0 returns the figures."""
     from .distributed import DataParallelSolver, communicator
     from .net import Net
     from .solver import Solver
@@ -45,11 +45,8 @@ def worker(mlp: MLP, seconds: float, block: float) -> dict[str, Any] | None:
     feed = mlp_batch(mlp, seed=comm.rank)
     for _ in range(3):
         solver.step(feed)
-    start = time.perf_counter()
-    for _ in range(3):
-        solver.step(feed)
-    per_step = (time.perf_counter() - start) / 3
-    steps = max(comm.allgather(max(1, round(block / per_step))))        # the same on every rank
+    per_step = per_call(lambda: solver.step(feed), 3)
+    steps = max(comm.allgather(calibrate(per_step, block)))        # the same on every rank
     rates = []
     for _ in range(max(1, round(seconds / block))):
         comm.barrier()
@@ -78,8 +75,7 @@ def run_job(processes: int, mlp: MLP, seconds: float, block: float) -> dict[str,
     """One measuring job of `processes` processes (1: a plain python, no mpirun)."""
     from .distributed import mpirun_command
 
-    command = [sys.executable, str(SCRIPT), "--worker", "--mlp", mlp.name, "--seconds",
-               str(seconds), "--block", str(block)]
+    command = [sys.executable, str(SCRIPT), "--mpi-worker", mlp.name, str(seconds), str(block)]
     if processes > 1:
         command = mpirun_command(processes, *command)
     env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
@@ -133,7 +129,7 @@ def run(processes: int = 2, rounds: int = 5, seconds: float = 2.0, block: float 
             "other_cores_per_round": [max((a or 0.0), (b or 0.0)) for a, b in zip(*others)]}
 
 
-def report(result: dict[str, Any], target: float) -> str:
+def report(result: dict[str, Any], target: float = TARGETS["mpi_efficiency"]) -> str:
     """The result as a short table."""
     m = result["machine"]
     lines = [f"Data-parallel training throughput, MLP {result['mlp']}, float32, momentum SGD, "
@@ -150,7 +146,7 @@ def report(result: dict[str, Any], target: float) -> str:
     n = result["rows"][-1]["processes"]
     per_round, others = result["efficiency_per_round"], result["other_cores_per_round"]
     lines += ["", f"Scaling efficiency, {n} processes: {result['efficiency']:.2f} (target >= "
-                  f"{target:g} {'ok' if result['efficiency'] >= target else 'MISSED'}); per round "
+                  f"{target:g} {verdict(result['efficiency'] >= target)}); per round "
                   f"{min(per_round):.2f} to {max(per_round):.2f}:",
               "  " + "  ".join(f"{r:.2f} (others {o:.1f} cores)"
                                for r, o in zip(per_round, others))]

@@ -1,171 +1,143 @@
 #!/usr/bin/env python3
-"""Benchmark Gatework against a hand-written numpy loop (and PyTorch), and print one table.
+"""Benchmark Gatework against a hand-written numpy loop and PyTorch; print one table.
 
-    python scripts/bench.py                      # the full run (a few minutes on 2 cores)
-    python scripts/bench.py --quick              # a smoke test, a few seconds
+    python scripts/bench.py --threads 1          # the full run (a few minutes on 2 cores)
+    python scripts/bench.py --quick --profile    # a smoke test, a few seconds
     python scripts/bench.py --torch-python /path/to/venv/bin/python --json
+    python scripts/bench.py --mpi [--processes 2] [--rounds 5] [--quick]
 
-Each figure is a median over repeats; each ratio compares variants timed in alternation in this
-same run. PyTorch runs in its own process, from the interpreter --torch-python names (default:
-this one); its rows are skipped when torch cannot be imported there.
+By default: MLP training iterations (Gatework, the numpy loop, PyTorch), the lecture's scalar
+example, the N-gate chain, backward / forward, peak memory (net/bench.py), then the 28x28 LeNet
+step against PyTorch (net/bench_lenet.py; --profile adds Gatework's per-gate times). Each figure
+is a median over repeats; each ratio compares variants timed in alternation in this same run.
+PyTorch runs in its own process, from the interpreter --torch-python names (default: this one);
+its rows are skipped when torch cannot be imported there.
+
+--mpi instead measures training throughput of the 784-1024-1024-10 MLP with 1 and N processes
+(mpirun), one BLAS thread each, and the scaling efficiency (net/bench_mpi.py).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # net.bench's
 
 
 def _set_threads(argv: list[str]) -> None:
-    """--threads N becomes the thread variables that OpenBLAS and OpenMP read when numpy (and,
-    in its worker process, torch) load: so this runs before any import of numpy."""
+    """--threads N (1 with --mpi) becomes the thread variables that OpenBLAS and OpenMP read
+    when numpy (and, in its worker process, torch) load: so this runs before numpy's import."""
+    value = "1" if "--mpi" in argv else None
     for i, arg in enumerate(argv):
-        value = arg.partition("=")[2] if arg.startswith("--threads=") else (
-            argv[i + 1] if arg == "--threads" and i + 1 < len(argv) else None)
-        if value and value.isdigit():
-            os.environ.update({name: value for name in THREAD_VARIABLES})
+        if value is None and arg.startswith("--threads="):
+            value = arg.partition("=")[2]
+        elif value is None and arg == "--threads" and i + 1 < len(argv):
+            value = argv[i + 1]
+    if value and value.isdigit():
+        os.environ.update({name: value for name in THREAD_VARIABLES})
 
 
 if __name__ == "__main__":
     _set_threads(sys.argv[1:])
 
-from net import bench  # noqa: E402
-from net.cli import add_common_arguments, dump_json, guarded  # noqa: E402
+from net import bench, bench_lenet, bench_mpi  # noqa: E402
+from net.cli import add_common_arguments, dump_json  # noqa: E402
+from net.distributed import guarded_job, mpi_problem  # noqa: E402
+from net.errors import GateworkError  # noqa: E402
 
-TARGETS = {"mlp_tiny": 2.0, "mlp": 1.10, "scalar_us": 15.0, "chain_flat": 1.5,
-           "backward_over_forward": 2.5, "memory": 1.3}
-
-
-def measure(args: argparse.Namespace) -> dict:
-    quick = args.quick
-    repeats = args.repeats or (3 if quick else 21)
-    block = 0.005 if quick else 0.05
-    mlps = bench.MLPS[:2] if quick else bench.MLPS
-    torch = None
-    if args.torch_python and bench.torch_available(args.torch_python):
-        torch = bench.TorchWorker(args.torch_python)
-    try:
-        results = {"machine": bench.machine(), "repeats": repeats, "threads": args.threads,
-                   "torch": torch.info if torch else None,
-                   "mlp": bench.mlp_rows(mlps, repeats, block, torch)}
-    finally:
-        if torch is not None:
-            torch.close()
-    results["scalar"] = bench.scalar_example(repeats, block)
-    results["chain"] = bench.chain_rows((10, 100, 1000) if quick else (10, 100, 1000, 10000),
-                                        repeats, block)
-    results["backward_over_forward"] = bench.backward_over_forward(bench.RATIO_MLP, repeats, block)
-    results["memory"] = [memory_row(mlp) for mlp in (mlps[:1] if quick else mlps)]
-    return results
-
-
-def memory_row(mlp: bench.MLP) -> dict:
-    """Peak memory of Gatework and of the numpy loop, each measured in a fresh process."""
-    row = {"mlp": mlp.name, "batch": mlp.batch}
-    for variant in ("gatework", "numpy"):
-        done = subprocess.run([sys.executable, __file__, "--memory-worker", variant, mlp.name],
-                              capture_output=True, text=True, check=True)
-        row[f"{variant}_mb"] = json.loads(done.stdout)["peak_bytes"] / 2**20
-    row["ratio"] = row["gatework_mb"] / row["numpy_mb"]
-    return row
-
-
-def table(results: dict) -> str:
-    m = results["machine"]
-    torch = results["torch"]
-    torch_text = ", PyTorch not run"
-    if torch:
-        plural = "s" if torch["threads"] != 1 else ""
-        torch_text = f", PyTorch {torch['torch']} ({torch['threads']} thread{plural})"
-    lines = [f"Gatework benchmark, {m['date']}, {m['cpu']} ({m['cores']} cores), Python "
-             f"{m['python']}, numpy {m['numpy']} ({m['blas']})" + torch_text,
-             f"medians of {results['repeats']} alternating repeats; ratios are medians of the "
-             "per-repeat ratios; " + (f"{results['threads']} BLAS/OpenMP thread(s)"
-                                      if results.get("threads") else "default threads"), "",
-             "Training iteration (forward, backward, momentum SGD), float32, ms per iteration:"]
-    header = ["MLP", "batch", "Gatework", "numpy loop", "PyTorch", "Gatework/numpy",
-              "PyTorch/numpy", "target"]
-    rows = []
-    for r in results["mlp"]:
-        target = TARGETS["mlp_tiny"] if r["mlp"] == bench.MLPS[0].name else TARGETS["mlp"]
-        rows.append([r["mlp"], str(r["batch"]), f"{r['gatework_ms']:.3f}", f"{r['numpy_ms']:.3f}",
-                     f"{r['pytorch_ms']:.3f}" if "pytorch_ms" in r else "-",
-                     f"{r['gatework_over_numpy']:.2f}",
-                     f"{r['pytorch_over_numpy']:.2f}" if "pytorch_over_numpy" in r else "-",
-                     f"<= {target:.2f} {_verdict(r['gatework_over_numpy'] <= target)}"])
-    lines += _grid(header, rows)
-    s = results["scalar"]
-    lines += ["", f"Scalar example f = (x + y) max(y, z), forward + backward: "
-                  f"{s['gatework_us']:.1f} us per call (target < {TARGETS['scalar_us']:.0f} us "
-                  f"{_verdict(s['gatework_us'] < TARGETS['scalar_us'])}; the same maths as plain "
-                  f"Python floats: {s['python_us']:.2f} us)"]
-    chain = results["chain"]
-    lines += ["", "Chain of N Scale gates (16 float32 values), us per gate:"]
-    lines += _grid(["N", "forward", "backward"],
-                   [[str(c["n"]), f"{c['forward_us_per_gate']:.2f}",
-                     f"{c['backward_us_per_gate']:.2f}"] for c in chain])
-    for key, word in (("forward_us_per_gate", "forward"), ("backward_us_per_gate", "backward")):
-        values = [c[key] for c in chain]
-        spread = max(values) / min(values)
-        flat = TARGETS["chain_flat"]
-        lines.append(f"  {word}: largest / smallest per-gate cost = {spread:.2f} "
-                     f"(target <= {flat} {_verdict(spread <= flat)})")
-    b = results["backward_over_forward"]
-    lines += ["", f"Backward / forward, {b['mlp']} batch {b['batch']}: {b['backward_ms']:.3f} ms / "
-                  f"{b['forward_ms']:.3f} ms = {b['ratio']:.2f} (target <= "
-                  f"{TARGETS['backward_over_forward']} "
-                  f"{_verdict(b['ratio'] <= TARGETS['backward_over_forward'])})"]
-    lines += ["", "Peak memory of one training iteration (tracemalloc, fresh process each), MiB:"]
-    lines += _grid(["MLP", "batch", "Gatework", "numpy loop", "ratio", "target"],
-                   [[r["mlp"], str(r["batch"]), f"{r['gatework_mb']:.2f}", f"{r['numpy_mb']:.2f}",
-                     f"{r['ratio']:.2f}",
-                     f"<= {TARGETS['memory']} {_verdict(r['ratio'] <= TARGETS['memory'])}"]
-                    for r in results["memory"]])
-    return "\n".join(lines)
-
-
-def _verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
-
-
-def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    fmt = lambda r: "  " + "  ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
-                                     for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    return [fmt(header), "  " + "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
+MPI_ONLY = ("processes", "rounds", "seconds")
 
 
 def main(args: argparse.Namespace) -> int:
     if args.memory_worker:
         variant, name = args.memory_worker
-        print(json.dumps(bench.peak_memory(variant, bench.mlp_by_name(name))))
+        print(dump_json(bench.peak_memory(variant, bench.mlp_by_name(name))))
         return 0
-    results = measure(args)
-    print(dump_json(results) if args.json else table(results))
+    if args.mpi_worker:
+        name, seconds, block = args.mpi_worker
+        result = bench_mpi.worker(bench.mlp_by_name(name), float(seconds), float(block))
+        if result is not None:
+            print(dump_json(result), flush=True)
+        return 0
+    check(args)
+    if args.mpi:
+        return mpi(args)
+    quick = args.quick
+    torch_python = args.torch_python or sys.executable
+    results = bench.run(quick, args.repeats, args.threads, torch_python)
+    results["lenet"] = bench_lenet.run(
+        args.threads or 1, args.repeats or (1 if quick else 11), 0.01 if quick else 0.3,
+        torch_python, (2 if quick else 50) if args.profile else 0)
+    print(dump_json(results) if args.json else
+          bench.report(results) + "\n\n" + bench_lenet.report(results["lenet"]))
     return 0
+
+
+def mpi(args: argparse.Namespace) -> int:
+    problem = mpi_problem()
+    if problem:
+        raise GateworkError(f"cannot run the benchmark: {problem}")
+    mlp, rounds, seconds, block = bench_mpi.MLP_BIG, args.rounds or 5, args.seconds or 2.0, 0.25
+    if args.quick:
+        mlp, rounds, seconds, block = bench.MLPS[0], 1, 0.2, 0.1
+    result = bench_mpi.run(args.processes or 2, rounds, seconds, block, mlp)
+    print(dump_json(result) if args.json else bench_mpi.report(result))
+    return 0
+
+
+def check(args: argparse.Namespace) -> None:
+    """One line for each kind of nonsense: counts below their minimum, options of the other
+    mode."""
+    for name, least in (("threads", 1), ("repeats", 1), ("processes", 2), ("rounds", 1)):
+        value = getattr(args, name)
+        if value is not None and value < least:
+            raise ValueError(f"--{name} must be at least {least}, got {value}")
+    if args.seconds is not None and not args.seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    given = [f"--{name.replace('_', '-')}" for name in vars(args) if getattr(args, name)]
+    if args.mpi:
+        wrong = [o for o in given if o in ("--repeats", "--torch-python", "--profile")]
+        wrong += ["--threads"] if args.threads not in (None, 1) else []
+        reason = "--mpi runs one BLAS thread per process, without PyTorch"
+    else:
+        wrong = [o for o in given if o[2:] in MPI_ONLY]
+        reason = "they are --mpi's"
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}: not with this mode ({reason})")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke test: two MLPs, short blocks, 3 repeats")
-    parser.add_argument("--repeats", type=int, help="repeats per figure (default 21; quick 3)")
-    parser.add_argument("--torch-python", default=sys.executable, metavar="PATH",
-                        help="the Python that runs the PyTorch rows (default: this one; rows "
-                             "skipped when torch is not importable there)")
+                        help="a smoke test: two MLPs, short blocks, few repeats (with --mpi: the "
+                             "tiny MLP, one short round)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="threads for numpy's BLAS and for PyTorch (default: the libraries' "
-                             "own choice); 1 keeps a busy shared machine from stalling them")
+                             "own choice for the table, 1 for LeNet); 1 keeps a busy shared "
+                             "machine from stalling them")
+    parser.add_argument("--repeats", type=int,
+                        help="repeats per figure (default 21, LeNet 11; quick 3, LeNet 1)")
+    parser.add_argument("--torch-python", metavar="PATH",
+                        help="the Python that runs the PyTorch rows (default: this one; rows "
+                             "skipped when torch is not importable there)")
+    parser.add_argument("--profile", action="store_true",
+                        help="add Gatework's per-gate times of the LeNet step")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    mpi = parser.add_argument_group("--mpi: data-parallel throughput")
+    mpi.add_argument("--mpi", action="store_true",
+                     help="measure 1 vs N processes (mpirun) instead of the table")
+    mpi.add_argument("--processes", type=int, help="N (default 2)")
+    mpi.add_argument("--rounds", type=int,
+                     help="alternating rounds of a 1-process and an N-process job (default 5)")
+    mpi.add_argument("--seconds", type=float, help="seconds of timed steps per job (default 2)")
     parser.add_argument("--memory-worker", nargs=2, metavar=("VARIANT", "MLP"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--mpi-worker", nargs=3, metavar=("MLP", "SECONDS", "BLOCK"),
                         help=argparse.SUPPRESS)
     add_common_arguments(parser)
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(guarded(main, parse_args()))
+    sys.exit(guarded_job(main, parse_args()))

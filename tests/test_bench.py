@@ -32,7 +32,7 @@ def test_alternate_rotates_who_goes_first():
 
 def test_quick_run_prints_every_section():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--json",
-                           "--torch-python", "/nonexistent/python"],
+                           "--profile", "--torch-python", "/nonexistent/python"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
@@ -43,3 +43,24 @@ def test_quick_run_prints_every_section():
     assert results["memory"][0]["gatework_mb"] > 0 and results["memory"][0]["numpy_mb"] > 0
     assert results["scalar"]["gatework_us"] > 0 and results["backward_over_forward"]["ratio"] > 0
     assert results["machine"]["cores"] >= 1
+    lenet = results["lenet"]
+    assert lenet["ms"]["gatework"] > 0 and lenet["ratio"] is None and "conv2" in lenet["profile"]
+
+
+def test_the_text_report_has_the_table_and_the_lenet_section():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
+                           "--repeats", "1", "--threads", "1", "--torch-python", "/nonexistent"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for words in ("Training iteration", "784-256-256-10", "Scalar example", "Chain of N",
+                  "Backward / forward", "Peak memory", "LeNet 28x28", "PyTorch not run",
+                  "its row is skipped", "resident"):
+        assert words in done.stdout
+
+
+def test_options_of_the_other_mode_are_refused_in_one_line():
+    for argv in (["--rounds", "3"], ["--mpi", "--profile"], ["--mpi", "--threads", "2"],
+                 ["--repeats", "0"]):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), *argv],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, (argv, done.stderr)

@@ -217,7 +217,7 @@ def test_one_process_needs_no_mpi4py_and_several_say_how_to_get_it(monkeypatch):
 
 @needs_mpi
 def test_the_benchmark_runs_one_and_two_processes():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_mpi.py"), "--quick",
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--mpi", "--quick",
                            "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -514,5 +514,5 @@ def test_lenet_benchmark_runs_without_torch():
     result = bench_lenet.run(threads=1, repeats=1, block=0.01, torch_python="/nonexistent/python",
                              profile_iterations=2)
     assert result["ms"]["gatework"] > 0 and result["ratio"] is None
-    text = bench_lenet.report(result, 1.5)
+    text = bench_lenet.report(result)
     assert "skipped" in text and "resident" in text and "conv2" in text and "SGD update" in text
