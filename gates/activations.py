@@ -77,3 +77,9 @@ class SoftmaxGate(_Elementwise):
         dx = dout * self.out
         dx -= self.out * dx.sum(axis=self.axis, keepdims=True)
         return (dx,)
+
+    def infer_shapes(self, shape):
+        if not -len(shape) <= self.axis < len(shape):
+            raise ValueError(f"axis {self.axis} is out of range for an input of "
+                             f"{len(shape)} dimensions")
+        return (shape,)

@@ -64,6 +64,8 @@ def guarded(main: Callable[[argparse.Namespace], int], args: argparse.Namespace,
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{prefix}error: {message}", file=sys.stderr)
+        for note in getattr(err, "__notes__", ()):   # the runner's "in the forward pass of ..."
+            print(f"{prefix}  {note}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prefix}interrupted", file=sys.stderr)

@@ -136,6 +136,13 @@ class Net:
                     raise self._error(f"{g.where()}: shared parameter {name!r} has shape "
                                       f"{self.params[name].shape} elsewhere but {shape} here",
                                       g.key_lines.get("param", g.line))
+                first = self.param_rules[name]
+                if (first.lr_mult, first.decay_mult) != (rule.lr_mult, rule.decay_mult):
+                    raise self._error(f"{g.where()}: shared parameter {name!r} has lr_mult "
+                                      f"{rule.lr_mult} and decay_mult {rule.decay_mult} here but "
+                                      f"{first.lr_mult} and {first.decay_mult} where it was "
+                                      "first declared; a shared parameter has one setting",
+                                      g.key_lines.get("param", g.line))
             else:
                 line = g.key_lines.get(f"{pname.lower()}_filler", g.key_lines.get(
                     "weight_filler" if index == 0 else "bias_filler", g.line))
@@ -162,21 +169,24 @@ class Net:
         return [tuple(s) for s in shapes]
 
     def _probe(self, g: GateSpec, gate: Gate, in_shapes: list) -> list[tuple]:
-        """Shape inference for a gate that declares none: run forward once on zeros (open
-        dimensions set to 1, and reported open again when the output keeps them at 1)."""
-        open_batch = any(s and s[0] is None for s in in_shapes)
+        """Shape inference for a gate that declares none: run forward on zeros twice, open
+        dimensions set to 2 and then to 3; an output dimension that follows them is open."""
+        runs = [self._probe_once(g, gate, in_shapes, size) for size in (2, 3)]
+        if not any(None in s for s in in_shapes):
+            return runs[0]
+        return [tuple(a if a == b else None for a, b in zip(first, second)) if len(first) ==
+                len(second) else first for first, second in zip(*runs)]
+
+    def _probe_once(self, g: GateSpec, gate: Gate, in_shapes: list, open_size: int
+                    ) -> list[tuple]:
         probes = []
         for name, shape in zip(g.bottom, in_shapes):
-            dtype = np.int64 if name in self.inputs and self.inputs[name].dtype == "int" else self.dtype
-            probes.append(np.zeros([1 if d is None else d for d in shape], dtype=dtype))
+            int_input = name in self.inputs and self.inputs[name].dtype == "int"
+            probes.append(np.zeros([open_size if d is None else d for d in shape],
+                                   dtype=np.int64 if int_input else self.dtype))
         probes += [np.zeros(s, self.dtype) for s in in_shapes[len(g.bottom):]]
         out = gate.forward(*probes)
-        outs = out if len(g.top) > 1 else (out,)
-        result = []
-        for o in outs:
-            shape = tuple(np.shape(o))
-            result.append((None,) + shape[1:] if open_batch and shape and shape[0] == 1 else shape)
-        return result
+        return [tuple(np.shape(o)) for o in (out if len(g.top) > 1 else (out,))]
 
     # -- phase -------------------------------------------------------------------------------
     @property
@@ -330,11 +340,9 @@ class Net:
         counts, like Caffe's build log, ending with the total number of parameters."""
         active = self._active
         rows = [("gate", "type", "inputs", "outputs", "params")]
-        total = 0
         for step in active.runner.steps:
             params = self._param_inputs.get(step.spec.name, ())
             count = sum(int(self.params[p].size) for p in params)
-            total += count
             rows.append((step.spec.name, step.spec.type,
                          _shapes_text(step.spec.bottom, [active.shapes[b] for b in step.spec.bottom]),
                          _shapes_text(step.tops, [active.shapes[t] for t in step.tops]),
@@ -342,6 +350,7 @@ class Net:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        total = sum(int(p.size) for p in self.params.values())   # `params:` sources too
         lines.append(f"total parameters: {total} in {len(self.params)} arrays "
                      f"({self.dtype.name}, phase {self.phase})")
         return "\n".join(lines)

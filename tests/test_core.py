@@ -289,3 +289,48 @@ def test_debug_mode_stops_at_the_first_nan_naming_gate_blob_and_direction():
     net.debug = False
     with np.errstate(invalid="ignore"):
         net.forward({"x": [1.0, -1.0, 2.0]})  # without debug, NaN flows on silently as in numpy
+
+
+def test_shapes_of_a_gate_without_a_shape_rule_keep_every_open_dimension_open(clean_registry):
+    """A user's gate declares no output shape: the Net runs it on zeros and keeps an open
+    dimension open wherever it sits, so x (3, N) @ ... builds and infers (4, N)."""
+    @register_gate
+    class CubeGate(Gate):
+        def forward(self, x):
+            self.x = x
+            return x ** 3
+
+        def backward(self, dout):
+            return (3 * self.x ** 2 * dout,)
+
+    @register_gate
+    class BatchTotalGate(Gate):
+        def forward(self, x):
+            self.rows = x.shape[0]
+            return x.sum(axis=0, keepdims=True)
+
+        def backward(self, dout):
+            return (np.repeat(dout, self.rows, axis=0),)
+
+    net = Net.from_config({"inputs": {"x": {"shape": [3, None]}, "M": {"shape": [4, 3]}},
+                           "gates": [{"name": "cube", "type": "Cube", "bottom": "x", "top": "c"},
+                                     {"name": "mm", "type": "MatMul", "bottom": ["M", "c"],
+                                      "top": "y"},
+                                     {"name": "total", "type": "BatchTotal", "bottom": "y",
+                                      "top": "t"}]})
+    assert net.shapes["c"] == (3, None) and net.shapes["y"] == (4, None)
+    assert net.shapes["t"] == (1, None)   # a real leading 1 stays 1
+    assert net.forward({"x": np.ones((3, 5)), "M": np.ones((4, 3))})["t"].shape == (1, 5)
+
+
+def test_summary_counts_every_parameter_once():
+    text = Net.from_yaml(CONFIGS / "affine.yaml").summary()
+    assert text.splitlines()[-1].startswith("total parameters: 8 in 2 arrays")
+
+
+def test_a_shared_parameter_has_one_learning_rate():
+    gate = {"type": "InnerProduct", "bottom": "x", "num_output": 3}
+    with pytest.raises(ConfigError, match="shared parameter 'w' has lr_mult 2.0"):
+        Net.from_config({"inputs": {"x": {"shape": [None, 3]}}, "gates": [
+            {**gate, "name": "a", "top": "ya", "param": [{"name": "w"}]},
+            {**gate, "name": "b", "top": "yb", "param": [{"name": "w", "lr_mult": 2}]}]})
