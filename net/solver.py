@@ -44,11 +44,12 @@ HISTORY_SLOTS = {"SGD": ("history",), "Nesterov": ("history",), "AdaGrad": ("his
 
 @dataclass
 class SolverConfig:
-    """The validated `solver:` section. Defaults follow Caffe, except `momentum` (0.9 for SGD,
-    Nesterov and Adam) and `display` (100)."""
+    """The validated `solver:` section. Defaults follow Caffe (momentum 0 for SGD and Nesterov),
+    except Adam's `momentum` (beta1: 0.9, as in Caffe's examples and PyTorch) and `display`
+    (100)."""
     base_lr: float
     type: str = "SGD"
-    momentum: float = 0.9
+    momentum: float = 0.0
     momentum2: float = 0.999
     delta: float = 1e-8
     rms_decay: float = 0.99
@@ -103,6 +104,8 @@ class SolverConfig:
                 raise error(f"solver.momentum cannot be used with {kind} (leave it out)",
                             _line(raw, "momentum"))
             values["momentum"] = 0.0
+        if kind == "Adam":
+            values.setdefault("momentum", 0.9)
         config = cls(**values)
         config._check_policy(raw, error)
         return config
@@ -347,8 +350,8 @@ class Solver:
         rate = self.learning_rate()
         scale = 1.0 / c.iter_size
         if c.clip_gradients > 0:
+            # as Caffe: the norm of the gradient summed over iter_size, before normalising
             norm = math.sqrt(sum(float(np.vdot(g, g)) for g in (grads[s.name] for s in self.slots)))
-            norm *= scale
             if norm > c.clip_gradients:
                 scale *= c.clip_gradients / norm
         for slot in self.slots:
@@ -496,7 +499,8 @@ class Solver:
         c = self.config
         data = data if data is not None else load_data(self.net, c.random_seed)
         if data.train is None:
-            raise self.net.spec.error("training needs a `data: train:` source", 0)
+            raise self.net.spec.error("training needs a `data: train:` source",
+                                      self.net.spec.line_of("data"))
         self.data = data
         if output_dir is not None:
             self.output_dir = Path(output_dir)

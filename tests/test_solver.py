@@ -164,6 +164,19 @@ def test_clip_gradients_bounds_the_global_norm():
     assert math.sqrt(sum(float(np.sum(s * s)) for s in steps)) == pytest.approx(1e-3)
 
 
+def test_clip_gradients_with_iter_size_bounds_the_summed_gradient_as_caffe():
+    """Caffe clips the gradient summed over iter_size, then divides by iter_size: with the same
+    feed twice, the step is clip / iter_size long."""
+    net = Net.from_config(TINY)
+    before = {n: p.copy() for n, p in net.params.items()}
+    solver = Solver.from_config(net, {"base_lr": 1.0, "clip_gradients": 1e-3, "iter_size": 2})
+    feed = tiny_feed()
+    solver.step([feed, feed])
+    steps = [before[n] - net.params[n] for n in before]
+    steps[1] /= 2                                            # fc.b has lr_mult 2
+    assert math.sqrt(sum(float(np.sum(s * s)) for s in steps)) == pytest.approx(0.5e-3)
+
+
 def test_iter_size_accumulates_like_one_big_batch():
     feed = tiny_feed(n=8)
     halves = [{k: v[:4] for k, v in feed.items()}, {k: v[4:] for k, v in feed.items()}]
@@ -235,12 +248,14 @@ def test_test_pass_averages_over_the_whole_test_set(digits_config):
     assert figures["loss"] == pytest.approx(float(outputs["loss"]), rel=1e-5)
 
 
-@pytest.mark.parametrize("kind, base_lr", [("SGD", 0.1), ("Nesterov", 0.1), ("AdaGrad", 0.05),
-                                           ("RMSProp", 0.003), ("Adam", 0.003)])
-def test_each_solver_type_reduces_the_loss_on_digits(digits_config, kind, base_lr):
+@pytest.mark.parametrize("kind, settings", [
+    ("SGD", {"base_lr": 0.3}), ("SGD", {"base_lr": 0.1, "momentum": 0.9}),
+    ("Nesterov", {"base_lr": 0.1, "momentum": 0.9}), ("AdaGrad", {"base_lr": 0.05}),
+    ("RMSProp", {"base_lr": 0.003}), ("Adam", {"base_lr": 0.003})])
+def test_each_solver_type_reduces_the_loss_on_digits(digits_config, kind, settings):
     net = Net(load_config(digits_config))
     data = load_data(net)
-    solver = Solver.from_config(net, {"type": kind, "base_lr": base_lr, "weight_decay": 1e-4})
+    solver = Solver.from_config(net, {"type": kind, "weight_decay": 1e-4, **settings})
     before = solver.test(data.test)
     for _ in range(60):
         solver.step(data.train.next())
