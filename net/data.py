@@ -179,16 +179,16 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _read_csv(path: Path) -> dict[str, np.ndarray]:
     try:
         with open(path, encoding="utf-8") as handle:
-            first = ""
-            for first in handle:
+            first, index = "", 0
+            for index, first in enumerate(handle):
                 if first.strip() and not first.lstrip().startswith("#"):
                     break
-        header = 0
+        skip = 0
         try:
             [float(field) for field in first.split(",")]
         except ValueError:
-            header = 1
-        table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header, comments="#",
+            skip = index + 1   # a header: skip it and the comment lines above it (raw lines)
+        table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, comments="#",
                            dtype=np.float64)
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read ({err})") from None

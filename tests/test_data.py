@@ -62,8 +62,9 @@ def test_npz_source_relative_to_the_config_and_cast(tmp_path):
     assert str(tmp_path / "sub" / "train.npz") in data.describe()[0]
 
 
-def test_csv_source_with_header(tmp_path):
-    rows = ["a,b,c,d,label"] + [f"{i},{i + 1},{i + 2},{i + 3},{i % 3}" for i in range(6)]
+@pytest.mark.parametrize("preamble", [[], ["# made by hand", ""]])
+def test_csv_source_with_header(tmp_path, preamble):
+    rows = preamble + ["a,b,c,d,label"] + [f"{i},{i + 1},{i + 2},{i + 3},{i % 3}" for i in range(6)]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     net = make_net(tmp_path, "data:\n  train: {source: train.csv, batch_size: 2}\n")
     arrays = load_data(net).train.dataset.arrays
