@@ -22,7 +22,6 @@ number only. Process `rank` of `world` takes the rank-th slice of each global ba
 """
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +30,7 @@ import numpy as np
 
 from .config import LineDict, PHASES
 from .errors import DataError
+from .snapshot import read_npz
 
 SECTION_KEYS = PHASES
 SOURCE_KEYS = ("source", "batch_size", "shuffle", "split")
@@ -158,22 +158,10 @@ def read_file(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("data",) if k not in archive.files]
-            if missing:
-                raise DataError(f"{path}: no array named 'data' (arrays: "
-                                f"{', '.join(archive.files) or 'none'})")
-            return {k: archive[k] for k in FEEDS if k in archive.files}
-    except DataError:
-        raise
-    except ValueError as err:
-        if "pickle" in str(err):
-            raise DataError(f"{path}: holds Python objects (pickled data), which Gatework never "
-                            "loads; save plain numeric arrays") from None
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise DataError(f"{path}: not a readable .npz file ({err or type(err).__name__})") from None
+    arrays = read_npz(path, "data file")
+    if "data" not in arrays:
+        raise DataError(f"{path}: no array named 'data' (arrays: {', '.join(arrays) or 'none'})")
+    return {k: arrays[k] for k in FEEDS if k in arrays}
 
 
 def _read_csv(path: Path) -> dict[str, np.ndarray]:

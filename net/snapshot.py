@@ -67,6 +67,15 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: no such {what}")
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read {what} ({err.strerror})") from None
+    if not magic.startswith(b"PK"):
+        kind = "a single .npy array" if magic.startswith(b"\x93NUMPY") else "not a zip archive"
+        raise DataError(f"{path}: not an .npz {what}: {kind} (corrupt, truncated, or another "
+                        "kind of file)")
+    try:
         with np.load(path, allow_pickle=False) as archive:
             if not hasattr(archive, "files"):
                 raise DataError(f"{path}: not an .npz archive (a single array?)")

@@ -93,7 +93,7 @@ def test_pickled_and_truncated_files_are_rejected(tmp_path):
     np.savez(tmp_path / "objects.npz", data=np.array([{"a": 1}], dtype=object), label=[0])
     good = write_npz(tmp_path / "good.npz", np.zeros((50, 4)), np.zeros(50, int))
     (tmp_path / "cut.npz").write_bytes(good.read_bytes()[:300])
-    for name, fragment in (("objects.npz", "pickled"), ("cut.npz", "not a readable .npz")):
+    for name, fragment in (("objects.npz", "pickled"), ("cut.npz", "corrupt or truncated data file")):
         net = make_net(tmp_path, f"data:\n  train: {{source: {name}}}\n")
         with pytest.raises(DataError, match=fragment):
             load_data(net)
@@ -164,3 +164,10 @@ def test_one_pass_sees_every_sample_once(world):
             assert len(feed["label"]) == count
             seen += feed["label"].tolist()
     assert sorted(seen) == list(range(11))
+
+
+def test_a_text_file_named_npz_is_not_called_pickled(tmp_path):
+    (tmp_path / "notes.npz").write_text("these are not arrays\n")
+    net = make_net(tmp_path, "data:\n  train: {source: notes.npz}\n")
+    with pytest.raises(DataError, match="notes.npz: not an .npz data file: not a zip archive"):
+        load_data(net)
