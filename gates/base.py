@@ -277,10 +277,11 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
         dims = {s[axis] for s in shapes if len(s) >= -axis} - {1}
         known = dims - {None}
         if len(known) > 1:
-            raise ValueError(f"shapes {' and '.join(map(_fmt, shapes))} do not broadcast")
+            raise ValueError(f"shapes {' and '.join(map(format_shape, shapes))} do not broadcast")
         out.append(known.pop() if known else (None if None in dims else 1))
     return tuple(out)
 
 
-def _fmt(shape: Shape) -> str:
+def format_shape(shape: Shape) -> str:
+    """(3, 4) as "(3, 4)", an open dimension as N: "(N, 4)"."""
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -10,9 +10,8 @@ import sys
 from typing import Any, Callable
 
 import numpy as np
-import yaml
-
-from .errors import GateworkError
+from .config import load_yaml
+from .errors import ConfigError, GateworkError
 
 EXIT_USAGE = 2
 
@@ -25,8 +24,8 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         if not sep or not name:
             raise GateworkError(f"--set expects NAME=VALUE, got {item!r}")
         try:
-            values[name] = yaml.safe_load(text)
-        except yaml.YAMLError:
+            values[name] = load_yaml(text, f"--set {name}")
+        except ConfigError:
             raise GateworkError(f"--set {name}: cannot read {text!r} as a number or a list") from None
     return values
 

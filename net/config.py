@@ -245,7 +245,7 @@ class _Parser:
     def known_keys(self, mapping: dict, known: tuple, where: str, prefix: str = "") -> None:
         for key in mapping:
             if key not in known:
-                close = _closest(str(key), known)
+                close = suggest(str(key), known)
                 raise self.error(f"{prefix}unknown key {key!r} {where}{close} "
                                  f"(known: {', '.join(known)})", mapping, key)
 
@@ -364,7 +364,7 @@ class _Parser:
         for key, value in options.items():
             option = cls.options.get(key)
             if option is None:
-                close = _closest(str(key), tuple(cls.options) + GATE_KEYS)
+                close = suggest(str(key), tuple(cls.options) + GATE_KEYS)
                 known = ", ".join(cls.options) or "none"
                 raise self.error(f"{where}: unknown option {key!r}{close} "
                                  f"(options of {cls.type_name}: {known})", entry, key)
@@ -458,6 +458,7 @@ def _kind(value: Any) -> str:
             str: f"the text {value!r}", type(None): "nothing"}.get(type(value), repr(value))
 
 
-def _closest(name: str, known: tuple) -> str:
+def suggest(name: str, known) -> str:
+    """'; did you mean X?' for the closest known name, or ''."""
     close = difflib.get_close_matches(name, [str(k) for k in known], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""

@@ -28,6 +28,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from gates import format_shape
+
 from .config import LineDict, PHASES
 from .errors import DataError
 from .snapshot import read_npz
@@ -297,17 +299,12 @@ def _fit(net: Any, input_name: str, array: np.ndarray, name: str) -> np.ndarray:
                                            for d, s in zip(declared, sample)):
         if None in declared or int(np.prod(declared)) != int(np.prod(sample)):
             raise DataError(f"{name}: '{input_name}' samples have shape {sample}, but the net's "
-                            f"`{input_name}` input takes {_text(spec.shape)}")
+                            f"`{input_name}` input takes {format_shape(spec.shape)}")
         array = array.reshape((len(array),) + declared)
     integer = spec.dtype == "int" or (spec.dtype is None and array.dtype.kind in "iu"
                                       and input_name == "label")
     dtype = np.int64 if integer else net.dtype
     return np.ascontiguousarray(array, dtype=dtype)
-
-
-def _text(shape: tuple) -> str:
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + \
-        ("," if len(shape) == 1 else "") + ")"
 
 
 # -- batching ------------------------------------------------------------------------------------

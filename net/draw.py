@@ -21,8 +21,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from gates import format_shape
+
 from .errors import GateworkError
-from .net import Net, _shape_text
+from .net import Net
 from .timing import random_feed
 
 FORMATS = ("png", "svg", "pdf", "dot")
@@ -116,7 +118,7 @@ def digraph(net: Net, traced: Trace | None = None, rankdir: str = "LR"):
             grads = [edge_grad(name, e) for e in consumers[name]]
             lines.append(_blue(_total_text(grads, traced.totals.get(name))))
         else:
-            lines.append(_text(_shape_text(shapes[name])))
+            lines.append(_text(format_shape(shapes[name])))
         graph.node(node_id(f"blob:{name}"), _html(lines),
                    shape="ellipse" if kind == "input" else "box",
                    style="filled" + (",rounded" if kind == "parameter" else ""),
@@ -137,7 +139,7 @@ def digraph(net: Net, traced: Trace | None = None, rankdir: str = "LR"):
     def connect(tail: str, head: str, name: str, grad: np.ndarray | None, *,
                 show_value: bool) -> None:
         if traced is None:
-            graph.edge(tail, head, label=f"{name} {_shape_text(shapes[name])}")
+            graph.edge(tail, head, label=f"{name} {format_shape(shapes[name])}")
             return
         value = traced.values[name]
         graph.edge(tail, head, label=f"{name} = {_value_text(value)}" if show_value
@@ -204,8 +206,8 @@ def _value_text(value: np.ndarray | None) -> str:
         return "[" + ", ".join(_number(v) for v in value.ravel()) + "]" + \
             (f" {value.shape}" if value.ndim > 1 else "")
     if value.dtype.kind in "iub":
-        return f"{_shape_text(value.shape)} min {value.min()} max {value.max()}"
-    return (f"{_shape_text(value.shape)} mean {_number(value.mean(), 4)} "
+        return f"{format_shape(value.shape)} min {value.min()} max {value.max()}"
+    return (f"{format_shape(value.shape)} mean {_number(value.mean(), 4)} "
             f"norm {_number(np.linalg.norm(value.ravel()), 4)}")
 
 

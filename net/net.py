@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from gates import Gate
+from gates import Gate, format_shape
 
 from .config import GateSpec, NetSpec, ParamRule, load_config, parse_config, PHASES
 from .debug import chain, check_feed, finite_check
@@ -279,7 +279,7 @@ class Net:
         shape = spec.shape
         if len(shape) != array.ndim or any(d is not None and d != n for d, n in zip(shape, array.shape)):
             raise ValueError(f"input {name!r} has shape {array.shape} but the config declares "
-                             f"{_shape_text(shape)}")
+                             f"{format_shape(shape)}")
         return array
 
     def backward(self, top_grads: Mapping[str, Any] | None = None,
@@ -359,10 +359,5 @@ class Net:
         return f"<Net {self.name!r}: {len(self._active.runner.steps)} gates, phase {self.phase}>"
 
 
-def _shape_text(shape: tuple) -> str:
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + \
-        ("," if len(shape) == 1 else "") + ")"
-
-
 def _shapes_text(names, shapes) -> str:
-    return ", ".join(f"{n} {_shape_text(s)}" for n, s in zip(names, shapes))
+    return ", ".join(f"{n} {format_shape(s)}" for n, s in zip(names, shapes))

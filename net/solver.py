@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .config import LineDict
+from .config import LineDict, suggest
 from .debug import blob_stats
 from .errors import NumericalError
 
@@ -87,7 +87,7 @@ class SolverConfig:
         for key, value in raw.items():
             line = raw.line_of(key) if isinstance(raw, LineDict) else 0
             if key not in checks:
-                close = _closest(str(key), known)
+                close = suggest(str(key), known)
                 raise error(f"unknown key {key!r} in `solver`{close} (known: {', '.join(known)})",
                             line)
             problem = checks[key](value)
@@ -126,12 +126,6 @@ class SolverConfig:
 
 def _line(raw: Any, key: str) -> int:
     return raw.line_of(key) if isinstance(raw, LineDict) else 0
-
-
-def _closest(name: str, known: list[str]) -> str:
-    import difflib
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _number(low: float | None = None, high: float | None = None, strict_low: bool = False,
