@@ -309,8 +309,8 @@ class PoolingGate(Gate):
             raise ValueError(f"the window ({kernel}) is larger than the input ({size}) padded by "
                              f"{pad}")
         out = (math.ceil(span / stride) if self.round_mode == "CEIL" else span // stride) + 1
-        if pad and (out - 1) * stride >= size + pad:   # the last window must start in the image
-            out -= 1
+        if (out - 1) * stride >= size + pad:   # the last window must start in the image
+            out -= 1   # (Caffe checks this only when padded and emits -FLT_MAX; PyTorch always)
         return out
 
     def _plane(self, height: int, width: int) -> tuple[tuple[int, int], ...]:

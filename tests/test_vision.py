@@ -227,6 +227,10 @@ POOL_CASES = [
     pytest.param({"kernel_h": 2, "kernel_w": 3, "stride": [1, 2]}, (1, 2, 4, 7), (3, 3),
                  id="rectangular"),
     pytest.param({"global_pooling": True}, (2, 3, 3, 4), (1, 1), id="global"),
+    pytest.param({"kernel_size": 2, "stride": 3}, (1, 2, 6, 6), (2, 2),
+                 id="stride-over-kernel-no-empty-window"),
+    pytest.param({"kernel_h": 3, "kernel_w": 2, "stride": [2, 3]}, (1, 1, 6, 6), (3, 2),
+                 id="rectangular-stride-over-kernel"),
 ]
 
 
@@ -288,6 +292,7 @@ def test_average_divisor_counts_padding_as_caffe():
     (7, 3, 2, 1, 4, 4),
     (5, 2, 2, 1, 3, 3),         # ceil's 4th window would start in the padding: dropped
     (13, 3, 2, 0, 6, 6),
+    (6, 2, 3, 0, 2, 2),         # ceil's 3rd window would start past the input: dropped
 ])
 def test_pooling_output_size_rule(size, kernel, stride, pad, ceil, floor):
     for mode, expected in (("CEIL", ceil), ("FLOOR", floor)):
