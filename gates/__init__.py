@@ -4,11 +4,12 @@
 
 Importing this package registers every shipped gate type.
 """
-from .base import (REQUIRED, Gate, Option, UnknownGateType, broadcast_shapes, format_shape,
-                   gate_class, register_gate, registered_gates, unbroadcast, unregister_gate)
+from .base import (REQUIRED, ElementwiseGate, Gate, Option, UnknownGateType, broadcast_shapes,
+                   format_shape, gate_class, register_gate, registered_gates, unbroadcast,
+                   unregister_gate)
 # importing the family modules registers their gates
 from . import activations, arithmetic, linalg, losses, regularization, shape  # noqa: F401
 from . import normalization, vision  # noqa: F401
 
-__all__ = ["Gate", "Option", "REQUIRED", "UnknownGateType", "register_gate", "gate_class",
-           "registered_gates", "unregister_gate", "unbroadcast", "broadcast_shapes", "format_shape"]
+__all__ = ["Gate", "ElementwiseGate", "Option", "REQUIRED", "UnknownGateType", "register_gate",
+           "gate_class", "registered_gates", "unregister_gate", "unbroadcast", "broadcast_shapes", "format_shape"]

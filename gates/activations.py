@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Gate, Option, register_gate
-
-
-class _Elementwise(Gate):
-    def infer_shapes(self, shape):
-        return (shape,)
+from .base import ElementwiseGate, Option, register_gate
 
 
 @register_gate
-class ReLUGate(_Elementwise):
+class ReLUGate(ElementwiseGate):
     """out = max(x, 0).  Input: x, any shape. Returns: out, same shape.
     Local gradient: 1 where x > 0, else 0; at x == 0 the gradient is 0 (as in Caffe and PyTorch)."""
 
@@ -31,7 +26,7 @@ class ReLUGate(_Elementwise):
 
 
 @register_gate
-class SigmoidGate(_Elementwise):
+class SigmoidGate(ElementwiseGate):
     """out = 1 / (1 + exp(-x)).  Input: x, any shape. Returns: out, same shape.
     Local gradient: out * (1 - out)."""
 
@@ -46,7 +41,7 @@ class SigmoidGate(_Elementwise):
 
 
 @register_gate
-class TanhGate(_Elementwise):
+class TanhGate(ElementwiseGate):
     """out = tanh(x).  Input: x, any shape. Returns: out, same shape. Local gradient: 1 - out^2."""
 
     def forward(self, x):
@@ -58,7 +53,7 @@ class TanhGate(_Elementwise):
 
 
 @register_gate
-class SoftmaxGate(_Elementwise):
+class SoftmaxGate(ElementwiseGate):
     """out = exp(x) / sum(exp(x)) along `axis` (the class axis; 1 as in Caffe), computed from
     x minus its maximum along that axis so it never overflows.
     Input: x, any shape with at least axis + 1 dimensions. Returns: out, same shape, summing to 1

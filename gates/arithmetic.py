@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Gate, Option, broadcast_shapes, register_gate, unbroadcast
+from .base import (ElementwiseGate, Gate, Option, broadcast_shapes, register_gate,
+                   unbroadcast)
 
 
 class _Binary(Gate):
@@ -111,7 +112,7 @@ class MinGate(_Select):
 
 
 @register_gate
-class ScaleGate(Gate):
+class ScaleGate(ElementwiseGate):
     """out = scale * x for a constant `scale`.  Input: x, any shape. Returns: out, same shape."""
 
     options = {"scale": Option(float, 1.0, "the constant factor")}
@@ -122,12 +123,9 @@ class ScaleGate(Gate):
     def backward(self, dout):
         return (dout * self.scale,)
 
-    def infer_shapes(self, shape):
-        return (shape,)
-
 
 @register_gate
-class ExpGate(Gate):
+class ExpGate(ElementwiseGate):
     """out = exp(x).  Input: x, any shape. Returns: out, same shape. Local gradient: exp(x)."""
 
     def forward(self, x):
@@ -137,12 +135,9 @@ class ExpGate(Gate):
     def backward(self, dout):
         return (dout * self.out,)
 
-    def infer_shapes(self, shape):
-        return (shape,)
-
 
 @register_gate
-class LogGate(Gate):
+class LogGate(ElementwiseGate):
     """out = ln(x).  Input: x > 0, any shape. Returns: out, same shape. Local gradient: 1/x."""
 
     def forward(self, x):
@@ -151,9 +146,6 @@ class LogGate(Gate):
 
     def backward(self, dout):
         return (dout / self.x,)
-
-    def infer_shapes(self, shape):
-        return (shape,)
 
     def sample_inputs(self, rng):
         return [rng.uniform(0.5, 2.0, (3, 4))]

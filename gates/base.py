@@ -183,6 +183,13 @@ class Gate:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+class ElementwiseGate(Gate):
+    """A one-input gate whose output has its input's shape (ReLU, Exp, Scale, Dropout, ...)."""
+
+    def infer_shapes(self, shape: Shape) -> tuple[Shape, ...]:
+        return (shape,)
+
+
 def _signature_arity(forward: Callable) -> tuple[int, int | None]:
     params = list(inspect.signature(forward).parameters.values())[1:]  # drop self
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Gate, Option, register_gate
+from .base import ElementwiseGate, Option, register_gate
 
 
 @register_gate
-class DropoutGate(Gate):
+class DropoutGate(ElementwiseGate):
     """Inverted dropout (Caffe's Dropout): in the train phase each element is zeroed with
     probability `dropout_ratio` and the survivors are scaled by 1 / (1 - dropout_ratio), so the
     expected output equals the input; in the test phase out = x, unchanged.
@@ -34,6 +34,3 @@ class DropoutGate(Gate):
 
     def backward(self, dout):
         return (dout if self.mask is None else dout * self.mask,)
-
-    def infer_shapes(self, shape):
-        return (shape,)

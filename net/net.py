@@ -13,7 +13,7 @@ from gates import Gate, format_shape
 from .config import GateSpec, NetSpec, ParamRule, load_config, parse_config, PHASES
 from .debug import chain, check_feed, finite_check
 from .errors import ConfigError
-from .fillers import check_filler, fill
+from .fillers import fill
 from .graph import Graph, build_graph
 from .runner import Runner, Step
 

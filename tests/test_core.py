@@ -103,18 +103,19 @@ def test_float64_nets_keep_float64():
     assert net.forward()["z"].dtype == np.float64
 
 
+class CubeGate(Gate):
+    """out = x^3: a user's gate, forward and backward only (tests register it)."""
+
+    def forward(self, x):
+        self.x = x
+        return x ** 3
+
+    def backward(self, dout):
+        return (3 * self.x ** 2 * dout,)
+
+
 def test_a_gate_added_in_a_test_is_usable_from_yaml(tmp_path, clean_registry):
-    @register_gate
-    class CubeGate(Gate):
-        """out = x^3 (a user's gate: forward and backward only)."""
-
-        def forward(self, x):
-            self.x = x
-            return x ** 3
-
-        def backward(self, dout):
-            return (3 * self.x ** 2 * dout,)
-
+    register_gate(CubeGate)
     config = tmp_path / "cube.yaml"
     config.write_text(textwrap.dedent("""\
         dtype: float64
@@ -294,14 +295,7 @@ def test_debug_mode_stops_at_the_first_nan_naming_gate_blob_and_direction():
 def test_shapes_of_a_gate_without_a_shape_rule_keep_every_open_dimension_open(clean_registry):
     """A user's gate declares no output shape: the Net runs it on zeros and keeps an open
     dimension open wherever it sits, so x (3, N) @ ... builds and infers (4, N)."""
-    @register_gate
-    class CubeGate(Gate):
-        def forward(self, x):
-            self.x = x
-            return x ** 3
-
-        def backward(self, dout):
-            return (3 * self.x ** 2 * dout,)
+    register_gate(CubeGate)
 
     @register_gate
     class BatchTotalGate(Gate):
