@@ -592,15 +592,21 @@ class Solver:
         return lambda: signal.signal(signal.SIGINT, previous)
 
     def _position(self) -> tuple:
+        """What a step changes besides the parameters: the data order, the gates' random
+        states and their buffers (BatchNorm's moving averages move in forward)."""
         return (self.data.train.state(),
-                {name: g.rng.bit_generator.state for name, g in self.net.gates.items()})
+                {name: g.rng.bit_generator.state for name, g in self.net.gates.items()},
+                {name: value.copy() for name, value in self.net.buffers.items()})
 
     def _restore_position(self, position: tuple | None) -> None:
         if position is not None:
-            data_state, rngs = position
+            data_state, rngs, buffers = position
             self.data.train.set_state(**data_state)
             for name, state in rngs.items():
                 self.net.gates[name].rng.bit_generator.state = state
+            live = self.net.buffers
+            for name, value in buffers.items():
+                np.copyto(live[name], value)
 
     def _stats_hooks(self) -> tuple:
         """Runner hooks collecting mean |x| and L2 norm of every output and gradient (debug_info),

@@ -135,6 +135,52 @@ def test_debug_nan_stops_naming_gate_and_iteration_with_a_snapshot(tmp_path):
         assert np.all(np.isfinite(value)) and np.array_equal(value, net.params[name])
 
 
+def test_debug_nan_snapshot_holds_the_buffers_from_before_the_failing_step(tmp_path,
+                                                                           clean_registry):
+    """BatchNorm updates its moving averages in forward; when a later gate of the same forward
+    writes NaN, the snapshot still holds the buffers as they were before that step: equal to a
+    run stopped cleanly one step earlier."""
+    from gates import ElementwiseGate, Option, register_gate
+
+    @register_gate
+    class NaNOnCallGate(ElementwiseGate):
+        options = {"on_call": Option(int, 10**9, "the forward call that returns NaN")}
+
+        def forward(self, x):
+            self.calls = getattr(self, "calls", 0) + 1
+            return x * np.nan if self.calls == self.on_call else x
+
+        def backward(self, dout):
+            return (dout,)
+
+    def run(on_call: int, max_iter: int, out):
+        net = Net.from_config({
+            "name": "bn", "debug": True,
+            "inputs": {"data": {"shape": [None, 4]}, "label": {"shape": [None], "dtype": "int"}},
+            "gates": [
+                {"name": "bn", "type": "BatchNorm", "bottom": "data", "top": "normed"},
+                {"name": "nan", "type": "NaNOnCall", "bottom": "normed", "top": "checked",
+                 "on_call": on_call},
+                {"name": "fc", "type": "InnerProduct", "bottom": "checked", "top": "scores",
+                 "num_output": 3},
+                {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["scores", "label"],
+                 "top": "loss"}],
+            "data": {"train": {"source": "iris", "batch_size": 16, "shuffle": True}},
+            "solver": {"base_lr": 0.1, "max_iter": max_iter, "test_initialization": False}})
+        solver = Solver.from_config(net)
+        solver.solve(load_data(net), output_dir=out)
+        return solver
+
+    with pytest.raises(NumericalError, match="iteration 3: forward pass: gate 'nan'"):
+        run(on_call=4, max_iter=10, out=tmp_path / "failed")
+    run(on_call=10**9, max_iter=3, out=tmp_path / "clean")
+    failed = snap.read_npz(tmp_path / "failed" / "bn_iter_3.weights.npz")
+    clean = snap.read_npz(tmp_path / "clean" / "bn_iter_3.weights.npz")
+    assert {"bn.mean", "bn.variance", "fc.W"} <= set(failed)
+    for name in clean:
+        np.testing.assert_array_equal(failed[name], clean[name], err_msg=name)
+
+
 # -- weights files ---------------------------------------------------------------------------------
 def tiny_net(width: int = 3, name: str = "fc") -> Net:
     return Net.from_config({"name": "tiny", "inputs": {"x": {"shape": [None, 4]}},
