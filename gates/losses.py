@@ -155,7 +155,7 @@ class AccuracyGate(_Classifier):
         self.shape, self.dtype = scores.shape, scores.dtype
         true = scores[np.arange(scores.shape[0]), safe][:, None]
         better = (scores >= true).sum(axis=1) - 1
-        correct = better < self.top_k
+        correct = (better < self.top_k) & ~np.isnan(scores).any(axis=1)  # NaN scores never win
         if keep is not None:
             correct = correct[keep]
         return np.asarray(correct.mean() if correct.size else 0.0, dtype=scores.dtype)

@@ -113,6 +113,12 @@ def test_accuracy_top_k(top_k, expected):
     assert gate.forward(scores, np.array([0, 1, 0, 1])) == pytest.approx(expected)
 
 
+def test_accuracy_of_nan_scores_is_zero():
+    """A diverged net must not look perfect: NaN compares false with everything."""
+    scores = np.array([[np.nan, np.nan], [np.nan, 1.0], [2.0, 1.0]])
+    assert make("Accuracy").forward(scores, np.array([0, 1, 0])) == pytest.approx(1 / 3)
+
+
 def test_accuracy_passes_no_gradient():
     gate = make("Accuracy")
     scores = np.random.default_rng(0).standard_normal((3, 4))
