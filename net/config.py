@@ -10,6 +10,7 @@ import difflib
 import importlib
 import importlib.util
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -419,12 +420,12 @@ def load_plugins(plugins: list[str], base_dir: Path, file: str | None = None,
         try:
             if plugin.endswith(".py") or "/" in plugin:
                 path = (base_dir / plugin).resolve()
-                module_name = f"gatework_plugin_{abs(hash(str(path))):x}"
-                if module_name in sys.modules:
-                    continue
                 if not path.is_file():
                     raise ConfigError(f"plugin file {plugin!r} not found (looked for {path})",
                                       file, line)
+                module_name = _plugin_module_name(path)
+                if module_name is None:
+                    continue   # already imported, by `import` or by another config
                 module_spec = importlib.util.spec_from_file_location(module_name, path)
                 module = importlib.util.module_from_spec(module_spec)
                 sys.modules[module_name] = module
@@ -442,6 +443,19 @@ def load_plugins(plugins: list[str], base_dir: Path, file: str | None = None,
         except Exception as err:
             raise ConfigError(f"plugin {plugin!r} failed while loading: "
                               f"{type(err).__name__}: {err}", file, line) from err
+
+
+def _plugin_module_name(path: Path) -> str | None:
+    """The module name to load a plugin file under: its stem, so that a later `import stem`
+    finds it instead of running it (and registering its gates) twice; None when a module of
+    that file is imported already; a name of its own when another module holds the stem."""
+    for name in (path.stem, f"gatework_plugin_{zlib.crc32(str(path).encode()):08x}"):
+        module = sys.modules.get(name)
+        if module is None:
+            return name
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
+            return None
+    return None
 
 
 def line_of(where: Any, key: Any = None) -> int | None:

@@ -328,3 +328,31 @@ def test_a_shared_parameter_has_one_learning_rate():
         Net.from_config({"inputs": {"x": {"shape": [None, 3]}}, "gates": [
             {**gate, "name": "a", "top": "ya", "param": [{"name": "w"}]},
             {**gate, "name": "b", "top": "yb", "param": [{"name": "w", "lr_mult": 2}]}]})
+
+
+@pytest.mark.parametrize("import_first", [True, False])
+def test_a_plugin_file_also_imported_by_hand_registers_its_gates_once(tmp_path, clean_registry,
+                                                                      monkeypatch, import_first):
+    """`import my_gates` in a session and `plugins: [my_gates.py]` in a config are one module."""
+    import importlib
+    stem = f"user_gates_{'import' if import_first else 'plugin'}_first"
+    (tmp_path / f"{stem}.py").write_text(textwrap.dedent(f"""\
+        from gates import Gate, register_gate
+
+        @register_gate("Twice{stem}")
+        class TwiceGate(Gate):
+            def forward(self, x):
+                return 2 * x
+
+            def backward(self, dout):
+                return (2 * dout,)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = {"plugins": [f"{stem}.py"], "inputs": {"x": {"shape": []}},
+              "gates": [{"name": "t", "type": f"Twice{stem}", "bottom": "x", "top": "y"}]}
+    if import_first:
+        importlib.import_module(stem)
+    net = Net.from_config(config, base_dir=tmp_path)
+    importlib.import_module(stem)
+    assert net.forward({"x": 3.0})["y"] == 6.0
+    monkeypatch.delitem(sys.modules, stem)
