@@ -11,11 +11,13 @@ import numpy as np
 from gates import Gate, format_shape
 
 from .config import GateSpec, NetSpec, ParamRule, load_config, parse_config, PHASES
+from .data import parse_data_section
 from .debug import chain, check_feed, finite_check
 from .errors import ConfigError
 from .fillers import fill
 from .graph import Graph, build_graph
 from .runner import Runner, Step
+from .solver import parse_solver_section
 
 
 @dataclass
@@ -61,6 +63,11 @@ class Net:
         self._defaults: dict[str, tuple[Any, np.ndarray]] = {}   # see _default_input
         self.debug = spec.debug     # check every output and gradient for NaN/Inf (net.debug)
         self.phase = phase
+        # the training sections too, so every entry point reports their mistakes at build
+        if spec.data is not None:
+            parse_data_section(self)
+        if spec.solver is not None:
+            parse_solver_section(spec)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod

@@ -124,6 +124,12 @@ class SolverConfig:
                         _line(raw, "stepvalue"))
 
 
+def parse_solver_section(spec: Any, raw: Mapping | None = None) -> SolverConfig:
+    """A config's `solver:` section (or `raw` in its place), validated; errors name the line."""
+    return SolverConfig.parse(spec.solver if raw is None else raw,
+                              lambda msg, line: spec.error(msg, line or spec.line_of("solver")))
+
+
 def _line(raw: Any, key: str) -> int:
     return raw.line_of(key) if isinstance(raw, LineDict) else 0
 
@@ -254,9 +260,7 @@ class Solver:
     def from_config(cls, net: Any, solver: Mapping | None = None, **overrides: Any) -> "Solver":
         """A solver for `net` from a `solver:` mapping (default: the net's own config section).
         Keyword overrides (e.g. max_iter=100) are validated like config keys."""
-        raw = net.spec.solver if solver is None else solver
-        config = SolverConfig.parse(
-            raw, lambda msg, line: net.spec.error(msg, line or net.spec.line_of("solver")))
+        config = parse_solver_section(net.spec, solver)
         for key, value in overrides.items():
             if value is None:
                 continue

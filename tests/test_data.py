@@ -43,9 +43,8 @@ def write_npz(path, data, label):
     ("data:\n  train:\n    source: missing.npz\n", 10, "no file 'missing.npz'"),
 ])
 def test_data_section_errors_name_the_line(tmp_path, section, line, fragment):
-    net = make_net(tmp_path, section)
-    with pytest.raises(ConfigError, match=fragment) as info:
-        load_data(net)
+    with pytest.raises(ConfigError, match=fragment) as info:   # at build, or at load
+        load_data(make_net(tmp_path, section))
     assert str(info.value).startswith(f"{tmp_path / 'net.yaml'}:{line}:")
 
 
