@@ -14,6 +14,7 @@ import numpy as np
 from gates import Gate
 
 from .config import GateSpec
+from .errors import GateworkError
 
 Hook = Callable[["Step", str, tuple], None]
 
@@ -59,7 +60,7 @@ class Runner:
                 if hook is not None:
                     hook(step, "forward", tuple(blobs[t] for t in step.tops))
         except Exception as err:
-            if step is not None and not isinstance(err, ContractError):
+            if step is not None and not isinstance(err, (ContractError, GateworkError)):
                 err.add_note(f"in the forward pass of {step.where(self.file)}")
             raise
 
@@ -122,7 +123,7 @@ class Runner:
                 if hook is not None:
                     hook(step, "backward", tuple(result))
         except Exception as err:
-            if step is not None and not isinstance(err, ContractError):
+            if step is not None and not isinstance(err, (ContractError, GateworkError)):
                 err.add_note(f"in the backward pass of {step.where(self.file)}")
             raise
         return grads
