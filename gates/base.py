@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import reprlib
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -24,18 +26,22 @@ REQUIRED: Any = _Required()
 
 
 class Option:
-    """One option a gate type accepts in YAML: its type(s), default and meaning.
+    """One option a gate type accepts in YAML: its type(s), default, meaning and allowed values.
 
-    `kind` is a type or a tuple of types; a float option also accepts an int, and a bool is never
-    taken for an int. `choices` restricts the value to a fixed set (strings are matched exactly).
+    `kind` is a type or a tuple of types; a float option also accepts an int, a bool is never
+    taken for an int, and numpy scalars count as the Python numbers they hold. A float option is
+    always finite. `choices` restricts the value to a fixed set (strings are matched exactly).
+    `range` bounds a number, written as an interval: "[0, 1)", "(0, inf)", "[1, inf)"; a list
+    of numbers (a per-axis `stride: [2, 1]`) is bounded element by element.
     """
 
     def __init__(self, kind: type | tuple[type, ...], default: Any = REQUIRED, doc: str = "",
-                 choices: tuple | None = None):
+                 choices: tuple | None = None, range: str | None = None):
         self.kinds = kind if isinstance(kind, tuple) else (kind,)
         self.default = default
         self.doc = doc
         self.choices = choices
+        self.range = _Interval(range) if range else None
 
     @property
     def required(self) -> bool:
@@ -46,6 +52,8 @@ class Option:
 
     def convert(self, value: Any) -> Any:
         """Return `value` checked against this option; raise ValueError saying what was expected."""
+        if isinstance(value, np.generic) and value.ndim == 0 and value.dtype.kind in "biuf":
+            value = value.item()
         ok = False
         for kind in self.kinds:
             if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -57,10 +65,51 @@ class Option:
                 ok = True
                 break
         if not ok:
-            raise ValueError(f"expected {self.type_name()}, got {type(value).__name__} {value!r}")
+            raise ValueError(f"expected {self.type_name()}, got {type(value).__name__} "
+                             f"{short_repr(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value}")
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"expected one of {', '.join(map(str, self.choices))}, got {value!r}")
+            raise ValueError(f"expected one of {', '.join(map(str, self.choices))}, "
+                             f"got {short_repr(value)}")
+        if self.range is not None:
+            self.range.check(value)
         return value
+
+
+class _Interval:
+    """A closed, open or half-open interval of numbers, read from its usual notation."""
+
+    def __init__(self, text: str):
+        low, high = (part.strip() for part in text[1:-1].split(","))
+        self.text = text
+        self.low, self.high = float(low), float(high)
+        self.low_open, self.high_open = text[0] == "(", text[-1] == ")"
+
+    def check(self, value: Any) -> None:
+        for number in value if isinstance(value, (list, tuple)) else (value,):
+            if not isinstance(number, (int, float)) or isinstance(number, bool):
+                continue    # a null, or a type the option's kind already vetted
+            if (number < self.low or number > self.high or (self.low_open and number == self.low)
+                    or (self.high_open and number == self.high)):
+                raise ValueError(f"expected a number in {self.text}, got {short_repr(value)}")
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters: error messages never print an unbounded value
+    (a YAML file can make a value of any size from a few aliases)."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxtuple = 3, 8, 8, 8
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 80, 80, 40
+
+
+#: the default of `Gate.needs_input_grad`: every input's gradient is wanted, however many inputs
+#: the gate has, until the Net or the gradient checker sets the exact tuple
+ALL_INPUTS: tuple[bool, ...] = (True,) * 64
 
 
 class Gate:
@@ -102,6 +151,8 @@ class Gate:
     name             the gate's name in the config.
     phase            "train" or "test": the phase now running (Dropout and BatchNorm read it).
     needs_input_grad tuple of bools, one per input: which gradients the backward pass will use.
+                     Always indexable by every input: the Net and the checker set one flag per
+                     input; a gate built by hand starts with ALL_INPUTS (every one wanted).
     rng              a numpy Generator of the gate's own, seeded from the net's seed (Dropout).
 
     State that is not learned
@@ -128,7 +179,10 @@ class Gate:
                              f"{_known_list(self.options)}")
         for key, spec in self.options.items():
             if key in options:
-                value = spec.convert(options[key])
+                try:
+                    value = spec.convert(options[key])
+                except ValueError as err:
+                    raise ValueError(f"option {key!r}: {err}") from None
             elif spec.required:
                 raise ValueError(f"option {key!r} is required for {type(self).__name__}")
             else:
@@ -136,7 +190,7 @@ class Gate:
             setattr(self, key, value)
         self.name = type(self).__name__
         self.phase = "train"
-        self.needs_input_grad: tuple[bool, ...] = ()
+        self.needs_input_grad: tuple[bool, ...] = ALL_INPUTS
         self.rng = np.random.default_rng(0)
         self.buffers: dict[str, np.ndarray] = {}
 
@@ -218,16 +272,23 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
     """Class decorator making a Gate subclass usable from YAML.
 
     ``@register_gate`` registers ``MultiplyGate`` as ``Multiply`` (the class name without its
-    ``Gate`` suffix); ``@register_gate("Name")`` chooses the name. Registering a taken name is an
-    error.
+    ``Gate`` suffix); ``@register_gate("Name")`` chooses the name. Registering a name taken by
+    another class is an error; the same class defined again (a notebook cell run twice, a plugin
+    file reloaded) replaces the old definition. A class whose own ``__init__`` never calls
+    ``Gate.__init__`` is refused: the Net relies on what it sets up.
     """
     def decorate(cls: type[Gate], name: str | None = None) -> type[Gate]:
         if not (isinstance(cls, type) and issubclass(cls, Gate)):
             raise TypeError(f"register_gate expects a subclass of gates.Gate, got {cls!r}")
         name = name or (cls.__name__[:-4] if cls.__name__.endswith("Gate") and cls.__name__ != "Gate"
                         else cls.__name__)
-        if name in _REGISTRY:
-            other = _REGISTRY[name]
+        code = getattr(cls.__dict__.get("__init__"), "__code__", None)
+        if code is not None and "__init__" not in code.co_names:
+            raise TypeError(f"gate class {cls.__qualname__}: its __init__ does not call "
+                            "Gate.__init__; add super().__init__(**options)")
+        other = _REGISTRY.get(name)
+        if other is not None and (other.__module__, other.__qualname__) != (cls.__module__,
+                                                                            cls.__qualname__):
             raise ValueError(f"gate type {name!r} is already registered "
                              f"(by {other.__module__}.{other.__qualname__})")
         cls.type_name = name
@@ -239,6 +300,16 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
     if cls_or_name is None:
         return decorate
     return decorate(cls_or_name)
+
+
+def build_gate(cls: type[Gate], options: dict[str, Any]) -> Gate:
+    """An instance of `cls` with `options`, checked to have run ``Gate.__init__`` (a gate class
+    that skips it lacks the attributes the Net and the runner set and read)."""
+    gate = cls(**options)
+    if "needs_input_grad" not in vars(gate):
+        raise TypeError(f"gate class {cls.__qualname__}: its __init__ does not call "
+                        "Gate.__init__; add super().__init__(**options)")
+    return gate
 
 
 def gate_class(type_name: str) -> type[Gate]:

@@ -24,9 +24,9 @@ class MatMulGate(Gate):
         b = self.b[:, None] if self.b.ndim == 1 else self.b
         dout = dout.reshape(broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]))
         da = db = None
-        if not self.needs_input_grad or self.needs_input_grad[0]:
+        if self.needs_input_grad[0]:
             da = unbroadcast(dout @ np.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
-        if not self.needs_input_grad or self.needs_input_grad[1]:
+        if self.needs_input_grad[1]:
             db = unbroadcast(np.swapaxes(a, -1, -2) @ dout, b.shape).reshape(self.b.shape)
         return da, db
 
@@ -57,7 +57,7 @@ class InnerProductGate(Gate):
 
     num_bottoms = 1
     options = {
-        "num_output": Option(int, doc="number of outputs"),
+        "num_output": Option(int, doc="number of outputs", range="[1, inf)"),
         "bias_term": Option(bool, True, "add a learnable bias b"),
         "axis": Option(int, 1, "first axis flattened into the features"),
         "weight_filler": Option(dict, {"type": "xavier"}, "how W is initialised"),
@@ -83,7 +83,7 @@ class InnerProductGate(Gate):
         return out
 
     def backward(self, dout):
-        needs = self.needs_input_grad or (True,) * 3
+        needs = self.needs_input_grad
         dx = (dout @ self.W).reshape(self.x_shape) if needs[0] else None
         dW = (dout.reshape(-1, dout.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])
               if needs[1] else None)

@@ -87,7 +87,7 @@ class SoftmaxWithLossGate(_Classifier):
 
     def backward(self, dout):
         dscores = None
-        if not self.needs_input_grad or self.needs_input_grad[0]:
+        if self.needs_input_grad[0]:
             dscores = self.prob.copy()
             dscores[self.rows, self.labels] -= 1
             if self.keep is not None:
@@ -118,7 +118,7 @@ class EuclideanLossGate(Gate):
         return np.asarray(np.dot(flat, flat) / (2 * self.n), dtype=self.diff.dtype)
 
     def backward(self, dout):
-        needs = self.needs_input_grad or (True, True)
+        needs = self.needs_input_grad
         scaled = self.diff * (float(dout) / self.n)
         return (scaled if needs[0] else None), (-scaled if needs[1] else None)
 
@@ -138,15 +138,11 @@ class AccuracyGate(_Classifier):
     scores is zero (away from ties, which are its kinks) and the labels get none."""
 
     is_loss = False
-    options = {"top_k": Option(int, 1, "a sample counts when its label is among the k best"),
+    options = {"top_k": Option(int, 1, "a sample counts when its label is among the k best",
+                               range="[1, inf)"),
                "ignore_label": Option((int, type(None)), None,
                                       "samples with this label are skipped")}
     kink_note = "a score equal to the true class's score: the accuracy jumps there"
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
 
     def forward(self, scores, label):
         labels = self._check(scores, label)
@@ -161,8 +157,7 @@ class AccuracyGate(_Classifier):
         return np.asarray(correct.mean() if correct.size else 0.0, dtype=scores.dtype)
 
     def backward(self, dout):
-        needs = self.needs_input_grad or (True,)
-        return (np.zeros(self.shape, dtype=self.dtype) if needs[0] else None), None
+        return (np.zeros(self.shape, dtype=self.dtype) if self.needs_input_grad[0] else None), None
 
     def infer_shapes(self, scores_shape, label_shape):
         self._check_shapes(scores_shape, label_shape)

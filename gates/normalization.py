@@ -34,20 +34,14 @@ class BatchNormGate(Gate):
     options = {
         "use_global_stats": Option((bool, type(None)), None,
                                    "normalise with the moving averages (null: in the test phase)"),
-        "moving_average_fraction": Option(float, 0.999, "decay f of the moving averages"),
-        "eps": Option(float, 1e-5, "added to the variance"),
+        "moving_average_fraction": Option(float, 0.999, "decay f of the moving averages",
+                                          range="[0, 1]"),
+        "eps": Option(float, 1e-5, "added to the variance", range="(0, inf)"),
         "affine": Option(bool, False, "learn a scale gamma and shift beta per channel"),
     }
     check_options = {"affine": True}
     check_shapes = ((4, 3, 2, 2),)
     check_tol = {"rtol": 1e-4, "atol": 1e-6}
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        if self.eps <= 0:
-            raise ValueError("eps must be positive")
-        if not 0 <= self.moving_average_fraction <= 1:
-            raise ValueError("moving_average_fraction must be within [0, 1]")
 
     def param_specs(self, x_shape):
         channels = self._channels(x_shape)
@@ -105,7 +99,7 @@ class BatchNormGate(Gate):
         return self.y * gamma.reshape(shape) + beta.reshape(shape)
 
     def backward(self, dout):
-        needs = self.needs_input_grad or (True,) * 3
+        needs = self.needs_input_grad
         shape, axes = self.inv_std.shape, self.axes
         dy = dout if self.gamma is None else dout * self.gamma.reshape(shape)
         dx = None

@@ -15,12 +15,8 @@ class DropoutGate(ElementwiseGate):
     The mask is drawn from the gate's own seeded `rng`, once per forward pass; a gradient check
     must restore `rng`'s state before each forward (or run in the test phase)."""
 
-    options = {"dropout_ratio": Option(float, 0.5, "probability of zeroing an element")}
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        if not 0.0 <= self.dropout_ratio < 1.0:
-            raise ValueError(f"dropout_ratio must be in [0, 1), got {self.dropout_ratio}")
+    options = {"dropout_ratio": Option(float, 0.5, "probability of zeroing an element",
+                                       range="[0, 1)")}
 
     def forward(self, x):
         if self.phase == "test" or self.dropout_ratio == 0.0:

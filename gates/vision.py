@@ -85,7 +85,7 @@ class ConvolutionGate(Gate):
 
     num_bottoms = 1
     options = {
-        "num_output": Option(int, doc="number of output channels"),
+        "num_output": Option(int, doc="number of output channels", range="[1, inf)"),
         "kernel_size": Option((int, list, type(None)), None, "kernel side, or [kh, kw]"),
         "kernel_h": Option((int, type(None)), None, "kernel height (with kernel_w)"),
         "kernel_w": Option((int, type(None)), None, "kernel width (with kernel_h)"),
@@ -96,7 +96,7 @@ class ConvolutionGate(Gate):
         "pad_h": Option((int, type(None)), None, "vertical padding (with pad_w)"),
         "pad_w": Option((int, type(None)), None, "horizontal padding (with pad_h)"),
         "dilation": Option(_INT_OR_PAIR, 1, "spacing between kernel taps, or [dh, dw]"),
-        "group": Option(int, 1, "number of channel groups"),
+        "group": Option(int, 1, "number of channel groups", range="[1, inf)"),
         "bias_term": Option(bool, True, "add a learnable bias b per output channel"),
         "weight_filler": Option(dict, {"type": "xavier"}, "how W is initialised"),
         "bias_filler": Option(dict, {"type": "constant", "value": 0.0}, "how b is initialised"),
@@ -113,8 +113,6 @@ class ConvolutionGate(Gate):
         self.strides = _pair(self, "stride", 1)
         self.pads = _pair(self, "pad", 0)
         self.dilations = _pair(self, "dilation", 1)
-        if self.num_output < 1 or self.group < 1:
-            raise ValueError("num_output and group must be positive")
         if self.num_output % self.group:
             raise ValueError(f"num_output {self.num_output} is not divisible by group {self.group}")
         self._buffers: dict[str, tuple] = {}
@@ -203,7 +201,7 @@ class ConvolutionGate(Gate):
         return (a[0] @ b[0]) if a.shape[0] == 1 else np.matmul(a, b).reshape(-1, b.shape[-1])
 
     def backward(self, dout):
-        needs = self.needs_input_grad or (True,) * 3
+        needs = self.needs_input_grad
         n, channels, height, width = self.x_shape
         (kh, kw), (sh, sw) = self.kernel, self.strides
         (ph, pw), (dh, dw) = self.pads, self.dilations

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from gates import Gate, gate_class
+from gates import Gate, build_gate, gate_class
 
 from .fillers import fill
 from .net import Net
@@ -357,7 +357,7 @@ def _make_gate(gate: Gate | type[Gate] | str, options: Mapping[str, Any] | None)
     cls = gate_class(gate) if isinstance(gate, str) else gate
     if not (isinstance(cls, type) and issubclass(cls, Gate)):
         raise TypeError(f"expected a Gate, a Gate subclass or a registered type name, got {gate!r}")
-    gate = cls(**{**cls.check_options, **(options or {})})
+    gate = build_gate(cls, {**cls.check_options, **(options or {})})
     gate.name = cls.type_name or cls.__name__
     return gate
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from gates import Gate, format_shape
+from gates import Gate, build_gate, format_shape
 
 from .config import GateSpec, NetSpec, ParamRule, load_config, parse_config, PHASES
 from .data import parse_data_section
@@ -85,13 +85,11 @@ class Net:
 
     def _instantiate(self, g: GateSpec) -> Gate:
         try:
-            gate = g.cls(**g.options)
+            gate = build_gate(g.cls, g.options)
         except (TypeError, ValueError) as err:
             raise self._error(f"{g.where()}: {err}", g.line) from None
-        gate.name, gate.phase, gate.needs_input_grad = g.name, "train", ()
+        gate.name, gate.phase = g.name, "train"
         gate.rng = np.random.default_rng(self._rng.integers(2**63))
-        if not hasattr(gate, "buffers"):
-            gate.buffers = {}
         return gate
 
     def _fill(self, shape: tuple, filler: dict, line: int, what: str) -> np.ndarray:
@@ -112,6 +110,7 @@ class Net:
             in_shapes = bottom_shapes + [self.params[p].shape for p in param_names]
             for top, shape in zip(g.top, self._infer(g, gate, in_shapes, g.bottom + list(param_names))):
                 shapes[top] = shape
+            gate.needs_input_grad = (True,) * (len(g.bottom) + len(param_names))
             steps.append(Step(gate, g, tuple(g.bottom) + param_names, tuple(g.top)))
             weights = g.loss_weight or ([1.0] * len(g.top) if g.cls.loss_gate() else None)
             if weights:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gates import registered_gates, unregister_gate
+from gates import register_gate, registered_gates, unregister_gate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -13,8 +13,12 @@ CONFIGS = ROOT / "configs"
 
 @pytest.fixture
 def clean_registry():
-    """Remove any gate type registered during the test."""
-    before = set(registered_gates())
+    """Put the registry back as it was: types registered during the test are removed, types
+    redefined during the test get their original class back."""
+    before = registered_gates()
     yield
-    for name in set(registered_gates()) - before:
-        unregister_gate(name)
+    for name, cls in registered_gates().items():
+        if before.get(name) is not cls:
+            unregister_gate(name)
+            if name in before:
+                register_gate(name)(before[name])

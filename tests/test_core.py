@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import json
 import subprocess
 import sys
@@ -243,6 +244,61 @@ def test_options_default_and_convert():
     assert Option(float, 1.0).convert(2) == 2.0
     with pytest.raises(ValueError):
         Option(int, 1).convert(True)
+
+
+@pytest.mark.parametrize("interval, good, bad", [
+    ("[0, 1)", (0, 0.5, 0.999), (1, -0.1, 2)),
+    ("(0, inf)", (1e-9, 5, 1e300), (0, -1)),
+    ("[1, inf)", (1, 7, [2, 3]), (0, [2, 0])),
+])
+def test_option_ranges_are_checked_with_the_interval_in_the_message(interval, good, bad):
+    option = Option((float, list), 1.0, range=interval)
+    for value in good:
+        option.convert(value)
+    for value in bad:
+        with pytest.raises(ValueError, match=re.escape(f"a number in {interval}")):
+            option.convert(value)
+
+
+def test_float_options_are_finite_and_numpy_scalars_are_numbers():
+    with pytest.raises(ValueError, match="finite"):
+        Option(float, 1.0).convert(float("nan"))
+    assert Option(int, 1).convert(np.int64(3)) == 3 and type(Option(int, 1).convert(np.int64(3))) is int
+    assert Option(float, 1.0).convert(np.float32(0.5)) == 0.5
+
+
+def test_a_gate_class_that_skips_gate_init_is_refused(clean_registry):
+    with pytest.raises(TypeError, match="does not call Gate.__init__"):
+        @register_gate
+        class ForgetfulGate(Gate):
+            def __init__(self, **options):
+                self.scale = 2.0
+
+            def forward(self, x):
+                return x
+
+
+def test_needs_input_grad_is_always_a_full_tuple():
+    fc = gate_class("InnerProduct")(num_output=2)
+    assert all(fc.needs_input_grad[:3])                       # by hand: every input wanted
+    net = Net.from_config({"inputs": {"x": {"shape": [None, 3]}}, "gates": [
+        {"name": "fc", "type": "InnerProduct", "bottom": "x", "top": "y", "num_output": 2}]})
+    assert net.gates["fc"].needs_input_grad == (True, True, True)   # set by the Net at build
+
+
+def test_defining_the_same_gate_class_again_replaces_it(clean_registry):
+    def define(factor):
+        @register_gate
+        class TwiceGate(Gate):
+            def forward(self, x):
+                return factor * x
+
+            def backward(self, dout):
+                return (factor * dout,)
+        return TwiceGate
+
+    first, second = define(2.0), define(3.0)
+    assert gate_class("Twice") is second and first is not second
 
 
 def run_script(*args):

@@ -213,5 +213,5 @@ def test_bad_dropout_ratio_is_a_config_error_with_a_line(tmp_path):
     path.write_text("inputs:\n  x: {shape: [null, 2]}\ngates:\n"
                     "  - {name: d, type: Dropout, bottom: x, top: y,\n"
                     "     dropout_ratio: 1.5}\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml:4: .*dropout_ratio must be in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:5: .*dropout_ratio.*a number in \[0, 1\), got 1.5"):
         Net.from_yaml(path)
