@@ -32,26 +32,38 @@ class Option:
     taken for an int, and numpy scalars count as the Python numbers they hold. A float option is
     always finite. `choices` restricts the value to a fixed set (strings are matched exactly).
     `range` bounds a number, written as an interval: "[0, 1)", "(0, inf)", "[1, inf)"; a list
-    of numbers (a per-axis `stride: [2, 1]`) is bounded element by element.
+    of numbers (a per-axis `stride: [2, 1]`) is bounded element by element. `items` is the kind
+    of every element of a list value.
     """
 
     def __init__(self, kind: type | tuple[type, ...], default: Any = REQUIRED, doc: str = "",
-                 choices: tuple | None = None, range: str | None = None):
+                 choices: tuple | None = None, range: str | None = None,
+                 items: type | tuple[type, ...] | None = None):
         self.kinds = kind if isinstance(kind, tuple) else (kind,)
         self.default = default
         self.doc = doc
         self.choices = choices
         self.range = _Interval(range) if range else None
+        self.items = Option(items, range=range) if items is not None else None
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
 
     def type_name(self) -> str:
-        return " or ".join("null" if k is type(None) else k.__name__ for k in self.kinds)
+        """What the option takes, in words: "a positive integer", "one of MAX, AVE", ..."""
+        if self.choices is not None:
+            return "one of " + ", ".join("null" if c is None else str(c) for c in self.choices)
+        words = [_kind_phrase(kind, self.range) for kind in self.kinds if kind is not type(None)]
+        if self.items is not None:
+            words = [f"a list of {self.items.type_name().removeprefix('a ').removeprefix('an ')}"
+                     "s" if w == "a list" else w for w in words]
+        words += ["null"] if type(None) in self.kinds else []
+        return " or ".join(words)
 
     def convert(self, value: Any) -> Any:
-        """Return `value` checked against this option; raise ValueError saying what was expected."""
+        """Return `value` checked against this option; raise ValueError saying, as "must be
+        <what it takes>, got <value>", what was expected."""
         if isinstance(value, np.generic) and value.ndim == 0 and value.dtype.kind in "biuf":
             value = value.item()
         ok = False
@@ -64,16 +76,16 @@ class Option:
             if isinstance(value, kind):
                 ok = True
                 break
-        if not ok:
-            raise ValueError(f"expected {self.type_name()}, got {type(value).__name__} "
-                             f"{short_repr(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"expected a finite number, got {value}")
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"expected one of {', '.join(map(str, self.choices))}, "
-                             f"got {short_repr(value)}")
-        if self.range is not None:
-            self.range.check(value)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        if ok and self.items is not None and isinstance(value, list):
+            try:
+                value = [self.items.convert(item) for item in value]
+            except ValueError:
+                ok = False
+        if not ok or (self.choices is not None and value not in self.choices) or (
+                self.range is not None and not self.range.holds(value)):
+            raise ValueError(f"must be {self.type_name()}, got {short_repr(value)}")
         return value
 
 
@@ -86,13 +98,30 @@ class _Interval:
         self.low, self.high = float(low), float(high)
         self.low_open, self.high_open = text[0] == "(", text[-1] == ")"
 
-    def check(self, value: Any) -> None:
+    def holds(self, value: Any) -> bool:
+        """Whether a number (or every number of a list) lies inside; other values pass."""
         for number in value if isinstance(value, (list, tuple)) else (value,):
             if not isinstance(number, (int, float)) or isinstance(number, bool):
                 continue    # a null, or a type the option's kind already vetted
             if (number < self.low or number > self.high or (self.low_open and number == self.low)
                     or (self.high_open and number == self.high)):
-                raise ValueError(f"expected a number in {self.text}, got {short_repr(value)}")
+                return False
+        return True
+
+
+def _kind_phrase(kind: type, interval: _Interval | None) -> str:
+    """"an integer", "a positive number", "a number in [0, 1)", "true or false", ..."""
+    if kind not in (int, float):
+        return {bool: "true or false", str: "text", list: "a list", dict: "a mapping",
+                tuple: "a list"}.get(kind, f"a {kind.__name__}")
+    noun = "integer" if kind is int else "number"
+    if interval is None or (interval.low == -math.inf and interval.high == math.inf):
+        return f"an {noun}" if kind is int else f"a {noun}"
+    if interval.high == math.inf and interval.low == 0:
+        return f"a {'positive' if interval.low_open else 'non-negative'} {noun}"
+    if interval.high == math.inf and kind is int and interval.low == 1:
+        return f"a positive {noun}"
+    return f"a{'n' if kind is int else ''} {noun} in {interval.text}"
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -182,7 +211,7 @@ class Gate:
                 try:
                     value = spec.convert(options[key])
                 except ValueError as err:
-                    raise ValueError(f"option {key!r}: {err}") from None
+                    raise ValueError(f"option {key!r} {err}") from None
             elif spec.required:
                 raise ValueError(f"option {key!r} is required for {type(self).__name__}")
             else:

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from net import bench
+from net.tools.bench import mlp as bench
 
 from conftest import ROOT
 

@@ -14,7 +14,6 @@ import pytest
 
 from conftest import ROOT
 from net import ConfigError, Net, Solver
-from net.data import parse_data_section
 
 CASES = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
 
@@ -29,8 +28,6 @@ def build_everything(path: Path) -> None:
     """What a training run builds before its first iteration: the net, its data section, its
     solver."""
     net = Net.from_yaml(path)
-    if net.spec.data is not None:
-        parse_data_section(net)
     if net.spec.solver is not None:
         Solver.from_config(net)
 

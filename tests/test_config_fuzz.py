@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import CONFIGS
 from net import ConfigError, Net, Solver
-from net.config import load_yaml, parse_config
-from net.data import parse_data_section
+from net.core.config import load_yaml, parse_config
 
 BASES = ["seed_example.yaml", "affine.yaml", "two_layer.yaml", "digits_mlp.yaml",
          "iris_mlp.yaml", "lenet_digits.yaml"]
@@ -57,8 +56,6 @@ def test_mutated_configs_fail_only_with_located_config_errors(base, data):
     text = yaml.safe_dump(mutate(config, where, kind, data.draw(REPLACEMENTS)))
     try:
         net = Net(parse_config(load_yaml(text, "mutated.yaml"), file="mutated.yaml"))
-        if net.spec.data is not None:
-            parse_data_section(net)
         if net.spec.solver is not None:
             Solver.from_config(net)
     except ConfigError as err:

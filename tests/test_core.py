@@ -234,7 +234,7 @@ def test_missing_input_value_names_the_input():
 
 
 def test_option_types_are_checked():
-    with pytest.raises(ConfigError, match="option 'num_output': expected int"):
+    with pytest.raises(ConfigError, match="option 'num_output' must be a positive integer"):
         Net.from_config({"inputs": {"x": {"shape": [None, 3]}}, "gates": [
             {"name": "fc", "type": "InnerProduct", "bottom": "x", "top": "y",
              "num_output": "ten"}]})
@@ -246,17 +246,17 @@ def test_options_default_and_convert():
         Option(int, 1).convert(True)
 
 
-@pytest.mark.parametrize("interval, good, bad", [
-    ("[0, 1)", (0, 0.5, 0.999), (1, -0.1, 2)),
-    ("(0, inf)", (1e-9, 5, 1e300), (0, -1)),
-    ("[1, inf)", (1, 7, [2, 3]), (0, [2, 0])),
+@pytest.mark.parametrize("interval, good, bad, words", [
+    ("[0, 1)", (0, 0.5, 0.999), (1, -0.1, 2), "must be a number in [0, 1) or a list"),
+    ("(0, inf)", (1e-9, 5, 1e300), (0, -1), "must be a positive number or a list"),
+    ("[1, inf)", (1, 7, [2, 3]), (0, [2, 0]), "must be a number in [1, inf) or a list"),
 ])
-def test_option_ranges_are_checked_with_the_interval_in_the_message(interval, good, bad):
+def test_option_ranges_are_checked_and_said_in_words(interval, good, bad, words):
     option = Option((float, list), 1.0, range=interval)
     for value in good:
         option.convert(value)
     for value in bad:
-        with pytest.raises(ValueError, match=re.escape(f"a number in {interval}")):
+        with pytest.raises(ValueError, match=re.escape(f"{words}, got {value!r}")):
             option.convert(value)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from net import ConfigError, DataError, Net, load_config
-from net.data import Batches, Dataset, load_data
+from net.train.data import Batches, Dataset, load_data
 
 NET = """\
 name: tiny
@@ -35,11 +35,11 @@ def write_npz(path, data, label):
     ("data:\n  train: {source: a.npz}\n  validation: {source: b.npz}\n", 10,
      "unknown key 'validation'"),
     ("data:\n  train:\n    source: a.npz\n    batch_size: -4\n", 11,
-     "batch_size` must be a positive"),
+     "data.train.batch_size must be a positive integer"),
     ("data:\n  train:\n    source: a.npz\n    batchsize: 4\n", 11, "unknown key 'batchsize'"),
     ("data:\n  train:\n    source: a.npz\n    shuffle: maybe\n", 11,
-     "shuffle` must be true or false"),
-    ("data:\n  train:\n    source: 12\n", 10, "source` must be a file name"),
+     "data.train.shuffle must be true or false"),
+    ("data:\n  train:\n    source: 12\n", 10, "data.train.source must be text, got 12"),
     ("data:\n  train:\n    source: missing.npz\n", 10, "no file 'missing.npz'"),
 ])
 def test_data_section_errors_name_the_line(tmp_path, section, line, fragment):

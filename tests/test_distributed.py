@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from net import GateworkError, Net, Solver, SolverConfig, load_config
-from net import distributed
-from net.data import load_data
+from net.train import distributed
+from net.tools import launch
+from net.train.data import load_data
 from net.distributed import Communicator, DataParallelSolver, FlatBuffer, checksum
 
 from conftest import CONFIGS, ROOT
 
-MPI_PROBLEM = distributed.mpi_problem()
+MPI_PROBLEM = launch.mpi_problem()
 needs_mpi = pytest.mark.skipif(MPI_PROBLEM is not None, reason=str(MPI_PROBLEM))
 FAIL_PLUGIN = ROOT / "tests" / "plugins" / "fail_on_rank.py"
 
@@ -44,7 +45,7 @@ def digits_config(path, train_batch: int, test_batch: int, max_iter: int = 20,
 
 
 def mpirun_train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    command = distributed.mpirun_command(2, sys.executable, "scripts/train.py", *args,
+    command = launch.mpirun_command(2, sys.executable, "scripts/train.py", *args,
                                          "--no-progress")
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from net import GateworkError, Net
-from net.draw import digraph, dot_available, trace, values_feed, write
+from net.tools.draw import digraph, dot_available, trace, values_feed, write
 
 from conftest import CONFIGS, ROOT
 

@@ -16,7 +16,8 @@ import pytest
 from gates import Gate, registered_gates
 from net import Net
 from net.gradcheck import (GradcheckWarning, GradientCheckError, check_gate, check_net,
-                           check_net_gates, cost_rows, format_cost, format_table)
+                           check_net_gates, format_table)
+from net.tools.cost import cost_rows, format_cost
 
 from conftest import CONFIGS, ROOT
 

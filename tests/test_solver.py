@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from net import ConfigError, Net, Solver, load_config
-from net.data import load_data
+from net.train.data import load_data
 
 TINY = {
     "name": "tiny", "dtype": "float64",

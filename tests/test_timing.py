@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from net import Net
-from net.timing import default_batch_size, integer_inputs, random_feed, time_net
+from net.tools.timing import default_batch_size, random_feed, time_net
 
 from conftest import CONFIGS, ROOT
 
@@ -59,7 +59,7 @@ def test_label_range_comes_from_the_loss_input(clean_registry):
                                       "top": "s", "num_output": 4},
                                      {"name": "loss", "type": "ToyLoss", "bottom": ["s", "y"],
                                       "top": "loss"}]})
-    assert integer_inputs(net) == {"y": 4}
+    assert net.integer_inputs() == {"y": 4}
     labels = random_feed(net, 500)["y"]
     assert labels.min() >= 0 and labels.max() == 3
 

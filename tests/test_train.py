@@ -13,9 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from net import DataError, Net, NumericalError, Solver, load_config
-from net import snapshot as snap
-from net.data import load_data
+from net import DataError, Net, NumericalError, Solver, SolverConfig, load_config
+from net.core.spec import settings_of
+from net.train import snapshot as snap
+from net.train.data import load_data
 
 from conftest import CONFIGS, ROOT
 
@@ -67,7 +68,7 @@ def test_a_config_error_stops_before_the_first_iteration(tmp_path):
     line = text.splitlines().index("  lr_polcy: step") + 1
     assert result.stderr.strip() == (
         f"error: {path}:{line}: unknown key 'lr_polcy' in `solver`; did you mean 'lr_policy'? "
-        f"(known: {', '.join(f for f in __import__('net').SolverConfig.__dataclass_fields__)})")
+        f"(known: {', '.join(settings_of(SolverConfig))})")
     assert not (tmp_path / "out").exists()
 
 

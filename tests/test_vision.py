@@ -378,7 +378,7 @@ def test_batchnorm_in_a_net_exposes_buffers_and_switches_phase():
 
 
 def test_batchnorm_moving_averages_travel_in_weights_files(tmp_path):
-    from net.snapshot import load_weights, save_weights
+    from net.train.snapshot import load_weights, save_weights
 
     config = {"inputs": {"x": {"shape": [None, 3, 2, 2]}}, "gates": [
         {"name": "bn", "type": "BatchNorm", "bottom": "x", "top": "y"}]}
@@ -501,7 +501,7 @@ def test_lenet_digits_learns_in_a_few_hundred_steps():
     """The data source reshapes digits' 64-pixel rows into 1x8x8 images; 200 steps already give
     over 93% test accuracy (the full config reaches 98%+)."""
     from net import Solver
-    from net.data import load_data
+    from net.train.data import load_data
 
     net = Net.from_yaml(CONFIGS / "lenet_digits.yaml")
     solver = Solver.from_config(net)
@@ -514,7 +514,7 @@ def test_lenet_digits_learns_in_a_few_hundred_steps():
 
 
 def test_lenet_benchmark_runs_without_torch():
-    from net import bench_lenet
+    from net.tools.bench import lenet as bench_lenet
 
     result = bench_lenet.run(threads=1, repeats=1, block=0.01, torch_python="/nonexistent/python",
                              profile_iterations=2)

@@ -9,7 +9,7 @@ casting the feed, seeding the gradients). The totals are the wall time of whole 
 
 `random_feed(net, batch_size)` makes inputs of the declared shapes: floats from a standard normal,
 integer inputs (declared `dtype: int`, or labels: a lower-rank companion input of a loss gate)
-drawn from 0 .. C-1, C read from the shape the net inferred for the loss's first input.
+drawn from 0 .. C-1, C the class count the net gives (`Net.integer_inputs`; 2 where none).
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .net import Net
+from ..core.hooks import GateClock
+from ..core.net import Net
+from ..core.text import table
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -58,11 +60,7 @@ class Timing:
     def table(self) -> str:
         """caffe time's report as a table: each gate's mean forward and backward, then totals."""
         rows = [(g.name, g.type, f"{g.forward_ms:.4f}", f"{g.backward_ms:.4f}") for g in self.gates]
-        header = ("gate", "type", "forward ms", "backward ms")
-        widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
-        line = lambda r: "  ".join(c.rjust(w) if i >= 2 else c.ljust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-        out = [line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+        out = table(("gate", "type", "forward ms", "backward ms"), rows, right=(2, 3))
         out += ["",
                 f"Average Forward pass:          {self.forward_ms:10.4f} ms",
                 f"Average Backward pass:         {self.backward_ms:10.4f} ms",
@@ -75,9 +73,7 @@ class Timing:
 def default_batch_size(net: Net) -> int:
     """The data section's train batch size when the config has one, else DEFAULT_BATCH_SIZE."""
     data = net.spec.data
-    train = data.get("train") if isinstance(data, dict) else None
-    size = train.get("batch_size") if isinstance(train, dict) else None
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 \
+    return data.train.batch_size if data is not None and data.train is not None \
         else DEFAULT_BATCH_SIZE
 
 
@@ -86,32 +82,13 @@ def has_batch_dimension(net: Net) -> bool:
     return any(None in net.inputs[n].shape for n in net.sources() if n in net.inputs)
 
 
-def integer_inputs(net: Net) -> dict[str, int]:
-    """Inputs that take integers, each with the number of values (classes) it ranges over."""
-    shapes = net.shapes
-    result = {}
-    for step in net.runner.steps:
-        bottoms = step.spec.bottom
-        for index, name in enumerate(bottoms):
-            if name not in net.inputs or name in result:
-                continue
-            declared = net.inputs[name].dtype == "int"
-            label_like = (index > 0 and step.spec.cls.loss_gate() and net.inputs[name].dtype is None
-                          and len(net.inputs[name].shape) < len(shapes.get(bottoms[0], ())))
-            if declared or label_like:
-                first = shapes.get(bottoms[0], ()) if index > 0 else ()
-                classes = first[1] if len(first) > 1 and isinstance(first[1], int) else 2
-                result[name] = max(classes, 1)
-    return result
-
-
 def random_feed(net: Net, batch_size: int | None = None,
                 rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Random values for every input of the current phase, open dimensions set to `batch_size`
     (default: `default_batch_size(net)`)."""
     rng = rng or np.random.default_rng(0)
     batch = batch_size or default_batch_size(net)
-    integers = integer_inputs(net)
+    integers = {name: count or 2 for name, count in net.integer_inputs().items()}
     feed = {}
     for name in [n for n in net.sources() if n in net.inputs]:
         shape = tuple(batch if d is None else d for d in net.inputs[name].shape)
@@ -128,31 +105,20 @@ def time_net(net: Net, feed: Mapping[str, Any], iterations: int = 50,
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
     steps = net.runner.steps
-    index = {id(step): i for i, step in enumerate(steps)}
-    spent = {"forward": [0.0] * len(steps), "backward": [0.0] * len(steps)}
-    clock = time.perf_counter
-    last = [0.0]
-
-    def hook(step, direction: str, outputs: tuple) -> None:
-        now = clock()
-        spent[direction][index[id(step)]] += now - last[0]
-        last[0] = now
-
+    clock = GateClock(steps)
     net.forward(feed)
     net.backward()
-    for key in spent:
-        spent[key] = [0.0] * len(steps)
     forward_total = backward_total = 0.0
     for _ in range(iterations):
-        start = last[0] = clock()
-        net.forward(feed, hook=hook)
-        middle = last[0] = clock()
-        net.backward(hook=hook)
-        end = clock()
+        start = clock.start()
+        net.forward(feed, hook=clock)
+        middle = clock.start()
+        net.backward(hook=clock)
+        end = time.perf_counter()
         forward_total += middle - start
         backward_total += end - middle
     scale = 1000.0 / iterations
-    gates = [GateTime(step.spec.name, step.spec.type, spent["forward"][i] * scale,
-                      spent["backward"][i] * scale) for i, step in enumerate(steps)]
+    gates = [GateTime(step.spec.name, step.spec.type, clock.spent["forward"][i] * scale,
+                      clock.spent["backward"][i] * scale) for i, step in enumerate(steps)]
     return Timing(gates, forward_total * scale, backward_total * scale, iterations, batch_size,
                   net.phase)

@@ -1,4 +1,5 @@
-"""Training and test data: the `data:` section of a config, its sources, and batching.
+"""Training and test data: loading the sources of a config's `data:` section (validated by
+net.core.config), checking them against the net, and batching.
 
     data:
       train: {source: digits, batch_size: 64, shuffle: true}
@@ -24,31 +25,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from gates import format_shape
 
-from .config import LineDict, PHASES
-from .errors import DataError
-from .snapshot import read_npz
+from ..core.spec import BUILTIN_SOURCES, SourceSpec
+from ..errors import DataError
+from .files import read_npz
 
-SECTION_KEYS = PHASES
-SOURCE_KEYS = ("source", "batch_size", "shuffle", "split")
-BUILTINS = ("digits", "iris", "diabetes")
 FEEDS = ("data", "label")
-
-
-@dataclass
-class SourceSpec:
-    """One validated entry of the data section (`train` or `test`)."""
-    phase: str
-    source: str
-    batch_size: int
-    shuffle: bool
-    split: str
-    line: int = 0
 
 
 @dataclass
@@ -61,88 +48,23 @@ class Dataset:
         return len(self.arrays["data"])
 
 
-# -- the data section ------------------------------------------------------------------------------
-def parse_data_section(net: Any) -> dict[str, SourceSpec]:
-    """Validate `net.spec.data` into one SourceSpec per phase; errors give the YAML line."""
-    spec = net.spec
-    raw = spec.data
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise spec.error(f"`data` must be a mapping with `train` and/or `test`, got {raw!r}",
-                         spec.line_of("data"))
-    sources = {}
-    for key, entry in raw.items():
-        if key not in SECTION_KEYS:
-            raise spec.error(f"unknown key {key!r} in `data` (known: {', '.join(SECTION_KEYS)})",
-                             _line_of(raw, key))
-        sources[key] = _source_spec(spec, key, entry, _line_of(raw, key))
-    if "data" not in net.inputs:
-        raise spec.error("the `data` section feeds an input named `data`, but the net declares "
-                         f"none (inputs: {', '.join(net.inputs) or 'none'})", spec.line_of("data"))
-    return sources
-
-
-def _source_spec(spec: Any, phase: str, entry: Any, line: int) -> SourceSpec:
-    where = f"data.{phase}"
-    if not isinstance(entry, dict):
-        raise spec.error(f"`{where}` must be a mapping like {{source: digits, batch_size: 64}}, "
-                         f"got {entry!r}", line)
-    for key in entry:
-        if key not in SOURCE_KEYS:
-            raise spec.error(f"unknown key {key!r} in `{where}` (known: {', '.join(SOURCE_KEYS)})",
-                             _line_of(entry, key))
-    source = entry.get("source")
-    if not isinstance(source, str) or not source:
-        raise spec.error(f"`{where}.source` must be a file name or one of {', '.join(BUILTINS)}, "
-                         f"got {source!r}", _line_of(entry, "source"))
-    batch_size = entry.get("batch_size", 64)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise spec.error(f"`{where}.batch_size` must be a positive integer, got {batch_size!r}",
-                         _line_of(entry, "batch_size"))
-    shuffle = entry.get("shuffle", phase == "train")
-    if not isinstance(shuffle, bool):
-        raise spec.error(f"`{where}.shuffle` must be true or false, got {shuffle!r}",
-                         _line_of(entry, "shuffle"))
-    split = entry.get("split", phase)
-    if split not in PHASES:
-        raise spec.error(f"`{where}.split` must be train or test, got {split!r}",
-                         _line_of(entry, "split"))
-    if "split" in entry and source not in BUILTINS:
-        raise spec.error(f"`{where}.split` applies to the built-in datasets only "
-                         f"({', '.join(BUILTINS)})", _line_of(entry, "split"))
-    return SourceSpec(phase, source, batch_size, shuffle, split, _line(entry) or line)
-
-
-def _line(value: Any) -> int:
-    return getattr(value, "line", 0) or 0
-
-
-def _line_of(mapping: Any, key: str) -> int:
-    return mapping.line_of(key) if isinstance(mapping, LineDict) else 0
-
-
 # -- loading and validating sources ---------------------------------------------------------------
 def load_source(net: Any, source: SourceSpec) -> Dataset:
     """Read one source and validate it against the net (see the module docstring)."""
-    if source.source in BUILTINS and not _looks_like_file(source.source, net.spec.base_dir):
-        arrays = builtin_dataset(source.source, source.split)
-        name = f"{source.source} (built-in, {source.split} part)"
+    if source.source in BUILTIN_SOURCES and not _looks_like_file(source.source,
+                                                                 net.spec.base_dir):
+        arrays = builtin_dataset(source.source, source.part)
+        name = f"{source.source} (built-in, {source.part} part)"
     else:
         path = (Path(net.spec.base_dir) / source.source).resolve()
         name = str(path)
         if not path.is_file():
             raise net.spec.error(f"data.{source.phase}.source: no file {source.source!r} "
-                                 f"(looked for {path}); built-in sources: {', '.join(BUILTINS)}",
-                                 _line_of_source(net, source))
+                                 f"(looked for {path}); built-in sources: "
+                                 f"{', '.join(BUILTIN_SOURCES)}",
+                                 source.key_lines.get("source", source.line))
         arrays = read_file(path)
     return Dataset(name, validate(net, arrays, name))
-
-
-def _line_of_source(net: Any, source: SourceSpec) -> int:
-    raw = net.spec.data
-    entry = raw.get(source.phase) if isinstance(raw, dict) else None
-    return _line_of(entry, "source") or source.line
 
 
 def _looks_like_file(name: str, base_dir: Any) -> bool:
@@ -206,7 +128,8 @@ def builtin_dataset(name: str, split: str) -> dict[str, np.ndarray]:
         bunch = datasets.load_diabetes()
         data, label = bunch.data, bunch.target.astype(np.float64)
     else:
-        raise DataError(f"unknown built-in dataset {name!r} (known: {', '.join(BUILTINS)})")
+        raise DataError(f"unknown built-in dataset {name!r} (known: "
+                        f"{', '.join(BUILTIN_SOURCES)})")
     test = np.arange(len(data)) % 5 == 0
     train = ~test
     if name in ("iris", "diabetes"):     # standardise with statistics of the train part only
@@ -215,26 +138,6 @@ def builtin_dataset(name: str, split: str) -> dict[str, np.ndarray]:
         label = (label - label[train].mean()) / label[train].std()
     part = test if split == "test" else train
     return {"data": data[part], "label": label[part]}
-
-
-def net_classes(net: Any) -> int | None:
-    """The class count of the gates that read `label` (SoftmaxWithLoss, Accuracy), if any."""
-    classes = set()
-    current = net.phase
-    try:
-        for phase in PHASES:
-            net.phase = phase
-            shapes = net.shapes
-            for step in net.runner.steps:
-                count = getattr(step.gate, "num_classes", None)
-                if count is None or "label" not in step.spec.bottom:
-                    continue
-                found = count(*[shapes[b] for b in step.spec.bottom])
-                if found is not None:
-                    classes.add(int(found))
-    finally:
-        net.phase = current
-    return min(classes) if classes else None
 
 
 def validate(net: Any, arrays: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
@@ -258,7 +161,7 @@ def validate(net: Any, arrays: dict[str, np.ndarray], name: str) -> dict[str, np
         if label.dtype.kind not in "iuf" or len(label) != len(data):
             raise DataError(f"{name}: 'label' must be numeric with one entry per sample "
                             f"({len(data)}), got {label.dtype} {label.shape}")
-        classes = net_classes(net)
+        classes = net.integer_inputs().get("label")
         if classes is not None or net.inputs["label"].dtype == "int":
             label = _class_labels(label, classes, name)
         elif not np.all(np.isfinite(label)):
@@ -385,28 +288,55 @@ class Batches:
 
 @dataclass
 class Data:
-    """The loaded data section: `train` and `test` batch sources (either may be None)."""
+    """What a run trains and tests on: `train` and `test` batch sources (either may be None)."""
     train: Batches | None
     test: Batches | None
-    specs: dict[str, SourceSpec]
 
     def describe(self) -> list[str]:
         """One line per source saying which file (resolved) or built-in was used."""
         lines = []
         for phase, batches in (("train", self.train), ("test", self.test)):
             if batches is not None:
-                spec = self.specs[phase]
                 lines.append(f"{phase} data: {batches.dataset.name}, {len(batches)} samples, "
-                             f"batch size {spec.batch_size}"
-                             + (", shuffled each epoch" if spec.shuffle else ""))
+                             f"batch size {batches.batch_size}"
+                             + (", shuffled each epoch" if batches.shuffle else ""))
         return lines
 
 
 def load_data(net: Any, seed: int = 0, rank: int = 0, world: int = 1) -> Data:
-    """Parse, load and validate the net's data section; shuffling follows `seed`."""
-    specs = parse_data_section(net)
+    """Load and validate the sources of the net's `data:` section; shuffling follows `seed`."""
+    sources = net.spec.data.sources() if net.spec.data is not None else {}
+    loaded = {phase: Batches(load_source(net, spec), spec.batch_size, spec.shuffled, seed, rank,
+                             world) for phase, spec in sources.items()}
+    return Data(loaded.get("train"), loaded.get("test"))
+
+
+def as_data(net: Any, data: Any, seed: int = 0) -> Data:
+    """What `Solver.solve(data=...)` accepts, as a Data: a Data as it is; None: the config's
+    `data:` section; in-memory arrays: `(X, y)` or a mapping of input name to array for
+    training, or {"train": ..., "test": ...} of those. Arrays are validated like files and
+    batched with the config's batch size and shuffling for that phase (64 and shuffled for
+    training, when the config has none)."""
+    if data is None:
+        return load_data(net, seed)
+    if isinstance(data, Data):
+        return data
+    parts = data if isinstance(data, Mapping) and set(data) <= {"train", "test"} else \
+        {"train": data}
     loaded = {}
-    for phase, spec in specs.items():
-        dataset = load_source(net, spec)
-        loaded[phase] = Batches(dataset, spec.batch_size, spec.shuffle, seed, rank, world)
-    return Data(loaded.get("train"), loaded.get("test"), specs)
+    for phase, arrays in parts.items():
+        if isinstance(arrays, tuple):
+            if len(arrays) != 2:
+                raise ValueError(f"{phase} data as a tuple must be (data, label), got "
+                                 f"{len(arrays)} arrays")
+            arrays = dict(zip(FEEDS, arrays))
+        if not isinstance(arrays, Mapping):
+            raise TypeError(f"{phase} data must be (data, label), a mapping of input name to "
+                            f"array, or a Data; got {type(arrays).__name__}")
+        spec = net.spec.data.sources().get(phase) if net.spec.data is not None else None
+        spec = spec or SourceSpec(source="arrays", phase=phase)
+        name = f"in-memory arrays ({phase})"
+        dataset = Dataset(name, validate(net, {k: np.asarray(v) for k, v in arrays.items()},
+                                         name))
+        loaded[phase] = Batches(dataset, spec.batch_size, spec.shuffled, seed)
+    return Data(loaded.get("train"), loaded.get("test"))

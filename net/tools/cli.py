@@ -1,4 +1,5 @@
-"""What the command-line scripts share: `--set` parsing, JSON output, and error reporting.
+"""What the command-line scripts share: `--set` parsing, JSON output, and error reporting (one
+line and exit status 2 for a user's mistake; under mpirun, the whole job ends, naming the rank).
 
 Scripts in `scripts/` stay thin: they parse arguments, call into `net`, and print.
 """
@@ -7,11 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from typing import Any, Callable
 
 import numpy as np
-from .config import load_yaml
-from .errors import ConfigError, GateworkError
+
+from ..core.yaml import load_yaml
+from ..errors import ConfigError, GateworkError
+from ..train.distributed import launched_rank, launched_size
 
 EXIT_USAGE = 2
 
@@ -73,3 +77,45 @@ def guarded(main: Callable[[argparse.Namespace], int], args: argparse.Namespace,
 
 def dump_json(payload: dict) -> str:
     return json.dumps(payload, indent=None)
+
+
+def abort_job(code: int) -> None:
+    """End every process of the MPI job (MPI_Abort) when MPI is running; else do nothing."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        mpi.COMM_WORLD.Abort(code)
+
+
+def guarded_job(main: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """`guarded` for a script that may be one process of an MPI job. With several
+    processes, an error here (a user error: one line; else a traceback), or Ctrl-C beyond the
+    agreed stop, is printed as "rank R of N: ..." and ends the whole job: the other processes
+    would otherwise wait forever in their next collective."""
+    size = launched_size()
+    if size <= 1:
+        return guarded(main, args)
+    prefix = f"rank {launched_rank()} of {size}: "
+    failed = []
+
+    def noting_failure(arguments: argparse.Namespace) -> int:
+        try:
+            return main(arguments)
+        except BaseException:
+            failed.append(True)
+            raise
+
+    try:
+        code = guarded(noting_failure, args, prefix)
+    except BaseException as err:
+        frames = err.__traceback__                  # from main down: skip the wrappers above
+        while frames is not None and frames.tb_frame.f_code in (
+                guarded_job.__code__, guarded.__code__, noting_failure.__code__):
+            frames = frames.tb_next
+        text = "".join(traceback.format_exception(type(err), err, frames))
+        print(f"{prefix}error:\n{text}", file=sys.stderr, end="")
+        code = 1
+    if failed:
+        abort_job(code or 1)
+    return code

@@ -1,4 +1,5 @@
-"""PyTorch side of scripts/bench.py, run in its own process by net.bench.Worker.
+"""PyTorch side of the benchmark, run in its own process by `common.Worker` (by path, with the
+interpreter `--torch-python` names: that environment needs torch and numpy, not Gatework).
 
 It needs only torch and numpy (it may run from another environment, `--torch-python`). It reads
 one JSON request per line on stdin and answers one JSON line on stdout:

@@ -1,15 +1,16 @@
-"""The LeNet section of `scripts/bench.py`: one training step of Caffe's 28x28 LeNet
-(`configs/lenet_mnist.yaml`; batch 64, float32: forward, backward, momentum SGD in place) through
-Gatework and through PyTorch on the CPU.
+"""The LeNet section of the benchmark: one training step of Caffe's 28x28 LeNet (the net of
+`configs/lenet_mnist.yaml`, built here as `LENET`, since configs are not installed with the
+package; batch 64, float32: forward, backward, momentum SGD in place) through Gatework and
+through PyTorch on the CPU.
 
-Each side runs in its own `net.bench.Worker` process with the same thread settings (numpy's BLAS
-and PyTorch's thread pool would otherwise fight over the cores). The Gatework side is `serve`
-below; besides the workers' "info" and "time" requests it answers
+Each side runs in its own `Worker` process with the same thread settings (numpy's BLAS and
+PyTorch's thread pool would otherwise fight over the cores). The Gatework side is `serve` below
+(`python -m net.tools.bench.lenet`); besides the workers' "info" and "time" requests it answers
     {"cmd": "memory"}                   -> {"rss_bytes": resident memory of the worker now}
     {"cmd": "profile", "iterations": k} -> {"table": per-gate ms of the step}
-The PyTorch side is `scripts/_bench_torch.py` (`net.bench.torch_worker`). The workers are asked in
-turn (`net.bench.alternate`), one timed block at a time, so a noisy neighbour slows both alike;
-the figures are medians over the blocks.
+The PyTorch side is `torch_side.py` (`torch_worker`). The workers are asked in turn (`alternate`),
+one timed block at a time, so a noisy neighbour slows both alike; the figures are medians over
+the blocks.
 """
 from __future__ import annotations
 
@@ -21,13 +22,36 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import (ROOT, SOLVER, TARGETS, Worker, alternate, calibrate, median, torch_worker,
-                    verdict)
+from ...core.hooks import GateClock
+from ...core.text import table
+from .common import SOLVER, TARGETS, Worker, alternate, calibrate, median, torch_worker, verdict
 
-CONFIG = ROOT / "configs" / "lenet_mnist.yaml"
 BATCH = 64
 WARMUP = 50
 MODEL = {"kind": "lenet", "batch": BATCH, "solver": SOLVER}
+XAVIER = {"type": "xavier"}
+LENET = {   # configs/lenet_mnist.yaml's net (a test keeps the two the same)
+    "name": "lenet_mnist",
+    "inputs": {"data": {"shape": [None, 1, 28, 28]}, "label": {"shape": [None], "dtype": "int"}},
+    "gates": [
+        {"name": "conv1", "type": "Convolution", "bottom": "data", "top": "conv1",
+         "num_output": 20, "kernel_size": 5, "stride": 1, "weight_filler": XAVIER},
+        {"name": "pool1", "type": "Pooling", "bottom": "conv1", "top": "pool1", "pool": "MAX",
+         "kernel_size": 2, "stride": 2},
+        {"name": "conv2", "type": "Convolution", "bottom": "pool1", "top": "conv2",
+         "num_output": 50, "kernel_size": 5, "stride": 1, "weight_filler": XAVIER},
+        {"name": "pool2", "type": "Pooling", "bottom": "conv2", "top": "pool2", "pool": "MAX",
+         "kernel_size": 2, "stride": 2},
+        {"name": "ip1", "type": "InnerProduct", "bottom": "pool2", "top": "ip1",
+         "num_output": 500, "weight_filler": XAVIER},
+        {"name": "relu1", "type": "ReLU", "bottom": "ip1", "top": "relu1"},
+        {"name": "ip2", "type": "InnerProduct", "bottom": "relu1", "top": "scores",
+         "num_output": 10, "weight_filler": XAVIER},
+        {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["scores", "label"], "top": "loss"},
+        {"name": "accuracy", "type": "Accuracy", "bottom": ["scores", "label"],
+         "top": "accuracy", "phase": "test"},
+    ],
+}
 
 
 def lenet_batch(seed: int = 0) -> dict[str, np.ndarray]:
@@ -51,35 +75,30 @@ def profile_step(solver, feed: dict, iterations: int) -> str:
     """Per-gate forward and backward ms of `solver.step` (through the runner's hooks: the time
     between two hook calls is one gate's), the rest of the step (the update) and the total."""
     steps = solver.net.runner.steps
-    spent = {(id(step), d): 0.0 for step in steps for d in ("forward", "backward")}
-    last = [0.0]
-
-    def hook(step, direction: str, outputs: tuple) -> None:
-        now = time.perf_counter()
-        spent[id(step), direction] += now - last[0]
-        last[0] = now
-
+    clock = GateClock(steps)
     total = 0.0
     for _ in range(iterations):
-        start = last[0] = time.perf_counter()
-        solver.step(feed, hooks=(hook, hook))
+        start = clock.start()
+        solver.step(feed, clock)
         total += time.perf_counter() - start
     scale = 1e3 / iterations
-    rows = [(step.spec.name, step.spec.type, spent[id(step), "forward"] * scale,
-             spent[id(step), "backward"] * scale) for step in steps]
+    rows = [(step.spec.name, step.spec.type, clock.spent["forward"][i] * scale,
+             clock.spent["backward"][i] * scale) for i, step in enumerate(steps)]
     gates = sum(f + b for _, _, f, b in rows)
-    lines = [f"{'gate':<8} {'type':<16} {'forward ms':>10} {'backward ms':>11}"]
-    lines += [f"{name:<8} {kind:<16} {f:10.3f} {b:11.3f}" for name, kind, f, b in rows]
+    lines = table(("gate", "type", "forward ms", "backward ms"),
+                  [(name, kind, f"{f:.3f}", f"{b:.3f}") for name, kind, f, b in rows],
+                  right=(2, 3))
     lines.append(f"gates {gates:.2f} ms + SGD update {total * scale - gates:.2f} ms = step "
                  f"{total * scale:.2f} ms (mean of {iterations} steps)")
     return "\n".join(lines)
 
 
 def serve() -> None:
-    """The Gatework worker: Solver.step on the LeNet of `configs/lenet_mnist.yaml`."""
-    from . import Net, Solver
+    """The Gatework worker: Solver.step on LENET."""
+    from ...core.net import Net
+    from ...train.solver import Solver
 
-    net = Net.from_yaml(CONFIG, seed=0)
+    net = Net.from_config(LENET, seed=0)
     solver = Solver.from_config(net, SOLVER)
     feed = lenet_batch()
     for _ in range(WARMUP):       # the allocator settles in the first few dozen steps
@@ -102,7 +121,7 @@ def serve() -> None:
 
 
 def gatework_worker(threads: int) -> Worker:
-    return Worker([sys.executable, "-c", "from net.bench_lenet import serve; serve()"], threads)
+    return Worker([sys.executable, "-m", "net.tools.bench.lenet"], threads)
 
 
 def run(threads: int = 1, repeats: int = 11, block: float = 0.3, torch_python: str | None = None,
@@ -140,7 +159,7 @@ def run(threads: int = 1, repeats: int = 11, block: float = 0.3, torch_python: s
 
 def report(result: dict, target: float = TARGETS["lenet"]) -> str:
     """The result as a few readable lines (the machine is in the main table's heading)."""
-    lines = [f"LeNet 28x28 training step ({CONFIG.relative_to(ROOT)}), batch {result['batch']}, "
+    lines = [f"LeNet 28x28 training step (configs/lenet_mnist.yaml), batch {result['batch']}, "
              f"float32, {result['threads']} thread(s) each side; median of {result['repeats']} "
              "alternating blocks"]
     torch = result["torch"]
@@ -159,3 +178,7 @@ def report(result: dict, target: float = TARGETS["lenet"]) -> str:
     if result["profile"]:
         lines += ["", "Gatework's step, gate by gate (runner hooks):", result["profile"]]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    serve()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from .config import GateSpec, NetSpec
+from .spec import GateSpec, NetSpec
 
 
 @dataclass

@@ -13,8 +13,8 @@ import numpy as np
 
 from gates import Gate
 
-from .config import GateSpec
-from .errors import GateworkError
+from .spec import GateSpec
+from ..errors import GateworkError
 
 Hook = Callable[["Step", str, tuple], None]
 

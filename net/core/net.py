@@ -10,14 +10,14 @@ import numpy as np
 
 from gates import Gate, build_gate, format_shape
 
-from .config import GateSpec, NetSpec, ParamRule, load_config, parse_config, PHASES
-from .data import parse_data_section
-from .debug import chain, check_feed, finite_check
-from .errors import ConfigError
+from ..errors import ConfigError
+from .config import load_config, parse_config
 from .fillers import fill
 from .graph import Graph, build_graph
+from .hooks import chain, check_feed, finite_check
 from .runner import Runner, Step
-from .solver import parse_solver_section
+from .spec import PHASES, GateSpec, NetSpec, ParamRule
+from .text import table
 
 
 @dataclass
@@ -46,8 +46,7 @@ class Net:
         self.name = spec.name
         self.dtype = np.dtype(spec.dtype)
         if seed is None:
-            solver = spec.solver if isinstance(spec.solver, dict) else {}
-            seed = solver.get("random_seed", 0) if isinstance(solver.get("random_seed", 0), int) else 0
+            seed = spec.solver.random_seed if spec.solver is not None else 0
         self._rng = np.random.default_rng(seed)
         self.inputs = dict(spec.inputs)
         self.params: dict[str, np.ndarray] = {}
@@ -63,11 +62,6 @@ class Net:
         self._defaults: dict[str, tuple[Any, np.ndarray]] = {}   # see _default_input
         self.debug = spec.debug     # check every output and gradient for NaN/Inf (net.debug)
         self.phase = phase
-        # the training sections too, so every entry point reports their mistakes at build
-        if spec.data is not None:
-            parse_data_section(self)
-        if spec.solver is not None:
-            parse_solver_section(spec)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -341,11 +335,35 @@ class Net:
         return list(self._active.inputs) + list(self.params)
 
     # -- inspection ---------------------------------------------------------------------------
+    def integer_inputs(self) -> dict[str, int | None]:
+        """The inputs that take integers (declared `dtype: int`, or labels: an input read by a
+        loss gate after its first bottom, of lower rank than that bottom), each with the number
+        of values it ranges over (the class count), or None where no gate says. The count comes
+        from the reading gate's `num_classes(*input_shapes)` when it declares one, else from
+        dimension 1 of the gate's first bottom (a classifier's (N, C) scores)."""
+        found: dict[str, int | None] = {}
+        for phase in self._phases.values():
+            for step in phase.runner.steps:
+                bottoms = step.spec.bottom
+                shapes = [phase.shapes[b] for b in bottoms]
+                for index, name in enumerate(bottoms):
+                    spec = self.inputs.get(name)
+                    if spec is None:
+                        continue
+                    label_like = (index > 0 and step.spec.cls.loss_gate() and spec.dtype is None
+                                  and len(spec.shape) < len(shapes[0]))
+                    if spec.dtype != "int" and not label_like:
+                        continue
+                    count = _class_count(step.gate, index, shapes)
+                    if found.get(name) is None or (count is not None and count < found[name]):
+                        found[name] = count
+        return found
+
     def summary(self) -> str:
         """A table of the gates in execution order with input and output shapes and parameter
         counts, like Caffe's build log, ending with the total number of parameters."""
         active = self._active
-        rows = [("gate", "type", "inputs", "outputs", "params")]
+        rows = []
         for step in active.runner.steps:
             params = self._param_inputs.get(step.spec.name, ())
             count = sum(int(self.params[p].size) for p in params)
@@ -353,9 +371,7 @@ class Net:
                          _shapes_text(step.spec.bottom, [active.shapes[b] for b in step.spec.bottom]),
                          _shapes_text(step.tops, [active.shapes[t] for t in step.tops]),
                          str(count) if count else "-"))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = table(("gate", "type", "inputs", "outputs", "params"), rows)
         total = sum(int(p.size) for p in self.params.values())   # `params:` sources too
         lines.append(f"total parameters: {total} in {len(self.params)} arrays "
                      f"({self.dtype.name}, phase {self.phase})")
@@ -363,6 +379,17 @@ class Net:
 
     def __repr__(self) -> str:
         return f"<Net {self.name!r}: {len(self._active.runner.steps)} gates, phase {self.phase}>"
+
+
+def _class_count(gate: Gate, index: int, shapes: list[tuple]) -> int | None:
+    """How many values the integer input `index` of `gate` takes (see Net.integer_inputs)."""
+    declared = getattr(gate, "num_classes", None)
+    if declared is not None:
+        count = declared(*shapes)
+    else:
+        first = shapes[0] if index > 0 else ()
+        count = first[1] if len(first) > 1 else None
+    return int(count) if isinstance(count, (int, np.integer)) and count > 0 else None
 
 
 def _shapes_text(names, shapes) -> str:

@@ -25,18 +25,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .bench import (MLP, MLPS, SCRIPT, SOLVER, TARGETS, THREAD_VARIABLES, calibrate, machine,
-                    median, mlp_batch, mlp_config, per_call, verdict)
+from ..launch import mpirun_command
+from .common import (SOLVER, TARGETS, calibrate, machine, median, per_call, threads_variables,
+                     verdict)
+from .mlp import MLP, MLPS, mlp_batch, mlp_by_name, mlp_config
 
 MLP_BIG = MLPS[2]        # 784-1024-1024-10, batch 256
 
 
 def worker(mlp: MLP, seconds: float, block: float) -> dict[str, Any] | None:
-    """Time training steps in this process (one of a job, `scripts/bench.py --mpi-worker`);
+    """Time training steps in this process (one of a job, `python -m net.tools.bench.mpi`);
     rank 0 returns the figures."""
-    from .distributed import DataParallelSolver, communicator
-    from .net import Net
-    from .solver import Solver
+    from ...core.net import Net
+    from ...train.distributed import DataParallelSolver, communicator
+    from ...train.solver import Solver
 
     comm = communicator()
     net = Net.from_config(mlp_config(mlp), seed=0)
@@ -73,12 +75,10 @@ def worker(mlp: MLP, seconds: float, block: float) -> dict[str, Any] | None:
 
 def run_job(processes: int, mlp: MLP, seconds: float, block: float) -> dict[str, Any]:
     """One measuring job of `processes` processes (1: a plain python, no mpirun)."""
-    from .distributed import mpirun_command
-
-    command = [sys.executable, str(SCRIPT), "--mpi-worker", mlp.name, str(seconds), str(block)]
+    command = [sys.executable, "-m", "net.tools.bench.mpi", mlp.name, str(seconds), str(block)]
     if processes > 1:
         command = mpirun_command(processes, *command)
-    env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+    env = {**os.environ, **threads_variables(1)}
     before, start = _cpu_seconds(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env,
                           timeout=120 + 10 * seconds)
@@ -155,3 +155,9 @@ def report(result: dict[str, Any], target: float = TARGETS["mpi_efficiency"]) ->
                      f"{result['machine']['cores']} cores busy: the {n}-process figures suffer "
                      "most; rerun on a quiet machine")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    figures = worker(mlp_by_name(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]))
+    if figures is not None:
+        print(json.dumps(figures), flush=True)

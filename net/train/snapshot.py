@@ -14,95 +14,19 @@ problem is a DataError naming the file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import zipfile
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from ..core.state import check_rng_states, rng_states, set_rng_states, weight_arrays
+from ..errors import DataError
+from .files import atomic_savez, read_npz
 
 STATE_FORMAT = "gatework-solverstate/1"
 
 
-# -- files -----------------------------------------------------------------------------------------
-def atomic_savez(path: str | Path, arrays: dict[str, Any]) -> Path:
-    """np.savez to `path` through a temporary file and a rename: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())     # mkstemp makes it private; use the umask
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
-    with suppress(OSError):              # make the rename itself durable where the OS allows
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
-    """Every array of an .npz file, read without pickle; DataError naming the file if it is
-    missing, truncated, corrupt or holds Python objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such {what}")
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(6)
-    except OSError as err:
-        raise DataError(f"{path}: cannot read {what} ({err.strerror})") from None
-    if not magic.startswith(b"PK"):
-        kind = "a single .npy array" if magic.startswith(b"\x93NUMPY") else "not a zip archive"
-        raise DataError(f"{path}: not an .npz {what}: {kind} (corrupt, truncated, or another "
-                        "kind of file)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise DataError(f"{path}: not an .npz archive (a single array?)")
-            return {name: archive[name] for name in archive.files}
-    except DataError:
-        raise
-    except ValueError as err:
-        if "pickle" in str(err):
-            raise DataError(f"{path}: holds pickled Python objects, which Gatework never loads "
-                            "(is this a Gatework snapshot?)") from None
-        raise DataError(f"{path}: corrupt or truncated {what} ({err})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as err:
-        raise DataError(f"{path}: corrupt or truncated {what} "
-                        f"({err or type(err).__name__})") from None
-
-
 # -- weights ---------------------------------------------------------------------------------------
-def weight_arrays(net: Any) -> dict[str, np.ndarray]:
-    """The arrays a weights file holds: parameters, then gate buffers, by name."""
-    arrays = dict(net.params)
-    for name, value in net.buffers.items():
-        if name in arrays:
-            raise ValueError(f"buffer {name!r} has the name of a parameter")
-        arrays[name] = value
-    return arrays
-
-
 def save_weights(net: Any, path: str | Path) -> Path:
     """Write the net's parameters and buffers to `path` (atomically)."""
     return atomic_savez(path, weight_arrays(net))
@@ -159,10 +83,9 @@ def save_solverstate(solver: Any, path: str | Path, weights: str | Path) -> Path
         "net": np.array(solver.net.name),
         "iter": np.array(solver.iter, dtype=np.int64),
         "type": np.array(solver.config.type),
-        "hyperparameters": np.array(json.dumps(solver.state_summary(), sort_keys=True)),
+        "hyperparameters": np.array(json.dumps(solver.config.hyperparameters(), sort_keys=True)),
         "weights": np.array(Path(weights).name),
-        "rng": np.array(json.dumps({name: gate.rng.bit_generator.state
-                                    for name, gate in solver.net.gates.items()})),
+        "rng": np.array(json.dumps(rng_states(solver.net.gates))),
         "losses": np.array(list(solver.losses), dtype=np.float64),
     }
     for slot, per_param in solver.history.items():
@@ -215,18 +138,8 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
         raise DataError(f"{path}: holds history for parameters the solver does not train: "
                         f"{', '.join(extra)}")
     try:
-        rngs = json.loads(_text(state, "rng", path))
-        unknown = set(rngs) - set(solver.net.gates)
-        if unknown:
-            raise DataError(f"{path}: RNG state for unknown gates: {', '.join(sorted(unknown))}")
-        generators = {}
-        for name, value in rngs.items():
-            generator = np.random.default_rng()
-            generator.bit_generator.state = value
-            generators[name] = generator.bit_generator.state
-    except (ValueError, TypeError, KeyError) as err:
-        if isinstance(err, DataError):
-            raise
+        generators = check_rng_states(solver.net.gates, json.loads(_text(state, "rng", path)))
+    except ValueError as err:
         raise DataError(f"{path}: unreadable RNG state ({err})") from None
     data = data if data is not None else solver.data
     position = state.get("data_position")
@@ -243,8 +156,7 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
     load_weights(solver.net, weights, strict=True)
     for target, value in histories.values():
         np.copyto(target, value, casting="same_kind")
-    for name, value in generators.items():
-        solver.net.gates[name].rng.bit_generator.state = value
+    set_rng_states(solver.net.gates, generators)
     if train is not None and position is not None:
         train.seed = int(position[2])
         train.set_state(int(position[0]), int(position[1]))

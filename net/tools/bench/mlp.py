@@ -1,53 +1,35 @@
-"""The benchmark behind `scripts/bench.py`: Gatework against the same arithmetic written by hand
-(and PyTorch), plus what the two focused modules add: `net.bench_lenet` (the LeNet step against
-PyTorch) and `net.bench_mpi` (throughput with 1 and N processes, `--mpi`).
+"""The MLP table of the benchmark: Gatework against the same arithmetic written by hand (and
+PyTorch), for one training iteration of three MLPs, plus the lecture's scalar example, a chain of
+N gates (the O(n) claim), backward / forward, and peak memory.
 
-What is measured here (each figure a median over repeats; variants compared in one run are timed
-in alternation, rotating the order each repeat, so a noisy neighbour hurts them alike, and each
-ratio is the median of the per-repeat ratios):
 - `mlp_rows`: one training iteration (forward, backward, momentum SGD) of ReLU MLPs ending in
   SoftmaxWithLoss, float32, through Gatework, through `NumpyMLP` (a hand-written numpy loop doing
   the same arithmetic, from the same initial weights) and through PyTorch in its own process.
 - `scalar_example`: the lecture's f = (x + y) max(y, z), forward + backward, per call.
-- `chain_rows`: a chain of N Scale gates, time per gate forward and backward (the O(n) claim).
+- `chain_rows`: a chain of N Scale gates, time per gate forward and backward.
 - `backward_over_forward`: backward time / forward time of one MLP.
 - `peak_memory`: the peak traced memory (tracemalloc; numpy reports its buffers to it) during one
-  steady-state training iteration, run in a fresh process per variant.
-
-Also shared by all three modules: the timing helpers (`per_call`, `calibrate`, `alternate`,
-`paired_ratio`), `machine()`, and `Worker`, a benchmark side in its own process answering JSON
-lines; `torch_worker` starts `scripts/_bench_torch.py`, the PyTorch side of every comparison.
+  steady-state training iteration, run in a fresh process per variant
+  (`python -m net.tools.bench.mlp VARIANT MLP` prints it).
 """
 from __future__ import annotations
 
 import gc
-import functools
 import json
-import math
-import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .net import Net
-from .solver import Solver
+from ...core.net import Net
+from ...train.solver import Solver
+from .common import (SOLVER, TARGETS, alternate, calibrate, machine, median, paired_ratio,
+                     per_call, rows_text, torch_worker, verdict)
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "bench.py"               # its hidden modes are the workers' entries
-TORCH_SCRIPT = ROOT / "scripts" / "_bench_torch.py"
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-TARGETS = {"mlp_tiny": 2.0, "mlp": 1.10, "scalar_us": 15.0, "chain_flat": 1.5,
-           "backward_over_forward": 2.5, "memory": 1.3, "lenet": 1.5, "mpi_efficiency": 0.8}
-SOLVER = {"type": "SGD", "base_lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
+
 SEED_EXAMPLE = {
     "name": "seed_example", "dtype": "float64",
     "inputs": {"x": {"shape": [], "value": 1}, "y": {"shape": [], "value": 2},
@@ -70,9 +52,8 @@ class MLP:
 
 
 MLPS = (MLP((64, 32, 10), 32), MLP((784, 256, 256, 10), 128), MLP((784, 1024, 1024, 10), 256))
-RATIO_MLP = MLPS[1]      # backward / forward is measured on this one
-SETTLE = 0.15            # seconds of rest before each block of a Worker (seconds_per_step)
 
+RATIO_MLP = MLPS[1]      # backward / forward is measured on this one
 
 def mlp_by_name(name: str) -> MLP:
     return next(m for m in MLPS if m.name == name)
@@ -166,96 +147,6 @@ def mlp_model(mlp: MLP) -> dict:
     return {"kind": "mlp", "sizes": list(mlp.sizes), "batch": mlp.batch, "solver": SOLVER}
 
 
-class Worker:
-    """One side of a comparison in its own process (PyTorch's thread pool and numpy's would slow
-    each other down in one), answering one JSON line per request on stdin:
-        {"cmd": "info"}                                -> {"version": ..., "threads": n}
-        {"cmd": "time", "model": {...}, "iterations": k} -> {"seconds": per training step}
-    and whatever else its script serves. `threads` sets its math threads (None: inherited)."""
-
-    def __init__(self, command: list[str], threads: int | None = None):
-        env = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", **os.environ,
-               # idle OpenMP threads sleep at once instead of spinning on the other's cores
-               **({name: str(threads) for name in THREAD_VARIABLES} if threads else {}),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, env=env, cwd=ROOT)
-        self.info = self.ask({"cmd": "info"})
-
-    def ask(self, request: dict) -> dict:
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the benchmark worker {self.process.args[-1]!r} stopped")
-        return json.loads(line)
-
-    def seconds_per_step(self, model: dict, iterations: int) -> float:
-        """Seconds per training step of `model` over `iterations` timed ones. Waits SETTLE
-        seconds first: OpenBLAS's threads in the other process spin for about 0.1 s after their
-        last call, and would take this worker's cores meanwhile."""
-        time.sleep(SETTLE)
-        return self.ask({"cmd": "time", "model": model, "iterations": iterations})["seconds"]
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
-@functools.lru_cache(maxsize=None)
-def torch_available(python: str) -> bool:
-    try:
-        done = subprocess.run([python, "-c", "import torch, numpy"], capture_output=True,
-                              timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-def torch_worker(python: str | None, threads: int | None = None) -> Worker | None:
-    """The PyTorch side, run by `python`; None when that is None or cannot import torch."""
-    if python is None or not torch_available(python):
-        return None
-    return Worker([python, str(TORCH_SCRIPT)], threads)
-
-
-# -- timing ----------------------------------------------------------------------------------------
-def per_call(fn: Callable[[], object], iterations: int) -> float:
-    """Seconds per call of `fn` over `iterations` calls."""
-    start = time.perf_counter()
-    for _ in range(iterations):
-        fn()
-    return (time.perf_counter() - start) / iterations
-
-
-def calibrate(seconds_per_call: float, block: float) -> int:
-    """How many calls make one timed block of about `block` seconds."""
-    return max(1, math.ceil(block / max(seconds_per_call, 1e-9)))
-
-
-def alternate(blocks: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
-    """Call each block `repeats` times, interleaved, rotating who goes first; returns the
-    measurements (each block returns its own, e.g. seconds per iteration)."""
-    names = list(blocks)
-    results: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            results[name].append(blocks[name]())
-    return results
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def paired_ratio(ours: list[float], theirs: list[float]) -> float:
-    """The median of the per-repeat ratios: each pair was timed back to back, so a slow spell
-    of the machine cancels out of it better than out of a ratio of medians."""
-    return median([a / b for a, b in zip(ours, theirs)])
-
-
-# -- the sections ----------------------------------------------------------------------------------
 def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
              torch: Worker | None = None) -> list[dict]:
     """One row per MLP: median ms per training iteration of each variant, and their ratios."""
@@ -380,28 +271,7 @@ def peak_memory(variant: str, mlp: MLP, warmup: int = 2) -> dict:
 
 
 # -- the machine -----------------------------------------------------------------------------------
-def machine() -> dict:
-    """Date, CPU model, core count and library versions, for the table's heading."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    blas = "unknown BLAS"
-    try:
-        config = np.show_config(mode="dicts")
-        blas = "{name} {version}".format(**config["Build Dependencies"]["blas"])
-    except Exception:
-        pass
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": model,
-            "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas}
 
-
-# -- the run and its table -------------------------------------------------------------------------
 def run(quick: bool = False, repeats: int | None = None, threads: int | None = None,
         torch_python: str | None = None) -> dict:
     """Every section above (two MLPs, shorter blocks and chains, 3 repeats when `quick`); the
@@ -428,10 +298,10 @@ def run(quick: bool = False, repeats: int | None = None, threads: int | None = N
 
 def memory_row(mlp: MLP) -> dict:
     """Peak memory of Gatework and of the numpy loop, each measured in a fresh process
-    (`scripts/bench.py --memory-worker VARIANT MLP` prints `peak_memory`'s answer)."""
+    (`python -m net.tools.bench.mlp VARIANT MLP` prints `peak_memory`'s answer)."""
     row = {"mlp": mlp.name, "batch": mlp.batch}
     for variant in ("gatework", "numpy"):
-        done = subprocess.run([sys.executable, str(SCRIPT), "--memory-worker", variant, mlp.name],
+        done = subprocess.run([sys.executable, "-m", "net.tools.bench.mlp", variant, mlp.name],
                               capture_output=True, text=True, check=True)
         row[f"{variant}_mb"] = json.loads(done.stdout)["peak_bytes"] / 2**20
     row["ratio"] = row["gatework_mb"] / row["numpy_mb"]
@@ -462,7 +332,7 @@ def report(results: dict) -> str:
                      f"{r['gatework_over_numpy']:.2f}",
                      f"{r['pytorch_over_numpy']:.2f}" if "pytorch_over_numpy" in r else "-",
                      f"<= {target:.2f} {verdict(r['gatework_over_numpy'] <= target)}"])
-    lines += grid(header, rows)
+    lines += rows_text(header, rows)
     s = results["scalar"]
     lines += ["", f"Scalar example f = (x + y) max(y, z), forward + backward: "
                   f"{s['gatework_us']:.1f} us per call (target < {TARGETS['scalar_us']:.0f} us "
@@ -470,7 +340,7 @@ def report(results: dict) -> str:
                   f"Python floats: {s['python_us']:.2f} us)"]
     chain = results["chain"]
     lines += ["", "Chain of N Scale gates (16 float32 values), us per gate:"]
-    lines += grid(["N", "forward", "backward"],
+    lines += rows_text(["N", "forward", "backward"],
                   [[str(c["n"]), f"{c['forward_us_per_gate']:.2f}",
                     f"{c['backward_us_per_gate']:.2f}"] for c in chain])
     for key, word in (("forward_us_per_gate", "forward"), ("backward_us_per_gate", "backward")):
@@ -485,7 +355,7 @@ def report(results: dict) -> str:
                   f"{TARGETS['backward_over_forward']} "
                   f"{verdict(b['ratio'] <= TARGETS['backward_over_forward'])})"]
     lines += ["", "Peak memory of one training iteration (tracemalloc, fresh process each), MiB:"]
-    lines += grid(["MLP", "batch", "Gatework", "numpy loop", "ratio", "target"],
+    lines += rows_text(["MLP", "batch", "Gatework", "numpy loop", "ratio", "target"],
                   [[r["mlp"], str(r["batch"]), f"{r['gatework_mb']:.2f}", f"{r['numpy_mb']:.2f}",
                     f"{r['ratio']:.2f}",
                     f"<= {TARGETS['memory']} {verdict(r['ratio'] <= TARGETS['memory'])}"]
@@ -493,15 +363,5 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
-
-
-def grid(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A plain-text table: the first column left-aligned, the others right-aligned."""
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        return "  " + "  ".join(c.rjust(w) if i else c.ljust(w)
-                                for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-    return [line(header), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+if __name__ == "__main__":
+    print(json.dumps(peak_memory(sys.argv[1], mlp_by_name(sys.argv[2]))))

@@ -23,8 +23,8 @@ import numpy as np
 
 from gates import format_shape
 
-from .errors import GateworkError
-from .net import Net
+from ..errors import GateworkError
+from ..core.net import Net
 from .timing import random_feed
 
 FORMATS = ("png", "svg", "pdf", "dot")
