@@ -167,19 +167,25 @@ def check_net(net: Net, feed: Mapping[str, Any] | None = None, *,
     return report
 
 
+def _upstream(net: Net, top_grads: Mapping[str, Any] | None, rng: np.random.Generator
+              ) -> dict[str, np.ndarray]:
+    """The upstream gradient of each output: `top_grads`, or standard normal on every float
+    output."""
+    if top_grads is None:
+        return {n: rng.standard_normal(net.blobs[n].shape) for n in net.outputs
+                if is_float(net.blobs[n])}
+    missing = [n for n in top_grads if n not in net.blobs]
+    if missing:
+        raise KeyError(f"cannot seed a gradient for {missing[0]!r}: it is not a blob of net "
+                       f"{net.name!r}")
+    return {n: np.array(np.broadcast_to(d, np.shape(net.blobs[n])), dtype=np.float64)
+            for n, d in top_grads.items()}
+
+
 def _net_check_body(net: Net, report: GradcheckReport, tol: Tolerance, rng, values,
                     forward: Callable[[], None], top_grads, wrt, check: CheckOptions) -> None:
     forward()
-    if top_grads is None:
-        douts = {n: rng.standard_normal(net.blobs[n].shape) for n in net.outputs
-                 if is_float(net.blobs[n])}
-    else:
-        missing = [n for n in top_grads if n not in net.blobs]
-        if missing:
-            raise KeyError(f"cannot seed a gradient for {missing[0]!r}: it is not a blob of net "
-                           f"{net.name!r}")
-        douts = {n: np.array(np.broadcast_to(d, np.shape(net.blobs[n])), dtype=np.float64)
-                 for n, d in top_grads.items()}
+    douts = _upstream(net, top_grads, rng)
     saved_douts = {n: d.copy() for n, d in douts.items()}
     sources = list(wrt) if wrt is not None else net.sources()
     unknown = [s for s in sources if s not in values and s not in net.params]

@@ -87,7 +87,8 @@ def values_feed(net: Net, assignments: Mapping[str, Any], batch_size: int | None
 
 def digraph(net: Net, traced: Trace | None = None, rankdir: str = "LR"):
     """The graph of `net`'s current phase as a `graphviz.Digraph`, with values and gradients
-    from `traced` when given."""
+    from `traced` when given. (Longer than a screen, but flat: one block per kind of node, then
+    the edges, sharing the lookups made at the top.)"""
     graphviz = _graphviz()
     graph = graphviz.Digraph(net.name, graph_attr={"rankdir": rankdir},
                              node_attr={"fontname": "Helvetica", "fontsize": "11"},

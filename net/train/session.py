@@ -56,16 +56,8 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
     data = load_data(net, solver.config.random_seed, comm.rank, comm.size)
     solver.data = data
     output = Path(output_dir) if output_dir else Path("runs") / Path(config).stem
-    say(f"net {net.name!r}: {sum(p.size for p in net.params.values())} parameters; "
-        f"solver {solver.config.type}, base_lr {solver.config.base_lr}, "
-        f"max_iter {solver.config.max_iter}")
-    for line in data.describe():
+    for line in _setup_lines(net, solver, data, comm.size):
         say(line)
-    if comm.size > 1:
-        say(f"data-parallel over {comm.size} processes (MPI): batch sizes are per process, the "
-            f"global train batch is {comm.size} x {data.train.batch_size}"
-            + (f"; parameters compared every {solver.check_every} iterations"
-               if solver.check_every else ""))
     if weights is not None:
         say(_weights_line(weights, load_weights(net, weights)))
     if resume is not None:
@@ -86,6 +78,19 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
     comm.barrier()              # the other ranks return only once rank 0 has written everything
     return {**result, "net": net.name, "output": output, "metrics": output / "metrics.jsonl",
             "curves": curves, "processes": comm.size}
+
+
+def _setup_lines(net: Net, solver: Solver, data: Any, processes: int) -> list[str]:
+    lines = [f"net {net.name!r}: {sum(p.size for p in net.params.values())} parameters; "
+             f"solver {solver.config.type}, base_lr {solver.config.base_lr}, "
+             f"max_iter {solver.config.max_iter}", *data.describe()]
+    if processes > 1:
+        lines.append(f"data-parallel over {processes} processes (MPI): batch sizes are per "
+                     f"process, the global train batch is {processes} x "
+                     f"{data.train.batch_size}" + (f"; parameters compared every "
+                                                   f"{solver.check_every} iterations"
+                                                   if solver.check_every else ""))
+    return lines
 
 
 def _weights_line(path: str | Path, report: dict[str, list[str]]) -> str:

@@ -1,0 +1,73 @@
+"""Training from Python without scripts: `net.train.train(...)` returns what train.py prints,
+`Solver.solve` takes in-memory arrays, and `Solver.from_config` overrides key by key."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import net.train
+from net import ConfigError, Net, Solver
+from net.train.session import outcome
+
+from conftest import CONFIGS
+
+
+def test_train_returns_the_result_train_py_prints(tmp_path):
+    lines = []
+    result = net.train.train(CONFIGS / "digits_mlp.yaml", output_dir=tmp_path, max_iter=60,
+                             log=lines.append)
+    assert result["iter"] == 60 and not result["interrupted"]
+    assert result["test"]["accuracy"] > 0.5 and result["test_iter"] == 60
+    assert result["output"] == tmp_path and result["metrics"].is_file()
+    weights, state = result["snapshot"]
+    assert weights.name == "digits_mlp_iter_60.weights.npz" and state.is_file()
+    assert any(line.startswith("train data: digits") for line in lines)
+    printed = outcome(result)
+    assert printed[0].startswith("done at iteration 60: train loss ")
+    assert printed[1].startswith("final test: loss = ")
+
+
+def test_train_refuses_weights_and_resume_together(tmp_path):
+    with pytest.raises(ValueError, match="exclude each other"):
+        net.train.train(CONFIGS / "digits_mlp.yaml", weights="a.npz", resume="b.npz")
+
+
+def test_from_config_overrides_key_by_key():
+    model = Net.from_yaml(CONFIGS / "digits_mlp.yaml")
+    solver = Solver.from_config(model, {"base_lr": 0.05})
+    c = solver.config
+    assert c.base_lr == 0.05
+    # everything else is the config's section, not Caffe's defaults
+    assert (c.momentum, c.lr_policy, c.max_iter, c.weight_decay) == (0.9, "step", 1500, 0.0005)
+    assert Solver.from_config(model, max_iter=10).config.max_iter == 10
+    assert Solver.from_config(model, {"base_lr": 0.05}, base_lr=0.2).config.base_lr == 0.2
+
+
+def test_overrides_are_validated_and_file_keys_keep_their_lines():
+    model = Net.from_yaml(CONFIGS / "digits_mlp.yaml")
+    with pytest.raises(ConfigError, match="solver.momentum must be a number in \\[0, 1\\)"):
+        Solver.from_config(model, {"momentum": 1.5})
+    with pytest.raises(ConfigError, match="lr_policy multistep needs solver.stepvalue") as err:
+        Solver.from_config(model, {"lr_policy": "multistep"})
+    assert err.value.line is not None                   # the base config's solver section
+
+
+def test_solve_takes_arrays_in_memory():
+    config = {"inputs": {"data": {"shape": [None, 4]}, "label": {"shape": [None], "dtype": "int"}},
+              "gates": [{"name": "fc", "type": "InnerProduct", "bottom": "data", "top": "s",
+                         "num_output": 3},
+                        {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["s", "label"],
+                         "top": "loss"},
+                        {"name": "acc", "type": "Accuracy", "bottom": ["s", "label"],
+                         "top": "accuracy", "phase": "test"}],
+              "solver": {"base_lr": 0.5, "max_iter": 150, "display": 0}}
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 4)) * 3
+    y = rng.integers(0, 3, 300)
+    x = centres[y] + rng.standard_normal((300, 4)) * 0.3
+    model = Net.from_config(config)
+    result = Solver.from_config(model).solve(data={"train": (x, y), "test": {"data": x,
+                                                                           "label": y}})
+    assert result["iter"] == 150 and result["test"]["accuracy"] > 0.95
+    with pytest.raises(ValueError, match="out of range"):
+        Solver.from_config(Net.from_config(config)).solve(data=(x, y + 5))
