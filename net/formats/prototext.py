@@ -286,8 +286,10 @@ def format_scalar(value: Any) -> str:
 
 
 def _typed_float(value: float) -> str:
-    """A typed float field's value as Caffe prints it: whole numbers without '.0'."""
-    if value.is_integer() and abs(value) < 1e16:
+    """A typed float field's value as Caffe prints it: whole numbers without '.0' (-0.0 keeps
+    its sign, which an integer would lose)."""
+    negative_zero = value == 0 and math.copysign(1.0, value) < 0
+    if value.is_integer() and abs(value) < 1e16 and not negative_zero:
         return str(int(value))
     return format_float(value)
 
@@ -296,8 +298,8 @@ def _array_texts(array: np.ndarray, typed: bool) -> list[str]:
     """Each element in the shortest form for the array's own precision."""
     if array.dtype == np.float32:
         texts = [str(value) for value in array]
-        return [text[:-2] if typed and text.endswith(".0") and "e" not in text else text
-                for text in texts]
+        return [text[:-2] if typed and text.endswith(".0") and "e" not in text
+                and text != "-0.0" else text for text in texts]
     return [_typed_float(value) if typed else format_float(value) for value in array.tolist()]
 
 
