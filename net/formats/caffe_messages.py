@@ -158,27 +158,22 @@ def _decode_array(reader: WireReader, wire, field: FieldSpec, end: int,
 def _decode_scalars(reader: WireReader, wire, field: FieldSpec) -> list[Any]:
     """The values one wire field holds for a scalar or enum field (several if packed); none
     when the wire type does not fit the field (protobuf then treats it as unknown)."""
-    expected = wire_type_of(field)
-    if wire.wire_type == expected:
-        if expected == VARINT:
-            raw = [wire.value]
-        elif expected == LENGTH:
-            data = reader.payload(wire)
-            if field.type == "bytes":
-                return [data]
-            return [data.decode("utf-8", errors="replace")]
-        else:
-            return [_fixed_value(field, value) for value in
-                    struct.unpack_from(_FIXED_FORMATS[field.type], reader.buf, wire.start)]
-    elif wire.wire_type == LENGTH and field.repeated and expected in (VARINT, FIXED32, FIXED64):
-        if expected != VARINT:
-            array = reader.packed_array(wire, _FIXED_FORMATS[field.type])
-            return [_fixed_value(field, value) for value in array.tolist()]
-        raw = reader.packed_varints(wire)
-    else:
-        return []
-    values = [_varint_value(field, value) for value in raw]
-    return [value for value in values if value is not None]
+    expected, found = wire_type_of(field), wire.wire_type
+    packed = found == LENGTH and field.repeated and expected != LENGTH
+    if found == expected == LENGTH:
+        data = reader.payload(wire)
+        return [data if field.type == "bytes" else data.decode("utf-8", errors="replace")]
+    if found == expected == VARINT or (packed and expected == VARINT):
+        numbers = [wire.value] if found == VARINT else reader.packed_varints(wire)
+        values = [_varint_value(field, number) for number in numbers]
+        return [value for value in values if value is not None]
+    if found == expected:
+        return [_fixed_value(field, struct.unpack_from(_FIXED_FORMATS[field.type], reader.buf,
+                                                       wire.start)[0])]
+    if packed:
+        array = reader.packed_array(wire, _FIXED_FORMATS[field.type])
+        return [_fixed_value(field, value) for value in array.tolist()]
+    return []
 
 
 def _fixed_value(field: FieldSpec, value: Any) -> Any:

@@ -105,7 +105,7 @@ class FieldSpec:
 
     def coerce_scalar(self, value: Any) -> Any:
         if self.kind == "message":
-            if not isinstance(value, Message) or value.spec is not self.message_spec:
+            if not isinstance(value, Message) or value.type_name != self.message_spec.name:
                 raise ValueError(f"expects a {self.message_spec.name} message")
             return value
         if self.kind == "enum":
@@ -201,6 +201,10 @@ class MessageSpec:
         except KeyError:
             raise KeyError(f"{self.name} has no field '{name}'"
                            f"{closest(name, self.fields)}") from None
+
+    def __reduce__(self):
+        """Pickled by name, so an unpickled tree shares the module's specs."""
+        return message_spec, (self.name,)
 
     def new(self, line: int = 0, file: str | None = None, **values: Any) -> Message:
         """A typed message of this type with the given fields set."""

@@ -4,12 +4,14 @@ rules, and the `protobuf` package as an outside oracle for bytes and text."""
 from __future__ import annotations
 
 import math
+import pickle
 import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from net.errors import ConfigError, DataError
 from net.formats.caffe_files import (atomic_write, read_binary, read_blobproto, read_net_binary,
@@ -207,6 +209,9 @@ def test_repeated_numbers_are_read_packed_or_not():
         unpacked.varint_field(1, dim)                        # BlobShape.dim, declared packed
     assert decode(packed.getvalue(), "NetParameter").input_dim == [1, 3, 224, 224]
     assert decode(unpacked.getvalue(), "BlobShape").dim == [1, 3, 224, 224]
+    floats = WireWriter()
+    floats.packed_array(5, np.array([0.1, -2.0], np.float32), "<f4")   # loss_weight, unpacked
+    assert decode(floats.getvalue(), "LayerParameter").loss_weight == [0.1, -2.0]
 
 
 def test_wrong_wire_types_are_treated_as_unknown():
@@ -329,6 +334,14 @@ def test_typed_messages_check_values_set_from_code():
         new_message("InnerProductParameter", weight_filler=new_message("BlobShape"))
 
 
+def test_trees_pickle_and_keep_the_modules_specs():
+    net = read_net_text(LENET)
+    again = pickle.loads(pickle.dumps(net))
+    assert again == net and again.layer[2].line == 38
+    assert again.layer[2].spec is MESSAGES["LayerParameter"]
+    again.layer[2].set("convolution_param", new_message("ConvolutionParameter", num_output=3))
+
+
 def test_no_field_is_hidden_by_a_message_attribute():
     reserved = {name for name in dir(Message) if not name.startswith("_")}
     clashes = {(spec.name, name) for spec in MESSAGES.values() for name in spec.fields
@@ -446,3 +459,25 @@ def test_protobuf_parses_every_text_construct_as_we_do(oracle):
     """
     expected = _protobuf_parse(oracle, text, "NetParameter").SerializeToString()
     assert encode(typed(text)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from(["NetParameter", "BlobProto", "Datum"]))
+def test_any_bytes_decode_or_raise_data_error(data, type_name):
+    try:
+        tree = decode(data, type_name, "fuzz.bin")
+    except DataError as err:
+        assert str(err).startswith("fuzz.bin: byte ")
+        return
+    assert decode(encode(tree), type_name) == tree
+
+
+def test_every_truncation_of_a_caffemodel_decodes_or_names_its_offset():
+    net = read_text(LENET, "NetParameter")
+    net.layer[2].add("blobs", array_to_blob(np.ones((2, 3), np.float32)))
+    data = encode(net)
+    for end in range(len(data)):
+        try:
+            decode(data[:end], "NetParameter", "cut.caffemodel")
+        except DataError as err:
+            assert str(err).startswith("cut.caffemodel: byte ")

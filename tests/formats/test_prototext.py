@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from net.errors import ConfigError
 from net.formats.prototext import format_text, parse_text, tokenize
@@ -156,3 +157,14 @@ def test_equality_ignores_lines_but_not_types():
     assert parse_text("a: 1") != parse_text("a: 1.0")
     assert parse_text('a: "MAX"') != parse_text("a: MAX")
     assert parse_text("a: nan") == parse_text("a: nan")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \n\t{}<>[]:;,\"'\\#-.0123456789abefinxtuU_", max_size=60))
+def test_any_text_parses_and_round_trips_or_raises_config_error(text):
+    try:
+        tree = parse_text(text, "fuzz.prototxt")
+    except ConfigError as err:
+        assert str(err).startswith("fuzz.prototxt:") and "\n" not in str(err)
+        return
+    assert parse_text(format_text(tree)) == tree
