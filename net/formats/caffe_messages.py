@@ -60,7 +60,7 @@ def typed_from_text(raw: Message, type_name: str, file: str | None = None,
     spec = message_spec(type_name)
     file = file if file is not None else raw.file
     if spec.name in _LAYER_TYPES and isinstance(raw.get("name"), str):
-        where = f"layer '{raw.get('name')}': "
+        where = f"layer {raw.get('name')!r}: "
     typed = Message(spec, raw.line, file)
     for name, values, lines in raw.items():
         if name not in spec.fields:
@@ -137,6 +137,8 @@ def _decode(reader: WireReader, start: int, end: int, spec: MessageSpec, depth: 
                     message.remove(field.name)
                 message.append_raw(field.name, value)
     for name, chunks in arrays.items():
+        if not chunks:
+            continue
         parts = ([message.all(name)] if message.has(name) else []) + chunks
         merged = parts[0] if len(parts) == 1 else np.concatenate(parts)
         message.replace_raw(name, [merged.astype(spec.fields[name].dtype, copy=False)], [0])

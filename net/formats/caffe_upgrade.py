@@ -85,7 +85,7 @@ def _upgrade_v1_layers(net: Message) -> None:
 def _upgrade_v1_layer(old: Message) -> Message:
     name = old.get("name", "")
     if old.has("layer"):
-        raise _error(old, f"layer '{name}': V0 layers (layers {{ layer {{ ... }} }}) are not "
+        raise _error(old, f"layer {name!r}: V0 layers (layers {{ layer {{ ... }} }}) are not "
                           "supported; upgrade the file with Caffe's upgrade_net_proto_text")
     layer = Message(message_spec("LayerParameter"), old.line, old.file)
     for field in ("name", "type", "bottom", "top", "loss_weight", "param", "blobs", "include",
@@ -146,7 +146,7 @@ def _move_transform_fields(layer: Message, param_name: str) -> bool:
         if not params.has(key):
             continue
         if transform.has(key) and transform.get(key) != params.get(key):
-            raise _error(params, f"layer '{layer.get('name', '')}': {param_name}.{key} and "
+            raise _error(params, f"layer {layer.get('name', '')!r}: {param_name}.{key} and "
                                  f"transform_param.{key} disagree; keep transform_param",
                          params.line_of(key))
         if not transform.has(key):

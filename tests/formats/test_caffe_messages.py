@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from net.errors import ConfigError, DataError
 from net.formats.caffe_files import (atomic_write, read_binary, read_blobproto, read_net_binary,
@@ -463,6 +463,7 @@ def test_protobuf_parses_every_text_construct_as_we_do(oracle):
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=120), st.sampled_from(["NetParameter", "BlobProto", "Datum"]))
+@example(bytes.fromhex("290000000000000000"), "BlobProto")   # float data sent as a double
 def test_any_bytes_decode_or_raise_data_error(data, type_name):
     try:
         tree = decode(data, type_name, "fuzz.bin")
@@ -481,3 +482,10 @@ def test_every_truncation_of_a_caffemodel_decodes_or_names_its_offset():
             decode(data[:end], "NetParameter", "cut.caffemodel")
         except DataError as err:
             assert str(err).startswith("cut.caffemodel: byte ")
+
+
+def test_an_odd_layer_name_stays_on_one_error_line():
+    with pytest.raises(ConfigError) as err:
+        typed('layer {\n  name: "two\\nlines"\n  zzz: 1\n}')
+    assert str(err.value) == ("net.prototxt:3: layer 'two\\nlines': unknown field 'zzz' in "
+                              "LayerParameter")
