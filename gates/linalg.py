@@ -23,7 +23,8 @@ class MatMulGate(Gate):
     def backward(self, dout):
         a = self.a[None, :] if self.a.ndim == 1 else self.a
         b = self.b[:, None] if self.b.ndim == 1 else self.b
-        dout = dout.reshape(broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]))
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        dout = dout.reshape(batch + (a.shape[-2], b.shape[-1]))
         da = db = None
         if self.needs_input_grad[0]:
             da = unbroadcast(dout @ np.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
