@@ -132,7 +132,7 @@ class _Classifier(Gate):
     the label checks, the class count, and the optional probabilities top."""
 
     check_shapes = ((4, 5),)
-    axis = 1
+    axis = 1        # the class axis; the gates with an `axis` option set their own
 
     def num_classes(self, scores_shape, *other_shapes) -> int | None:
         """The number of classes the labels index (read by the data loader to check labels)."""
@@ -174,7 +174,7 @@ class _SoftmaxClassifier(_Classifier):
         total = terms.sum() if keep is None else terms[keep].sum()
         loss = np.asarray(total * self.scale, dtype=scores.dtype)
         if self.num_tops == 2:
-            return loss, self.prob.reshape(scores.shape).astype(scores.dtype, copy=False)
+            return loss, self.prob.reshape(scores.shape)
         return loss
 
     def _scores_grad(self, grad, dout):
@@ -437,13 +437,13 @@ class SigmoidCrossEntropyLossGate(Gate):
         if x.size != t.size:
             raise ValueError(f"scores {format_shape(x.shape)} and targets "
                              f"{format_shape(t.shape)} must have as many elements")
-        t = t.reshape(x.shape)
+        self.t_shape, t = t.shape, t.reshape(x.shape)
         keep = None if self.ignore_label is None else np.trunc(t) != self.ignore_label
         terms = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
         valid = x.size if keep is None else int(keep.sum())
         outer = x.shape[0] if x.ndim else 1
         self.scale = 1.0 / _normalizer(self.mode, outer, x.size // max(outer, 1), valid)
-        self.x, self.t, self.keep, self.t_shape = x, t, keep, t.shape
+        self.x, self.t, self.keep = x, t, keep
         total = terms.sum() if keep is None else terms[keep].sum()
         return np.asarray(total * self.scale, dtype=x.dtype)
 
@@ -458,7 +458,7 @@ class SigmoidCrossEntropyLossGate(Gate):
             sigmoid = np.where(self.x >= 0, 1 / (1 + z), z / (1 + z))
             dx = (sigmoid - self.t) * scale
         if needs[1] and self.t.dtype.kind == "f":
-            dt = -self.x * scale
+            dt = (-self.x * scale).reshape(self.t_shape)
         return dx, dt
 
     def infer_shapes(self, x_shape, t_shape):

@@ -186,7 +186,8 @@ class _Recurrent(Gate):
         if self.expose_hidden:
             dout, dfinal = dout[0], [d[0] for d in dout[1:]]
         else:
-            dfinal = [np.zeros(self.x.shape[1:2] + (self.num_output,))] * len(self.states)
+            zero = np.zeros(self.x.shape[1:2] + (self.num_output,), dtype=self.x.dtype)
+            dfinal = [zero] * len(self.states)
         dprojected, dcont, dstart, param_grads = self._run_backward(dout, dfinal)
         needs = self.needs_input_grad
         w_x, b, w_static = self.input_params
@@ -318,7 +319,7 @@ class LSTMGate(_Recurrent):
     def _run_backward(self, dout, dfinal):
         W_hc = self.params["W_hc"]
         steps = len(self.caches)
-        dprojected = np.empty(dout.shape[:2] + (4 * self.num_output,))
+        dprojected = np.empty(dout.shape[:2] + (4 * self.num_output,), dtype=dout.dtype)
         dcont = np.empty_like(self.cont)
         grads = {"W_hc": np.zeros_like(W_hc)}
         dh, dc = dfinal

@@ -246,6 +246,13 @@ def test_sigmoid_cross_entropy_is_stable_for_large_scores():
     assert loss == pytest.approx(1600.0)
 
 
+def test_sigmoid_cross_entropy_targets_of_another_shape_get_their_own_shape_back():
+    gate = make("SigmoidCrossEntropyLoss")
+    gate.forward(np.zeros((2, 3, 1, 1)), np.full((2, 3), 0.5))
+    dx, dt = gate.backward(np.asarray(1.0))
+    assert dx.shape == (2, 3, 1, 1) and dt.shape == (2, 3)
+
+
 def test_sigmoid_cross_entropy_integer_targets_take_no_gradient():
     gate = make("SigmoidCrossEntropyLoss")
     gate.forward(np.zeros((2, 2)), np.array([[0, 1], [1, 0]]))

@@ -142,6 +142,18 @@ def test_backward_through_time_passes_the_gradient_check(type_name, static, expo
     assert report.ok and report.checked > 0 and report.skipped == 0, str(report)
 
 
+@pytest.mark.parametrize("type_name", ["RNN", "LSTM"])
+def test_a_float32_sequence_stays_float32(type_name):
+    rng = np.random.default_rng(8)
+    x, cont = rng.standard_normal((3, 2, 2)).astype(np.float32), np.ones((3, 2), np.float32)
+    gate = make(type_name, num_output=2, expose_hidden=True)
+    initial = [np.zeros((1, 2, 2), np.float32) for _ in gate.states]
+    params = [p.astype(np.float32) for p in params_for(gate, [x, cont] + initial, rng)]
+    outs = gate.forward(x, cont, *initial, *params)
+    grads = gate.backward(tuple(np.ones_like(o) for o in outs))
+    assert {o.dtype for o in outs} == {g.dtype for g in grads} == {np.dtype(np.float32)}
+
+
 def test_integer_cont_takes_no_gradient():
     rng = np.random.default_rng(5)
     x, cont = rng.standard_normal((2, 2, 1)), np.array([[0, 1], [1, 1]])
