@@ -9,7 +9,7 @@ from .base import (ALL_INPUTS, REQUIRED, ElementwiseGate, Gate, Option, UnknownG
                    registered_gates, short_repr, unbroadcast, unregister_gate)
 # importing the family modules registers their gates
 from . import activations, arithmetic, linalg, losses, regularization, shape  # noqa: F401
-from . import normalization, vision  # noqa: F401
+from . import normalization, recurrent, vision  # noqa: F401
 
 __all__ = ["Gate", "ElementwiseGate", "Option", "REQUIRED", "ALL_INPUTS", "UnknownGateType",
            "register_gate", "build_gate", "gate_class", "registered_gates", "unregister_gate",
