@@ -17,7 +17,6 @@ import pytest
 
 from gates import gate_class
 from net import Net
-from net.data import net_classes
 from net.gradcheck import check_gate
 
 GENERATOR = Path(__file__).parent / "fixtures" / "make_torch_fixtures_b.py"
@@ -156,7 +155,7 @@ def test_a_segmentation_net_builds_trains_a_step_and_reports_its_classes():
                    "top": "loss", "ignore_label": 255},
                   {"name": "acc", "type": "Accuracy", "bottom": ["scores", "label"],
                    "top": "accuracy", "ignore_label": 255}]})
-    assert net_classes(net) == 4
+    assert net.integer_inputs()["label"] == 4
     labels = np.random.default_rng(0).integers(0, 4, (2, 3, 3))
     labels[:, 0, :] = 255
     outputs = net.forward({"data": np.random.default_rng(1).standard_normal((2, 2, 3, 3)),
