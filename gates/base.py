@@ -159,7 +159,10 @@ class Gate:
     ---------------------------------------------------------------------------------
     num_bottoms      how many bottoms: an int, or (min, max) with max None for "any number".
                      Default: the number of positional parameters of ``forward``.
-    num_tops         how many tops (outputs). Default 1.
+    num_tops         how many tops (outputs): an int, or (min, max) for a gate with optional tops
+                     (Caffe's second top of SoftmaxWithLoss). Default 1. On an instance it is
+                     the number this gate produces: the Net sets it to the config's count before
+                     the gate's __init__ runs, and an __init__ may set it from its options.
     options          dict name -> Option: what the YAML may set; each becomes an attribute.
     param_specs()    the learnable parameters, as name -> (shape, filler), from the bottom shapes.
                      The Net owns the arrays and passes them to forward after the bottoms.
@@ -193,7 +196,7 @@ class Gate:
 
     type_name: ClassVar[str] = ""
     num_bottoms: ClassVar[int | tuple[int, int | None] | None] = None
-    num_tops: ClassVar[int] = 1
+    num_tops: ClassVar[int | tuple[int, int]] = 1
     options: ClassVar[dict[str, Option]] = {}
     kink_note: ClassVar[str] = ""
     check_options: ClassVar[dict[str, Any]] = {}
@@ -217,6 +220,8 @@ class Gate:
             else:
                 value = spec.default
             setattr(self, key, value)
+        if "num_tops" not in vars(self):
+            self.num_tops = self.top_range()[0]
         self.name = type(self).__name__
         self.phase = "train"
         self.needs_input_grad: tuple[bool, ...] = ALL_INPUTS
@@ -257,6 +262,12 @@ class Gate:
         if isinstance(n, int):
             return n, n
         return n
+
+    @classmethod
+    def top_range(cls) -> tuple[int, int]:
+        """(min, max) number of tops."""
+        n = cls.num_tops
+        return (n, n) if isinstance(n, int) else tuple(n)
 
     @classmethod
     def loss_gate(cls) -> bool:
@@ -331,10 +342,14 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
     return decorate(cls_or_name)
 
 
-def build_gate(cls: type[Gate], options: dict[str, Any]) -> Gate:
+def build_gate(cls: type[Gate], options: dict[str, Any], num_tops: int | None = None) -> Gate:
     """An instance of `cls` with `options`, checked to have run ``Gate.__init__`` (a gate class
-    that skips it lacks the attributes the Net and the runner set and read)."""
-    gate = cls(**options)
+    that skips it lacks the attributes the Net and the runner set and read). `num_tops`, when
+    given, is set before the gate's __init__ runs (which may still change it)."""
+    gate = cls.__new__(cls)
+    if num_tops is not None:
+        gate.num_tops = num_tops
+    gate.__init__(**options)
     if "needs_input_grad" not in vars(gate):
         raise TypeError(f"gate class {cls.__qualname__}: its __init__ does not call "
                         "Gate.__init__; add super().__init__(**options)")

@@ -166,6 +166,8 @@ class _SoftmaxClassifier(_Classifier):
     """SoftmaxWithLoss and InfogainLoss: a softmax along `axis`, a loss per position, Caffe's
     normaliser, and, when the gate has two tops, the probabilities as the second top."""
 
+    num_tops = (1, 2)
+
     def _finish(self, scores, x, terms, keep):
         """The loss from the per-position terms (outer, inner); caches what backward needs."""
         outer, _, inner = x.shape
@@ -357,6 +359,7 @@ class AccuracyGate(_Classifier):
     scores is zero (away from ties, which are its kinks) and the labels get none."""
 
     num_bottoms = 2
+    num_tops = (1, 2)
     is_loss = False
     options = {"top_k": Option(int, 1, "a position counts when its label is among the k best",
                                range="[1, inf)"),

@@ -234,6 +234,7 @@ class RNNGate(_Recurrent):
     Backward through time: every gradient is exact (checked against centred differences)."""
 
     num_bottoms = (2, 4)
+    num_tops = (1, 2)
     states = ("h",)
     width = 1
     input_params = ("W_xh", "b_h", "W_xh_static")
@@ -293,6 +294,7 @@ class LSTMGate(_Recurrent):
     Backward through time: every gradient is exact (checked against centred differences)."""
 
     num_bottoms = (2, 5)
+    num_tops = (1, 3)
     states = ("h", "c")
     width = 4
     input_params = ("W_xc", "b_c", "W_xc_static")

@@ -243,8 +243,10 @@ class _Parser:
             want = str(low) if low == high else f"{low} to {high}" if high else f"at least {low}"
             raise self.error(f"{where}: takes {want} bottom(s), got {len(bottom)}: {bottom}",
                              entry, "bottom")
-        if len(top) != cls.num_tops:
-            raise self.error(f"{where}: produces {cls.num_tops} top(s), got {len(top)}: {top}",
+        low, high = cls.top_range()
+        if not low <= len(top) <= high:
+            want = str(low) if low == high else f"{low} to {high}"
+            raise self.error(f"{where}: produces {want} top(s), got {len(top)}: {top}",
                              entry, "top")
         rules = []
         if "param" in entry:

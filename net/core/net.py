@@ -79,9 +79,12 @@ class Net:
 
     def _instantiate(self, g: GateSpec) -> Gate:
         try:
-            gate = build_gate(g.cls, g.options)
+            gate = build_gate(g.cls, g.options, num_tops=len(g.top))
         except (TypeError, ValueError) as err:
             raise self._error(f"{g.where()}: {err}", g.line) from None
+        if gate.num_tops != len(g.top):
+            raise self._error(f"{g.where()}: with these options it produces {gate.num_tops} "
+                              f"top(s), got {len(g.top)}: {g.top}", g.line_of("top"))
         gate.name, gate.phase = g.name, "train"
         gate.rng = np.random.default_rng(self._rng.integers(2**63))
         return gate
@@ -106,7 +109,9 @@ class Net:
                 shapes[top] = shape
             gate.needs_input_grad = (True,) * (len(g.bottom) + len(param_names))
             steps.append(Step(gate, g, tuple(g.bottom) + param_names, tuple(g.top)))
-            weights = g.loss_weight or ([1.0] * len(g.top) if g.cls.loss_gate() else None)
+            # a loss gate's first top is its loss (Caffe's LossLayer); others weigh 0
+            weights = g.loss_weight or ([1.0] + [0.0] * (len(g.top) - 1)
+                                        if g.cls.loss_gate() else None)
             if weights:
                 loss_weights.update((t, w) for t, w in zip(g.top, weights) if w)
         used = {b for g in graph.order for b in g.bottom}
