@@ -128,7 +128,7 @@ class PowerGate(ElementwiseGate):
     kink_note = "shift + scale x == 0 with a non-integer power"
 
     def forward(self, x):
-        self.base = self.shift + self.scale * x
+        self.base = self.scale * x if self.shift == 0.0 else self.shift + self.scale * x
         return self.base if self.power == 1.0 else np.power(self.base, self.power)
 
     def backward(self, dout):
