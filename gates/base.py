@@ -89,6 +89,18 @@ class Option:
         return value
 
 
+class RetiredOption(Option):
+    """An option a gate type no longer takes. Naming it is an error whose message says what to
+    use instead (a config keeps failing at its line with the fix, not with "unknown option")."""
+
+    def __init__(self, message: str):
+        super().__init__(object, None, f"retired: {message}")
+        self.message = message
+
+    def convert(self, value: Any) -> Any:
+        raise ValueError(f"is retired: {self.message}")
+
+
 class _Interval:
     """A closed, open or half-open interval of numbers, read from its usual notation."""
 
@@ -159,10 +171,12 @@ class Gate:
     ---------------------------------------------------------------------------------
     num_bottoms      how many bottoms: an int, or (min, max) with max None for "any number".
                      Default: the number of positional parameters of ``forward``.
-    num_tops         how many tops (outputs): an int, or (min, max) for a gate with optional tops
-                     (Caffe's second top of SoftmaxWithLoss). Default 1. On an instance it is
-                     the number this gate produces: the Net sets it to the config's count before
-                     the gate's __init__ runs, and an __init__ may set it from its options.
+    num_tops         how many tops (outputs): an int (default 1), or (min, max) with max None for
+                     "any number" when the config decides (optional second tops, Split, Slice).
+                     On an instance it is the actual count: the Net sets it to the config's
+                     count before the gate's __init__ runs, an __init__ may set it from its
+                     options (RNN's expose_hidden, Slice's slice_point), and a gate built by hand
+                     gets the class minimum.
     options          dict name -> Option: what the YAML may set; each becomes an attribute.
     param_specs()    the learnable parameters, as name -> (shape, filler), from the bottom shapes.
                      The Net owns the arrays and passes them to forward after the bottoms.
@@ -196,7 +210,7 @@ class Gate:
 
     type_name: ClassVar[str] = ""
     num_bottoms: ClassVar[int | tuple[int, int | None] | None] = None
-    num_tops: ClassVar[int | tuple[int, int]] = 1
+    num_tops: ClassVar[int | tuple[int, int | None]] = 1
     options: ClassVar[dict[str, Option]] = {}
     kink_note: ClassVar[str] = ""
     check_options: ClassVar[dict[str, Any]] = {}
@@ -264,10 +278,10 @@ class Gate:
         return n
 
     @classmethod
-    def top_range(cls) -> tuple[int, int]:
-        """(min, max) number of tops."""
+    def top_range(cls) -> tuple[int, int | None]:
+        """(min, max) number of tops; max None means any number."""
         n = cls.num_tops
-        return (n, n) if isinstance(n, int) else tuple(n)
+        return (n, n) if isinstance(n, int) else n
 
     @classmethod
     def loss_gate(cls) -> bool:
@@ -299,6 +313,7 @@ def _known_list(options: dict) -> str:
 
 # -- the registry --------------------------------------------------------------------------------
 _REGISTRY: dict[str, type[Gate]] = {}
+_ALIASES: dict[str, str] = {}      # another name a config may use -> the registered type name
 
 
 class UnknownGateType(KeyError):
@@ -326,6 +341,8 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
         if code is not None and "__init__" not in code.co_names:
             raise TypeError(f"gate class {cls.__qualname__}: its __init__ does not call "
                             "Gate.__init__; add super().__init__(**options)")
+        if name in _ALIASES:
+            raise ValueError(f"gate type {name!r} is already an alias of {_ALIASES[name]!r}")
         other = _REGISTRY.get(name)
         if other is not None and (other.__module__, other.__qualname__) != (cls.__module__,
                                                                             cls.__qualname__):
@@ -340,6 +357,16 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
     if cls_or_name is None:
         return decorate
     return decorate(cls_or_name)
+
+
+def register_alias(alias: str, type_name: str) -> None:
+    """Let configs name the registered type `type_name` also `alias` (Caffe's ``TanH`` for
+    ``Tanh``). An alias is not listed by `registered_gates`, so each type is checked once."""
+    if alias in _REGISTRY:
+        raise ValueError(f"{alias!r} is a registered gate type, not free for an alias")
+    if type_name not in _REGISTRY:
+        raise UnknownGateType(f"cannot alias {alias!r} to {type_name!r}: no such gate type")
+    _ALIASES[alias] = type_name
 
 
 def build_gate(cls: type[Gate], options: dict[str, Any], num_tops: int | None = None) -> Gate:
@@ -357,14 +384,15 @@ def build_gate(cls: type[Gate], options: dict[str, Any], num_tops: int | None = 
 
 
 def gate_class(type_name: str) -> type[Gate]:
-    """The registered class for a YAML `type` (``Multiply`` or ``MultiplyGate``)."""
-    cls = _REGISTRY.get(type_name)
+    """The registered class for a YAML `type` (``Multiply``, ``MultiplyGate``, or an alias)."""
+    cls = _REGISTRY.get(_ALIASES.get(type_name, type_name))
     if cls is None and type_name.endswith("Gate"):
         cls = _REGISTRY.get(type_name[:-4])
         if cls is not None and cls.__name__ != type_name:
             cls = None
     if cls is None:
-        close = difflib.get_close_matches(type_name, list(_REGISTRY), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(type_name, list(_REGISTRY) + list(_ALIASES), n=1,
+                                          cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UnknownGateType(f"unknown gate type {type_name!r}{hint} "
                               f"(known types: {', '.join(sorted(_REGISTRY))})")
@@ -402,6 +430,15 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
             raise ValueError(f"shapes {' and '.join(map(format_shape, shapes))} do not broadcast")
         out.append(known.pop() if known else (None if None in dims else 1))
     return tuple(out)
+
+
+def canonical_axis(axis: int, ndim: int, name: str = "axis") -> int:
+    """`axis` counted from the front (Caffe's CanonicalAxisIndex): -1 is the last of `ndim` axes;
+    anything outside [-ndim, ndim) is an error naming the option."""
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name} {axis} is out of range for an input of {ndim} dimension"
+                         f"{'' if ndim == 1 else 's'}")
+    return axis % ndim
 
 
 def format_shape(shape: Shape) -> str:

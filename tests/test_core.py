@@ -91,7 +91,7 @@ def test_dtype_float32_by_default_and_integer_inputs_stay_integer():
     net = Net.from_config({"inputs": {"x": {"shape": [None, 3]}, "k": {"shape": [None]}},
                            "gates": [{"name": "fc", "type": "InnerProduct", "bottom": "x",
                                       "top": "y", "num_output": 2},
-                                     {"name": "s", "type": "Scale", "bottom": "k", "top": "k2"}]})
+                                     {"name": "s", "type": "Power", "bottom": "k", "top": "k2"}]})
     assert net.params["fc.W"].dtype == np.float32 and net.params["fc.W"].shape == (2, 3)
     out = net.forward({"x": np.ones((4, 3)), "k": np.arange(4)})
     assert out["y"].dtype == np.float32 and net.blobs["k"].dtype.kind == "i"
@@ -333,7 +333,7 @@ def test_debug_mode_stops_at_the_first_nan_naming_gate_blob_and_direction():
     from net import NumericalError
     net = Net.from_config({"dtype": "float64", "debug": True, "inputs": {"x": {"shape": [3]}},
                            "gates": [{"name": "log", "type": "Log", "bottom": "x", "top": "y"},
-                                     {"name": "twice", "type": "Scale", "bottom": "y", "top": "z",
+                                     {"name": "twice", "type": "Power", "bottom": "y", "top": "z",
                                       "scale": 2.0}]})
     with pytest.raises(NumericalError, match="forward pass: gate 'log' \\(Log\\) wrote NaN/Inf "
                                              "to its output 'y' \\(1 of 3 values\\)") as err, \

@@ -21,7 +21,7 @@ CLASSIFIER = {
     "gates": [{"name": "fc", "type": "InnerProduct", "bottom": "data", "top": "scores",
                "num_output": 7},
               {"name": "gate", "type": "Multiply", "bottom": ["scores", "mask"], "top": "out"},
-              {"name": "twice", "type": "Scale", "bottom": "label", "top": "label2", "scale": 2}],
+              {"name": "twice", "type": "Power", "bottom": "label", "top": "label2", "scale": 2}],
 }
 
 

@@ -227,7 +227,7 @@ class _Parser:
         where = f"gate {name!r} ({type_name})"
         bottom = self.names(entry["bottom"], f"{where}: bottom", entry, "bottom",
                             allow_empty=True)
-        top = self.names(entry["top"], f"{where}: top", entry, "top")
+        top = self.names(entry["top"], f"{where}: top", entry, "top", allow_empty=True)
         phase = entry.get("phase")
         if phase is not None and phase not in PHASES:
             raise self.error(f"{where}: phase must be train or test, got {short_repr(phase)}",
@@ -244,8 +244,8 @@ class _Parser:
             raise self.error(f"{where}: takes {want} bottom(s), got {len(bottom)}: {bottom}",
                              entry, "bottom")
         low, high = cls.top_range()
-        if not low <= len(top) <= high:
-            want = str(low) if low == high else f"{low} to {high}"
+        if len(top) < low or (high is not None and len(top) > high):
+            want = str(low) if low == high else f"{low} to {high}" if high else f"at least {low}"
             raise self.error(f"{where}: produces {want} top(s), got {len(top)}: {top}",
                              entry, "top")
         rules = []

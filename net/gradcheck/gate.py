@@ -124,7 +124,7 @@ class _GateCheck:
 
     def backward(self, upstream: list) -> Any:
         given = [np.zeros(o.shape) if d is None else d for o, d in zip(self.outs, upstream)]
-        return self.gate.backward(tuple(given) if self.gate.num_tops > 1 else given[0])
+        return self.gate.backward(given[0] if self.gate.num_tops == 1 else tuple(given))
 
     def first_backward(self, dout) -> list[np.ndarray | None] | None:
         """Forward and backward once; the analytic gradient per input (None: not checked), or

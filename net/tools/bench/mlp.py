@@ -6,7 +6,7 @@ N gates (the O(n) claim), backward / forward, and peak memory.
   SoftmaxWithLoss, float32, through Gatework, through `NumpyMLP` (a hand-written numpy loop doing
   the same arithmetic, from the same initial weights) and through PyTorch in its own process.
 - `scalar_example`: the lecture's f = (x + y) max(y, z), forward + backward, per call.
-- `chain_rows`: a chain of N Scale gates, time per gate forward and backward.
+- `chain_rows`: a chain of N Power gates (scale only), time per gate forward and backward.
 - `backward_over_forward`: backward time / forward time of one MLP.
 - `peak_memory`: the peak traced memory (tracemalloc; numpy reports its buffers to it) during one
   steady-state training iteration, run in a fresh process per variant
@@ -211,8 +211,8 @@ def forward_backward(net: Net, feed: dict, wrt: list[str], k: int) -> tuple[floa
 
 
 def chain_config(n: int) -> dict:
-    """x -> Scale -> Scale -> ... (n gates), on a vector of 16 float32 values."""
-    gates = [{"name": f"s{i}", "type": "Scale", "bottom": f"b{i}" if i else "x",
+    """x -> Power -> Power -> ... (n gates), on a vector of 16 float32 values."""
+    gates = [{"name": f"s{i}", "type": "Power", "bottom": f"b{i}" if i else "x",
               "top": f"b{i + 1}", "scale": 1.0} for i in range(n)]
     return {"name": f"chain_{n}", "inputs": {"x": {"shape": [16]}}, "gates": gates}
 
@@ -339,7 +339,7 @@ def report(results: dict) -> str:
                   f"{verdict(s['gatework_us'] < TARGETS['scalar_us'])}; the same maths as plain "
                   f"Python floats: {s['python_us']:.2f} us)"]
     chain = results["chain"]
-    lines += ["", "Chain of N Scale gates (16 float32 values), us per gate:"]
+    lines += ["", "Chain of N Power gates (16 float32 values), us per gate:"]
     lines += rows_text(["N", "forward", "backward"],
                   [[str(c["n"]), f"{c['forward_us_per_gate']:.2f}",
                     f"{c['backward_us_per_gate']:.2f}"] for c in chain])
