@@ -2,9 +2,18 @@
 
 The order comes from the bottom/top dependencies by Kahn's algorithm (no recursion), computed
 once at build time and stable: among gates that are ready together, the config's order decides.
+
+In-place tops (Caffe's `top: relu1` on `bottom: relu1`): a gate may write one of its own bottoms.
+Each write is a new version of the blob, so the graph stays acyclic and every gradient is exact:
+the versions are named `x@0`, `x@1`, ..., and the last one keeps the plain name `x`, so
+`net.blobs["x"]` holds the last value written under that name, as Caffe's blob would. A bottom
+reads the version written by the latest gate before it in the config (Caffe's order); a name
+written once keeps the old rule, any order. Two gates writing one name, neither in place, is an
+error.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 
@@ -21,8 +30,8 @@ class Graph:
 
 def build_graph(spec: NetSpec, phase: str) -> Graph:
     """Check and order the gates active in `phase`; raise ConfigError naming the line."""
-    gates = [g for g in spec.gates if g.phase in (None, phase)]
     sources = set(spec.inputs) | set(spec.params)
+    gates = _versioned([g for g in spec.gates if g.phase in (None, phase)], spec, sources)
     producer: dict[str, GateSpec] = {}
     for gate in gates:
         for top in gate.top:
@@ -69,6 +78,50 @@ def build_graph(spec: NetSpec, phase: str) -> Graph:
     consumed = set(consumers)
     outputs = [top for g in order for top in g.top if top not in consumed]
     return Graph(order, producer, consumers, outputs)
+
+
+def _versioned(gates: list[GateSpec], spec: NetSpec, sources: set[str]) -> list[GateSpec]:
+    """The gates with in-place writes turned into versions of their blob (module docstring)."""
+    writers: dict[str, list[int]] = {}          # blob -> positions of the gates writing it
+    for position, gate in enumerate(gates):
+        for top in gate.top:
+            if gate.top.count(top) > 1:
+                raise spec.error(f"{gate.where()}: top {top!r} is listed twice",
+                                 gate.line_of("top"))
+            writers.setdefault(top, []).append(position)
+    for name, positions in writers.items():
+        if len(positions) == 1 or name in sources:
+            continue                            # one writer, or the graph check's error
+        for later in positions[1:]:
+            gate = gates[later]
+            if name not in gate.bottom:
+                first = gates[positions[0]]
+                raise spec.error(f"{gate.where()}: top {name!r} is also produced by gate "
+                                 f"{first.name!r} (line {first.line}); each blob has one "
+                                 "producer, unless a gate writes its own bottom in place "
+                                 f"(bottom: {name}, top: {name})", gate.line_of("top"))
+    renamed = []
+    for position, gate in enumerate(gates):
+        if not any(len(writers.get(b, ())) > 1 for b in gate.bottom + gate.top):
+            renamed.append(gate)
+            continue
+        bottom = [_version(b, writers.get(b, []), position, before=True) for b in gate.bottom]
+        top = [_version(t, writers[t], position, before=False) for t in gate.top]
+        renamed.append(dataclasses.replace(gate, bottom=bottom, top=top))
+    return renamed
+
+
+def _version(name: str, positions: list[int], position: int, before: bool) -> str:
+    """The name of the version of blob `name` that the gate at `position` reads (`before`: the
+    latest written by an earlier gate, else the first) or writes (its own)."""
+    if len(positions) <= 1:
+        return name
+    if before:
+        earlier = [k for k, p in enumerate(positions) if p < position]
+        index = earlier[-1] if earlier else 0
+    else:
+        index = positions.index(position)
+    return name if index == len(positions) - 1 else f"{name}@{index}"
 
 
 def _find_cycle(stuck: list[GateSpec], producer: dict[str, GateSpec]) -> list[str]:

@@ -181,9 +181,10 @@ def test_cifar10_full_builds_with_caffes_blob_shapes():
     side["pool2"] = caffe_pool(side["pool1"], 3, 2)              # ceil(13 / 2) + 1 = 8
     side["pool3"] = caffe_pool(side["pool2"], 3, 2)              # ceil(5 / 2) + 1 = 4
     assert (side["conv1"], side["pool1"], side["pool2"], side["pool3"]) == (32, 16, 8, 4)
-    expected = {"conv1": (32, 32), "pool1": (32, 16), "relu1": (32, 16), "norm1": (32, 16),
-                "conv2": (32, 16), "relu2": (32, 16), "pool2": (32, 8), "norm2": (32, 8),
-                "conv3": (64, 8), "relu3": (64, 8), "pool3": (64, 4)}
+    # the ReLUs write in place: pool1@0 is the pooling's output, pool1 the ReLU's (as in Caffe)
+    expected = {"conv1": (32, 32), "pool1@0": (32, 16), "pool1": (32, 16), "norm1": (32, 16),
+                "conv2@0": (32, 16), "conv2": (32, 16), "pool2": (32, 8), "norm2": (32, 8),
+                "conv3@0": (64, 8), "conv3": (64, 8), "pool3": (64, 4)}
     for blob, (channels, size) in expected.items():
         assert net.shapes[blob] == (None, channels, size, size), blob
     assert net.shapes["ip1"] == (None, 10) and net.shapes["loss"] == ()
