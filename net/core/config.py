@@ -9,7 +9,7 @@ unknown key and suggesting the closest known one. Everything after this module s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from gates import Option, UnknownGateType, gate_class, short_repr
 
@@ -27,9 +27,26 @@ INPUT_KEYS = ("shape", "dtype", "value")
 PARAM_KEYS = ("shape", "filler", "lr_mult", "decay_mult")
 
 
+#: a config file reader other than YAML's: path -> NetSpec (Caffe's .prototxt, .onnx)
+ConfigReader = Callable[[Path], NetSpec]
+_READERS: dict[str, ConfigReader] = {}
+
+
+def register_reader(suffix: str, reader: ConfigReader) -> None:
+    """Let `load_config` (and so `Net.from_yaml`, `Net.from_file` and every script) read files
+    ending in `suffix` with `reader`, which returns the same validated NetSpec a YAML file gives.
+    Readers live in net.formats and register themselves when it is imported (`import net`
+    does)."""
+    _READERS[suffix.lower()] = reader
+
+
 def load_config(path: str | Path) -> NetSpec:
-    """Read and validate a YAML config file."""
+    """Read and validate a config file: YAML, or any format a reader is registered for by its
+    suffix (`.prototxt`, `.onnx`)."""
     path = Path(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is not None:
+        return reader(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:

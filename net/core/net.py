@@ -17,7 +17,9 @@ from .graph import Graph, build_graph
 from .hooks import chain, check_feed, finite_check
 from .runner import Runner, Step
 from .spec import PHASES, GateSpec, NetSpec, ParamRule
+from .state import copy_weights, read_weights
 from .text import table
+from .yaml import suggest
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Net:
     @classmethod
     def from_yaml(cls, path: str | Path, phase: str = "train", seed: int | None = None) -> "Net":
         return cls(load_config(path), phase, seed)
+
+    from_file = from_yaml    # any config file: YAML, or a format with a registered reader
 
     @classmethod
     def from_config(cls, config: Mapping | NetSpec, phase: str = "train", seed: int | None = None,
@@ -233,9 +237,14 @@ class Net:
         return dict(self._active.shapes)
 
     # -- running -----------------------------------------------------------------------------
-    def forward(self, feed: Mapping[str, Any] | None = None, hook=None) -> dict[str, np.ndarray]:
+    def forward(self, feed: Mapping[str, Any] | None = None, hook=None,
+                outputs: str | list[str] | None = None) -> dict[str, np.ndarray]:
         """Run the gates in order on `feed` (input name -> array, scalar or list); returns every
-        output blob by name. An input not fed takes the `value:` of its spec if it has one."""
+        output blob by name. An input not fed takes the `value:` of its spec if it has one.
+
+        outputs: the blobs wanted (any blob, not only the net's outputs: `["prob"]`, `"ip1"`).
+        Then only the gates they depend on run, and only the inputs those gates read are needed
+        (a trained classifier's scores need no label). Returns those blobs by name."""
         feed = feed or {}
         active = self._active
         blobs = self.blobs = {}
@@ -243,17 +252,26 @@ class Net:
             if name not in self.inputs:
                 raise KeyError(f"{name!r} is not an input of net {self.name!r} "
                                f"(inputs: {', '.join(self.inputs)})")
-        for name in active.inputs:
+        steps, inputs, wanted = None, active.inputs, active.graph.outputs
+        if outputs is not None:
+            wanted = [outputs] if isinstance(outputs, str) else list(outputs)
+            for name in wanted:
+                if name not in active.shapes:
+                    raise KeyError(f"{name!r} is not a blob of net {self.name!r} in the "
+                                   f"{self.phase} phase{suggest(name, active.shapes)}")
+            steps, needed = active.runner.needed(frozenset(wanted))
+            inputs = [name for name in active.inputs if name in needed]
+        for name in inputs:
             blobs[name] = (self._cast_input(name, feed[name]) if name in feed
                            else self._default_input(name))
         blobs.update(self.params)
         if self.debug:
-            check_feed({name: blobs[name] for name in active.inputs})
+            check_feed({name: blobs[name] for name in inputs})
             with np.errstate(all="ignore"):  # the check below says where, numpy's warning cannot
-                active.runner.forward(blobs, chain(finite_check(self.spec.file), hook))
+                active.runner.forward(blobs, chain(finite_check(self.spec.file), hook), steps)
         else:
-            active.runner.forward(blobs, hook)
-        return {name: blobs[name] for name in active.graph.outputs}
+            active.runner.forward(blobs, hook, steps)
+        return {name: blobs[name] for name in wanted}
 
     def _default_input(self, name: str) -> np.ndarray:
         """An input's `value:`, cast once into a read-only array and reused while `value` stays
@@ -340,6 +358,19 @@ class Net:
         return list(self._active.inputs) + list(self.params)
 
     # -- inspection ---------------------------------------------------------------------------
+    def load_weights(self, path: str | Path, strict: bool = False) -> dict[str, list[str]]:
+        """Copy a weights file's arrays into the parameters and buffers, by name: Gatework's
+        .npz (snapshots' .weights.npz) or any format a reader is registered for
+        (`net.core.state.register_weights_reader`; Caffe's .caffemodel once net.formats is
+        imported, as `import net` does).
+
+        Shapes must match exactly and values must be finite floating point. With `strict`, the
+        file must hold exactly the net's arrays (resuming); otherwise names the net lacks are
+        ignored and arrays the file lacks keep their values (fine-tuning), but at least one must
+        match. Nothing is copied unless the whole file is valid. Returns {"loaded", "missing",
+        "ignored"} (lists of names)."""
+        return copy_weights(self, read_weights(self, path), path, strict)
+
     def integer_inputs(self) -> dict[str, int | None]:
         """The inputs that take integers (declared `dtype: int`, or labels: an input read by a
         loss gate after its first bottom, of lower rank than that bottom), each with the number

@@ -43,12 +43,28 @@ class Runner:
         self.steps = steps
         self.file = file
         self._plans: dict[frozenset, list[tuple[Step, tuple[bool, ...]]]] = {}
+        self._needed: dict[frozenset, tuple[list[Step], frozenset[str]]] = {}
 
-    def forward(self, blobs: dict[str, np.ndarray], hook: Hook | None = None) -> None:
-        """Compute every top from its bottoms, in order, writing into `blobs`."""
+    def needed(self, wanted: frozenset[str]) -> tuple[list[Step], frozenset[str]]:
+        """The steps whose outputs `wanted` blobs depend on (in order), and every blob they
+        read. Computed once per set of wanted blobs."""
+        found = self._needed.get(wanted)
+        if found is None:
+            required, kept = set(wanted), []
+            for step in reversed(self.steps):
+                if required.intersection(step.tops):
+                    kept.append(step)
+                    required.update(step.inputs)
+            found = self._needed[wanted] = (kept[::-1], frozenset(required))
+        return found
+
+    def forward(self, blobs: dict[str, np.ndarray], hook: Hook | None = None,
+                steps: list[Step] | None = None) -> None:
+        """Compute every top from its bottoms, in order, writing into `blobs` (only `steps`, a
+        part of the order from `needed`, when given)."""
         step = None
         try:
-            for step in self.steps:
+            for step in self.steps if steps is None else steps:
                 out = step.gate.forward(*[blobs[name] for name in step.inputs])
                 if len(step.tops) == 1:
                     blobs[step.tops[0]] = out

@@ -8,11 +8,68 @@ evaluation, and a check leaves every gate as it found it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from gates import Gate
+
+from ..errors import DataError
+
+#: a weights file reader: (path, net) -> arrays by the net's names (`fc1.W`, `bn1.mean`)
+WeightsReader = Callable[[Path, Any], dict[str, np.ndarray]]
+_WEIGHTS_READERS: dict[str, WeightsReader] = {}
+
+
+def register_weights_reader(suffix: str, reader: WeightsReader) -> None:
+    """Let `Net.load_weights` read files ending in `suffix` (".npz", ".caffemodel") with
+    `reader`. The readers live on the floors that know the formats and register themselves."""
+    _WEIGHTS_READERS[suffix.lower()] = reader
+
+
+def read_weights(net: Any, path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights file, by the net's names, read by the reader of its suffix."""
+    path = Path(path)
+    reader = _WEIGHTS_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(f"{path}: unknown weights file type {path.suffix or '(none)'!r} "
+                        f"(known: {', '.join(sorted(_WEIGHTS_READERS)) or 'none'})")
+    return reader(path, net)
+
+
+def copy_weights(net: Any, arrays: Mapping[str, np.ndarray], source: str | Path,
+                 strict: bool = False) -> dict[str, list[str]]:
+    """Copy `arrays` into the net's parameters and buffers, by name (see Net.load_weights).
+    Everything is checked first; nothing is copied unless all of it is valid."""
+    targets = weight_arrays(net)
+    loaded = [n for n in arrays if n in targets]
+    ignored = [n for n in arrays if n not in targets]
+    missing = [n for n in targets if n not in arrays]
+    if strict and (ignored or missing):
+        parts = []
+        if missing:
+            parts.append(f"lacks {', '.join(missing)}")
+        if ignored:
+            parts.append(f"has arrays the net {net.name!r} does not: {', '.join(ignored)}")
+        raise DataError(f"{source}: does not match the net: it {'; it '.join(parts)} "
+                        "(is it from another net?)")
+    if not loaded:
+        raise DataError(f"{source}: shares no parameter name with the net {net.name!r} (file: "
+                        f"{', '.join(arrays) or 'empty'}; net: {', '.join(targets)})")
+    for name in loaded:
+        array, target = arrays[name], targets[name]
+        if array.shape != target.shape:
+            raise DataError(f"{source}: parameter {name!r} has shape {array.shape} in the file "
+                            f"but {target.shape} in the net")
+        if array.dtype.kind != "f":
+            raise DataError(f"{source}: parameter {name!r} holds {array.dtype} values; "
+                            "expected floating point")
+        if not np.all(np.isfinite(array)):
+            raise DataError(f"{source}: parameter {name!r} holds NaN or Inf")
+    for name in loaded:
+        np.copyto(targets[name], arrays[name], casting="same_kind")
+    return {"loaded": loaded, "missing": missing, "ignored": ignored}
 
 
 def weight_arrays(net: Any) -> dict[str, np.ndarray]:

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.state import check_rng_states, rng_states, set_rng_states, weight_arrays
+from ..core.state import (check_rng_states, register_weights_reader, rng_states,
+                          set_rng_states, weight_arrays)
 from ..errors import DataError
 from .files import atomic_savez, read_npz
 
@@ -33,46 +34,20 @@ def save_weights(net: Any, path: str | Path) -> Path:
 
 
 def load_weights(net: Any, path: str | Path, strict: bool = False) -> dict[str, list[str]]:
-    """Copy arrays from a weights file into the net's parameters and buffers, by name.
+    """`net.load_weights(path, strict)`: kept here for code written against it."""
+    return net.load_weights(path, strict)
 
-    Shapes must match exactly and values must be finite floating point. With `strict`, the file
-    must hold exactly the net's arrays (resuming); otherwise names the net lacks are ignored and
-    arrays the file lacks keep their initial values (fine-tuning), but at least one must match.
-    Nothing is copied unless the whole file is valid. Returns {"loaded", "missing", "ignored"}.
-    """
-    path = Path(path)
+
+def read_weights_npz(path: Path, net: Any = None) -> dict[str, np.ndarray]:
+    """The arrays of a Gatework weights file (the reader `Net.load_weights` uses for .npz)."""
     arrays = read_npz(path, "weights file")
     if "format" in arrays and "iter" in arrays:
         raise DataError(f"{path}: is a solver state, not a weights file: pass the .weights.npz "
                         "beside it (or resume from this file)")
-    targets = weight_arrays(net)
-    loaded = [n for n in arrays if n in targets]
-    ignored = [n for n in arrays if n not in targets]
-    missing = [n for n in targets if n not in arrays]
-    if strict and (ignored or missing):
-        parts = []
-        if missing:
-            parts.append(f"lacks {', '.join(missing)}")
-        if ignored:
-            parts.append(f"has arrays the net {net.name!r} does not: {', '.join(ignored)}")
-        raise DataError(f"{path}: does not match the net: it {'; it '.join(parts)} "
-                        "(is it from another net?)")
-    if not loaded:
-        raise DataError(f"{path}: shares no parameter name with the net {net.name!r} (file: "
-                        f"{', '.join(arrays) or 'empty'}; net: {', '.join(targets)})")
-    for name in loaded:
-        array, target = arrays[name], targets[name]
-        if array.shape != target.shape:
-            raise DataError(f"{path}: parameter {name!r} has shape {array.shape} in the file "
-                            f"but {target.shape} in the net")
-        if array.dtype.kind != "f":
-            raise DataError(f"{path}: parameter {name!r} holds {array.dtype} values; expected "
-                            "floating point")
-        if not np.all(np.isfinite(array)):
-            raise DataError(f"{path}: parameter {name!r} holds NaN or Inf")
-    for name in loaded:
-        np.copyto(targets[name], arrays[name], casting="same_kind")
-    return {"loaded": loaded, "missing": missing, "ignored": ignored}
+    return arrays
+
+
+register_weights_reader(".npz", read_weights_npz)
 
 
 # -- solver state ----------------------------------------------------------------------------------
