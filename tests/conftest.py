@@ -1,14 +1,10 @@
-"""Shared fixtures: paths, and a registry that forgets gates a test registered."""
+"""Shared fixtures: a registry that forgets gates a test registered. (Paths and helpers shared by
+several test files: tests/helpers.py.)"""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from gates import register_gate, registered_gates, unregister_gate
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = ROOT / "configs"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A pass-through gate that fails on one process of an MPI job, for tests/test_distributed.py:
+"""A pass-through gate that fails on one process of an MPI job, for tests/train/test_distributed.py:
 the other processes are then waiting in a collective, and the job must still end at once."""
 from __future__ import annotations
 

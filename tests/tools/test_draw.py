@@ -10,8 +10,7 @@ import pytest
 
 from net import GateworkError, Net
 from net.draw import digraph, dot_available, trace, values_feed, write
-
-from conftest import CONFIGS, ROOT
+from tests.helpers import CONFIGS, ROOT
 
 SEED = CONFIGS / "seed_example.yaml"
 EDGE = re.compile(r'^\s*"(?P<tail>[^"]+)" -> "(?P<head>[^"]+)" \[(?P<attrs>.*)\]$')

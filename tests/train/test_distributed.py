@@ -17,11 +17,8 @@ from net import GateworkError, Net, Solver, SolverConfig, load_config
 from net import distributed
 from net.data import load_data
 from net.distributed import Communicator, DataParallelSolver, FlatBuffer, checksum
+from tests.helpers import CONFIGS, ROOT, needs_mpi
 
-from conftest import CONFIGS, ROOT
-
-MPI_PROBLEM = distributed.mpi_problem()
-needs_mpi = pytest.mark.skipif(MPI_PROBLEM is not None, reason=str(MPI_PROBLEM))
 FAIL_PLUGIN = ROOT / "tests" / "plugins" / "fail_on_rank.py"
 
 
@@ -213,14 +210,3 @@ def test_one_process_needs_no_mpi4py_and_several_say_how_to_get_it(monkeypatch):
     with pytest.raises(GateworkError, match=r"launched by mpirun with 2 processes, but mpi4py "
                                             r"cannot be used .*pip install -e '\.\[mpi\]'"):
         distributed.communicator()
-
-
-@needs_mpi
-def test_the_benchmark_runs_one_and_two_processes():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--mpi", "--quick",
-                           "--json"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert [row["processes"] for row in result["rows"]] == [1, 2]
-    assert all(row["samples_per_s"] > 0 for row in result["rows"])
-    assert result["rows"][1]["allreduce_ms"] > 0 and result["efficiency"] > 0
