@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from net import bench
 from tests.helpers import ROOT, needs_mpi
@@ -30,6 +31,7 @@ def test_alternate_rotates_who_goes_first():
     assert calls == ["a", "b", "b", "a", "a", "b"]
 
 
+@pytest.mark.slow
 def test_quick_run_prints_every_section():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--json",
                            "--profile", "--torch-python", "/nonexistent/python"],
@@ -47,6 +49,7 @@ def test_quick_run_prints_every_section():
     assert lenet["ms"]["gatework"] > 0 and lenet["ratio"] is None and "conv2" in lenet["profile"]
 
 
+@pytest.mark.slow
 def test_the_text_report_has_the_table_and_the_lenet_section():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
                            "--repeats", "1", "--threads", "1", "--torch-python", "/nonexistent"],
@@ -58,6 +61,7 @@ def test_the_text_report_has_the_table_and_the_lenet_section():
         assert words in done.stdout
 
 
+@pytest.mark.slow
 def test_lenet_benchmark_runs_without_torch():
     from net import bench_lenet
 
@@ -68,6 +72,7 @@ def test_lenet_benchmark_runs_without_torch():
     assert "skipped" in text and "resident" in text and "conv2" in text and "SGD update" in text
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_the_benchmark_runs_one_and_two_processes():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--mpi", "--quick",

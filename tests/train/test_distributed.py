@@ -46,6 +46,7 @@ def mpirun_train(*args: str, timeout: float = 120) -> subprocess.CompletedProces
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_two_processes_with_batch_50_train_what_one_trains_with_batch_100(tmp_path):
     config = digits_config(tmp_path / "two.yaml", 50, 100)
@@ -78,6 +79,7 @@ def test_two_processes_with_batch_50_train_what_one_trains_with_batch_100(tmp_pa
     assert events[-1]["loss"] == pytest.approx(alone[-1]["loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.parametrize("error, message", [
     ("runtime", "RuntimeError: injected failure at forward call 6"),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from net import Net, Solver, load_config
 from net import snapshot as snap
@@ -15,6 +16,7 @@ from net.data import load_data
 from tests.helpers import CONFIGS, ROOT, train
 
 
+@pytest.mark.slow
 def test_main_command_trains_digits_and_leaves_metrics_curves_and_snapshots(tmp_path):
     result = train(str(CONFIGS / "digits_mlp.yaml"), "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -29,6 +31,7 @@ def test_main_command_trains_digits_and_leaves_metrics_curves_and_snapshots(tmp_
     assert (tmp_path / "digits_mlp_iter_1500.solverstate.npz").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_snapshots_and_exits_cleanly(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-u", "scripts/train.py", str(CONFIGS / "digits_mlp.yaml"),

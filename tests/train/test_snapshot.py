@@ -18,6 +18,7 @@ from tests.helpers import CONFIGS, ROOT, train
 
 
 # -- resuming and killed runs ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_training_bit_for_bit(tmp_path):
     # iris: shuffled batches, Dropout (gate RNG) and Adam (iteration-dependent correction)
     config = str(CONFIGS / "iris_mlp.yaml")
@@ -36,6 +37,7 @@ def test_resume_equals_uninterrupted_training_bit_for_bit(tmp_path):
             assert a[key].tobytes() == b[key].tobytes(), key
 
 
+@pytest.mark.slow
 def test_killing_a_run_mid_snapshot_leaves_only_whole_files(tmp_path):
     text = (CONFIGS / "digits_mlp.yaml").read_text().replace("  snapshot: 500", "  snapshot: 1")
     path = tmp_path / "every.yaml"

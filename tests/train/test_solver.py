@@ -296,6 +296,7 @@ def test_debug_info_display_lines_name_each_statistic(digits_config):
     assert not any("gradient of data" in line for line in lines)   # data gets no gradient
 
 
+@pytest.mark.slow
 def test_lenet_digits_learns_in_a_few_hundred_steps():
     """The data source reshapes digits' 64-pixel rows into 1x8x8 images; 200 steps already give
     over 93% test accuracy (the full config reaches 98%+)."""
