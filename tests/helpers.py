@@ -1,7 +1,7 @@
 """What tests in several files share: the repository's paths, a gate by type name, the gate
 tests' two gradient checks (`centred_difference_check`, written out here independently of
 net.gradcheck, and `numeric_check`, through net.gradcheck), scripts/train.py in a subprocess, and
-the mark that skips a test where MPI is missing.
+the marks that skip a test where scikit-learn, matplotlib or MPI is missing.
 
     from tests.helpers import CONFIGS, ROOT
 
@@ -11,6 +11,7 @@ in the conftest.py files.
 """
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,12 @@ from net.gradcheck import check_gate
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 
+needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                                   reason="the built-in datasets need scikit-learn "
+                                          "(pip install -e '.[train]')")
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                                      reason="curves.png needs matplotlib "
+                                             "(pip install -e '.[train]')")
 MPI_PROBLEM = distributed.mpi_problem()
 needs_mpi = pytest.mark.skipif(MPI_PROBLEM is not None, reason=str(MPI_PROBLEM))
 

@@ -12,6 +12,9 @@ from net import GateworkError, Net
 from net.draw import digraph, dot_available, trace, values_feed, write
 from tests.helpers import CONFIGS, ROOT
 
+pytest.importorskip("graphviz", reason="drawing needs the graphviz Python package "
+                                       "(pip install -e '.[draw]')")
+
 SEED = CONFIGS / "seed_example.yaml"
 EDGE = re.compile(r'^\s*"(?P<tail>[^"]+)" -> "(?P<head>[^"]+)" \[(?P<attrs>.*)\]$')
 

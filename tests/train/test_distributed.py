@@ -17,7 +17,7 @@ from net import GateworkError, Net, Solver, SolverConfig, load_config
 from net import distributed
 from net.data import load_data
 from net.distributed import Communicator, DataParallelSolver, FlatBuffer, checksum
-from tests.helpers import CONFIGS, ROOT, needs_mpi
+from tests.helpers import CONFIGS, ROOT, needs_matplotlib, needs_mpi, needs_sklearn
 
 FAIL_PLUGIN = ROOT / "tests" / "plugins" / "fail_on_rank.py"
 
@@ -47,6 +47,8 @@ def mpirun_train(*args: str, timeout: float = 120) -> subprocess.CompletedProces
 
 
 @pytest.mark.slow
+@needs_sklearn
+@needs_matplotlib
 @needs_mpi
 def test_two_processes_with_batch_50_train_what_one_trains_with_batch_100(tmp_path):
     config = digits_config(tmp_path / "two.yaml", 50, 100)
@@ -80,6 +82,7 @@ def test_two_processes_with_batch_50_train_what_one_trains_with_batch_100(tmp_pa
 
 
 @pytest.mark.slow
+@needs_sklearn
 @needs_mpi
 @pytest.mark.parametrize("error, message", [
     ("runtime", "RuntimeError: injected failure at forward call 6"),
@@ -125,6 +128,7 @@ def digits_solver(comm: Communicator, **overrides) -> tuple[DataParallelSolver, 
     return solver, load_data(net, 1)
 
 
+@needs_sklearn
 def test_one_allreduce_per_step_on_one_contiguous_buffer_and_nothing_else_changes():
     comm = Recording(size=1)
     solver, data = digits_solver(comm)
@@ -157,6 +161,7 @@ def test_gate_buffers_are_averaged_in_a_second_buffer():
         assert np.allclose(solver.net.buffers[name], value / 2), name
 
 
+@needs_sklearn
 def test_a_stop_asked_on_any_rank_stops_every_rank_after_the_same_step():
     comm = Recording()
     solver, data = digits_solver(comm)
@@ -170,6 +175,7 @@ def test_a_stop_asked_on_any_rank_stops_every_rank_after_the_same_step():
     assert solver._stop
 
 
+@needs_sklearn
 def test_drifted_parameters_stop_training_loudly():
     comm = Recording()
     solver, data = digits_solver(comm, display=5, debug_info=True)
@@ -184,6 +190,7 @@ def test_drifted_parameters_stop_training_loudly():
         solver.step(data.train.next())
 
 
+@needs_sklearn
 def test_test_figures_are_summed_over_the_ranks():
     solver, _ = digits_solver(Recording())
     totals, count = solver.reduce_totals({"loss": 3.0, "accuracy": 40.0}, 50)

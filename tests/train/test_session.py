@@ -13,10 +13,12 @@ import pytest
 from net import Net, Solver, load_config
 from net import snapshot as snap
 from net.data import load_data
-from tests.helpers import CONFIGS, ROOT, train
+from tests.helpers import CONFIGS, ROOT, needs_matplotlib, needs_sklearn, train
 
 
 @pytest.mark.slow
+@needs_sklearn
+@needs_matplotlib
 def test_main_command_trains_digits_and_leaves_metrics_curves_and_snapshots(tmp_path):
     result = train(str(CONFIGS / "digits_mlp.yaml"), "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -32,6 +34,7 @@ def test_main_command_trains_digits_and_leaves_metrics_curves_and_snapshots(tmp_
 
 
 @pytest.mark.slow
+@needs_sklearn
 def test_ctrl_c_snapshots_and_exits_cleanly(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-u", "scripts/train.py", str(CONFIGS / "digits_mlp.yaml"),

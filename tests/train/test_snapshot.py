@@ -14,11 +14,12 @@ import pytest
 from net import DataError, Net, Solver, load_config
 from net import snapshot as snap
 from net.data import load_data
-from tests.helpers import CONFIGS, ROOT, train
+from tests.helpers import CONFIGS, ROOT, needs_sklearn, train
 
 
 # -- resuming and killed runs ----------------------------------------------------------------------
 @pytest.mark.slow
+@needs_sklearn
 def test_resume_equals_uninterrupted_training_bit_for_bit(tmp_path):
     # iris: shuffled batches, Dropout (gate RNG) and Adam (iteration-dependent correction)
     config = str(CONFIGS / "iris_mlp.yaml")
@@ -38,6 +39,7 @@ def test_resume_equals_uninterrupted_training_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
+@needs_sklearn
 def test_killing_a_run_mid_snapshot_leaves_only_whole_files(tmp_path):
     text = (CONFIGS / "digits_mlp.yaml").read_text().replace("  snapshot: 500", "  snapshot: 1")
     path = tmp_path / "every.yaml"
@@ -125,6 +127,7 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["w.npz"]
 
 
+@needs_sklearn
 def test_resume_rejects_a_state_of_another_solver_type(tmp_path):
     net = Net(load_config(CONFIGS / "iris_mlp.yaml"))
     solver = Solver.from_config(net)

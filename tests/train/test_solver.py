@@ -12,7 +12,7 @@ import pytest
 from net import ConfigError, Net, NumericalError, Solver, load_config
 from net import snapshot as snap
 from net.data import load_data
-from tests.helpers import CONFIGS
+from tests.helpers import CONFIGS, needs_sklearn
 
 
 TINY = {
@@ -238,6 +238,7 @@ def digits_config(tmp_path_factory):
     return path
 
 
+@needs_sklearn
 def test_test_pass_averages_over_the_whole_test_set(digits_config):
     net = Net(load_config(digits_config))
     data = load_data(net)
@@ -253,6 +254,7 @@ def test_test_pass_averages_over_the_whole_test_set(digits_config):
     assert figures["loss"] == pytest.approx(float(outputs["loss"]), rel=1e-5)
 
 
+@needs_sklearn
 @pytest.mark.parametrize("kind, settings", [
     ("SGD", {"base_lr": 0.3}), ("SGD", {"base_lr": 0.1, "momentum": 0.9}),
     ("Nesterov", {"base_lr": 0.1, "momentum": 0.9}), ("AdaGrad", {"base_lr": 0.05}),
@@ -269,6 +271,7 @@ def test_each_solver_type_reduces_the_loss_on_digits(digits_config, kind, settin
     assert after["accuracy"] > 0.8
 
 
+@needs_sklearn
 def test_solve_runs_the_configured_loop_and_writes_nothing_without_an_output_dir(
         digits_config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -284,6 +287,7 @@ def test_solve_runs_the_configured_loop_and_writes_nothing_without_an_output_dir
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_sklearn
 def test_debug_info_display_lines_name_each_statistic(digits_config):
     net = Net(load_config(digits_config))
     solver = Solver.from_config(net, {"base_lr": 0.1, "max_iter": 2, "display": 1,
@@ -297,6 +301,7 @@ def test_debug_info_display_lines_name_each_statistic(digits_config):
 
 
 @pytest.mark.slow
+@needs_sklearn
 def test_lenet_digits_learns_in_a_few_hundred_steps():
     """The data source reshapes digits' 64-pixel rows into 1x8x8 images; 200 steps already give
     over 93% test accuracy (the full config reaches 98%+)."""
@@ -314,6 +319,7 @@ def test_lenet_digits_learns_in_a_few_hundred_steps():
 
 
 # -- a NaN in debug mode ---------------------------------------------------------------------------
+@needs_sklearn
 def test_debug_nan_stops_naming_gate_and_iteration_with_a_snapshot(tmp_path):
     net = Net(load_config(CONFIGS / "regression.yaml"))
     net.debug = True
@@ -331,6 +337,7 @@ def test_debug_nan_stops_naming_gate_and_iteration_with_a_snapshot(tmp_path):
         assert np.all(np.isfinite(value)) and np.array_equal(value, net.params[name])
 
 
+@needs_sklearn
 def test_debug_nan_snapshot_holds_the_buffers_from_before_the_failing_step(tmp_path,
                                                                            clean_registry):
     """BatchNorm updates its moving averages in forward; when a later gate of the same forward
