@@ -48,8 +48,9 @@ def test_killing_a_run_mid_snapshot_leaves_only_whole_files(tmp_path):
     process = subprocess.Popen([sys.executable, "scripts/train.py", str(path), "--output-dir",
                                 str(out), "--no-progress", "--max-iter", "100000"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while len(list(out.glob("*.solverstate.npz"))) < 20 and time.time() < deadline:
+    deadline = time.time() + 60                        # a run that died early ends the wait
+    while (len(list(out.glob("*.solverstate.npz"))) < 20 and time.time() < deadline
+           and process.poll() is None):
         time.sleep(0.05)
     process.kill()                                     # SIGKILL: no chance to clean up
     process.wait()
