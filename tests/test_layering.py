@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 # floor of each part of the package: lower numbers are lower floors; parts on one floor are
 # siblings that do not import each other (training and gradient checking both stand on the core)

@@ -7,7 +7,7 @@ import pytest
 
 from net import Net
 
-from conftest import CONFIGS
+from tests.helpers import CONFIGS
 
 
 def test_scores_need_no_label_and_only_their_gates_run():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from net import Net
 from net.tools.bench.lenet import LENET
 
-from conftest import CONFIGS
+from tests.helpers import CONFIGS
 
 
 def test_the_benchmarks_lenet_is_configs_lenet_mnist():

@@ -10,8 +10,10 @@ import pytest
 
 from net import GateworkError, Net
 from net.tools.draw import digraph, dot_available, trace, values_feed, write
+from tests.helpers import CONFIGS, ROOT
 
-from conftest import CONFIGS, ROOT
+pytest.importorskip("graphviz", reason="drawing needs the graphviz Python package "
+                                       "(pip install -e '.[draw]')")
 
 SEED = CONFIGS / "seed_example.yaml"
 EDGE = re.compile(r'^\s*"(?P<tail>[^"]+)" -> "(?P<head>[^"]+)" \[(?P<attrs>.*)\]$')

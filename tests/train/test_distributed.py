@@ -18,11 +18,8 @@ from net.train import distributed
 from net.tools import launch
 from net.train.data import load_data
 from net.distributed import Communicator, DataParallelSolver, FlatBuffer, checksum
+from tests.helpers import CONFIGS, ROOT, needs_matplotlib, needs_mpi, needs_sklearn
 
-from conftest import CONFIGS, ROOT
-
-MPI_PROBLEM = launch.mpi_problem()
-needs_mpi = pytest.mark.skipif(MPI_PROBLEM is not None, reason=str(MPI_PROBLEM))
 FAIL_PLUGIN = ROOT / "tests" / "plugins" / "fail_on_rank.py"
 
 
@@ -50,6 +47,9 @@ def mpirun_train(*args: str, timeout: float = 120) -> subprocess.CompletedProces
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
+@needs_sklearn
+@needs_matplotlib
 @needs_mpi
 def test_two_processes_with_batch_50_train_what_one_trains_with_batch_100(tmp_path):
     config = digits_config(tmp_path / "two.yaml", 50, 100)
@@ -82,6 +82,8 @@ def test_two_processes_with_batch_50_train_what_one_trains_with_batch_100(tmp_pa
     assert events[-1]["loss"] == pytest.approx(alone[-1]["loss"], rel=1e-5)
 
 
+@pytest.mark.slow
+@needs_sklearn
 @needs_mpi
 @pytest.mark.parametrize("error, message", [
     ("runtime", "RuntimeError: injected failure at forward call 6"),
@@ -127,6 +129,7 @@ def digits_solver(comm: Communicator, **overrides) -> tuple[DataParallelSolver, 
     return solver, load_data(net, 1)
 
 
+@needs_sklearn
 def test_one_allreduce_per_step_on_one_contiguous_buffer_and_nothing_else_changes():
     comm = Recording(size=1)
     solver, data = digits_solver(comm)
@@ -159,6 +162,7 @@ def test_gate_buffers_are_averaged_in_a_second_buffer():
         assert np.allclose(solver.net.buffers[name], value / 2), name
 
 
+@needs_sklearn
 def test_a_stop_asked_on_any_rank_stops_every_rank_after_the_same_step():
     comm = Recording()
     solver, data = digits_solver(comm)
@@ -172,6 +176,7 @@ def test_a_stop_asked_on_any_rank_stops_every_rank_after_the_same_step():
     assert solver._stop
 
 
+@needs_sklearn
 def test_drifted_parameters_stop_training_loudly():
     comm = Recording()
     solver, data = digits_solver(comm, display=5, debug_info=True)
@@ -186,6 +191,7 @@ def test_drifted_parameters_stop_training_loudly():
         solver.step(data.train.next())
 
 
+@needs_sklearn
 def test_test_figures_are_summed_over_the_ranks():
     solver, _ = digits_solver(Recording())
     totals, count = solver.reduce_totals({"loss": 3.0, "accuracy": 40.0}, 50)
@@ -214,14 +220,3 @@ def test_one_process_needs_no_mpi4py_and_several_say_how_to_get_it(monkeypatch):
     with pytest.raises(GateworkError, match=r"launched by mpirun with 2 processes, but mpi4py "
                                             r"cannot be used .*pip install -e '\.\[mpi\]'"):
         distributed.communicator()
-
-
-@needs_mpi
-def test_the_benchmark_runs_one_and_two_processes():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--mpi", "--quick",
-                           "--json"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert [row["processes"] for row in result["rows"]] == [1, 2]
-    assert all(row["samples_per_s"] > 0 for row in result["rows"])
-    assert result["rows"][1]["allreduce_ms"] > 0 and result["efficiency"] > 0

@@ -7,6 +7,7 @@ import pytest
 
 from net import ConfigError, DataError, Net, load_config
 from net.train.data import Batches, Dataset, load_data
+from tests.helpers import needs_sklearn
 
 NET = """\
 name: tiny
@@ -98,6 +99,7 @@ def test_pickled_and_truncated_files_are_rejected(tmp_path):
             load_data(net)
 
 
+@needs_sklearn
 def test_builtin_digits_parts_and_reshape(tmp_path):
     net = make_net(tmp_path, "data:\n  train: {source: digits}\n  test: {source: digits}\n",
                    NET.replace("[null, 4]", "[null, 1, 8, 8]").replace("num_output: 3",
@@ -109,6 +111,7 @@ def test_builtin_digits_parts_and_reshape(tmp_path):
     assert set(np.unique(test["label"])) == set(range(10))
 
 
+@needs_sklearn
 def test_too_few_classes_in_the_net_is_caught_at_load(tmp_path):
     net = make_net(tmp_path, "data:\n  train: {source: iris}\n",
                    NET.replace("num_output: 3", "num_output: 2"))

@@ -1,6 +1,6 @@
-"""Convolution, Pooling, BatchNorm and Concat: against direct loop references and hand values,
-centred-difference gradients over the geometry variants (stride, padding, dilation, groups,
-overlapping and clipped windows), Caffe's conventions, and the gates inside a Net."""
+"""Convolution and Pooling: against direct loop references and hand values, centred-difference
+gradients over the geometry variants (stride, padding, dilation, groups, overlapping and clipped
+windows), Caffe's conventions, and the gates inside a Net (LeNet-style nets and configs)."""
 from __future__ import annotations
 
 import tracemalloc
@@ -8,24 +8,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from gates import gate_class
 from net import ConfigError, Net
-from net.gradcheck import check_gate
-
-from conftest import CONFIGS
+from tests.helpers import CONFIGS, make, numeric_check
 
 RNG = np.random.default_rng(7)
-
-
-def make(type_name, **options):
-    return gate_class(type_name)(**options)
-
-
-def numeric_check(gate, bottoms, **tolerance):
-    """Every bottom and parameter against centred differences (net.gradcheck, float64);
-    parameters drawn from the gate's fillers."""
-    report = check_gate(gate, bottoms, **tolerance)
-    assert report.ok and report.checked, str(report)
 
 
 def distinct(shape):
@@ -33,7 +19,7 @@ def distinct(shape):
     return RNG.permutation(np.linspace(-1, 1, int(np.prod(shape)))).reshape(shape)
 
 
-# -- Convolution --------------------------------------------------------------------------------
+# -- Convolution -----------------------------------------------------------------------------------
 def reference_conv(x, W, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1):
     """Caffe's convolution as direct loops over every output element."""
     n, c, height, width = x.shape
@@ -197,7 +183,7 @@ def test_convolution_buffers_do_not_grow():
     assert grown < 4096
 
 
-# -- Pooling ------------------------------------------------------------------------------------
+# -- Pooling ---------------------------------------------------------------------------------------
 def reference_pool(x, pool, kernel, stride, pad, out_size):
     """Caffe's pooling loops (pooling_layer.cpp), window by window."""
     n, c, height, width = x.shape
@@ -319,110 +305,7 @@ def test_max_pooling_kinks_measure_the_deciding_gap():
     np.testing.assert_allclose(distance, [[[[0.1, 0.5], [0.1, 2.0]]]])
 
 
-# -- BatchNorm ----------------------------------------------------------------------------------
-def test_batchnorm_train_phase_normalises_and_tracks_caffe_averages():
-    gate = make("BatchNorm", moving_average_fraction=0.5)
-    gate.param_specs((None, 3, 2, 2))
-    x = RNG.standard_normal((4, 3, 2, 2)) * 3 + 2
-    out = gate.forward(x)
-    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
-    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), x.var(axis=(0, 2, 3)) /
-                               (x.var(axis=(0, 2, 3)) + 1e-5))
-    m = 16
-    np.testing.assert_allclose(gate.buffers["scale_factor"], [1.0])
-    np.testing.assert_allclose(gate.buffers["mean"], x.mean(axis=(0, 2, 3)))
-    np.testing.assert_allclose(gate.buffers["variance"], x.var(axis=(0, 2, 3)) * m / (m - 1))
-    gate.forward(x)
-    np.testing.assert_allclose(gate.buffers["scale_factor"], [1.5])
-    np.testing.assert_allclose(gate.buffers["mean"] / 1.5, x.mean(axis=(0, 2, 3)))
-    # test phase: the averages (divided by the scale factor), and nothing updated
-    gate.phase = "test"
-    before = {k: v.copy() for k, v in gate.buffers.items()}
-    y = RNG.standard_normal((2, 3, 2, 2))
-    out = gate.forward(y)
-    mean = x.mean(axis=(0, 2, 3)).reshape(1, 3, 1, 1)
-    var = (x.var(axis=(0, 2, 3)) * m / (m - 1)).reshape(1, 3, 1, 1)
-    np.testing.assert_allclose(out, (y - mean) / np.sqrt(var + 1e-5))
-    for key, value in before.items():
-        np.testing.assert_array_equal(gate.buffers[key], value)
-
-
-@pytest.mark.parametrize("options, shape", [
-    pytest.param({}, (4, 3, 2, 2), id="nchw"),
-    pytest.param({}, (5, 3), id="2d"),
-    pytest.param({"affine": True}, (3, 2, 3), id="affine"),
-    pytest.param({"use_global_stats": True, "affine": True}, (3, 2, 2, 2), id="global-stats"),
-])
-def test_batchnorm_gradients(options, shape):
-    gate = make("BatchNorm", **options)
-    gate.param_specs(shape)
-    gate.buffers.update(mean=RNG.standard_normal(shape[1]), scale_factor=np.array([2.0]),
-                        variance=RNG.uniform(0.5, 2, shape[1]))
-    numeric_check(gate, [RNG.standard_normal(shape)])
-
-
-def test_batchnorm_in_a_net_exposes_buffers_and_switches_phase():
-    net = Net.from_config({"inputs": {"x": {"shape": [None, 2, 3, 3]}}, "gates": [
-        {"name": "bn", "type": "BatchNorm", "bottom": "x", "top": "y", "affine": True}]})
-    assert set(net.buffers) == {"bn.mean", "bn.variance", "bn.scale_factor"}
-    assert set(net.params) == {"bn.gamma", "bn.beta"}
-    x = RNG.standard_normal((5, 2, 3, 3)).astype(np.float32)
-    y = net.forward({"x": x})["y"]
-    assert y.dtype == np.float32
-    assert net.buffers["bn.scale_factor"][0] == 1.0
-    net.phase = "test"
-    y_test = net.forward({"x": x})["y"]
-    assert y_test.dtype == np.float32 and net.buffers["bn.scale_factor"][0] == 1.0
-    # with the unbiased variance the test output is slightly narrower than the train one
-    assert np.std(y_test) < np.std(y)
-
-
-def test_batchnorm_moving_averages_travel_in_weights_files(tmp_path):
-    from net.train.snapshot import load_weights, save_weights
-
-    config = {"inputs": {"x": {"shape": [None, 3, 2, 2]}}, "gates": [
-        {"name": "bn", "type": "BatchNorm", "bottom": "x", "top": "y"}]}
-    trained = Net.from_config(config)
-    for _ in range(3):
-        trained.forward({"x": RNG.standard_normal((4, 3, 2, 2)) * 2 + 1})
-    path = save_weights(trained, tmp_path / "bn.weights.npz")
-    fresh = Net.from_config(config, phase="test")
-    load_weights(fresh, path, strict=True)
-    for name, value in trained.buffers.items():
-        np.testing.assert_array_equal(fresh.buffers[name], value)
-    trained.phase = "test"
-    x = RNG.standard_normal((2, 3, 2, 2))
-    np.testing.assert_array_equal(fresh.forward({"x": x})["y"], trained.forward({"x": x})["y"])
-
-
-# -- Concat -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("axis, shapes", [
-    (1, [(2, 3, 2), (2, 1, 2), (2, 2, 2)]),
-    (0, [(1, 3), (2, 3)]),
-    (-1, [(2, 2, 1), (2, 2, 3)]),
-])
-def test_concat_forward_and_split_gradient(axis, shapes):
-    gate = make("Concat", axis=axis)
-    xs = [RNG.standard_normal(s) for s in shapes]
-    out = gate.forward(*xs)
-    np.testing.assert_array_equal(out, np.concatenate(xs, axis=axis))
-    grads = gate.backward(out * 2)
-    for x, g in zip(xs, grads):
-        np.testing.assert_array_equal(g, x * 2)
-    assert gate.infer_shapes(*shapes) == (out.shape,)
-    numeric_check(gate, xs)
-
-
-def test_concat_shape_rules():
-    gate = make("Concat")
-    assert gate.infer_shapes((None, 2, 4), (None, 3, 4)) == ((None, 5, 4),)
-    with pytest.raises(ValueError, match="only axis 1 may differ"):
-        gate.infer_shapes((2, 2, 4), (2, 3, 5))
-    with pytest.raises(ValueError, match="out of range"):
-        make("Concat", axis=3).infer_shapes((2, 2), (2, 2))
-
-
-# -- in a Net: LeNet-style composition ------------------------------------------------------------
+# -- in a Net: LeNet-style composition -------------------------------------------------------------
 LENET_LIKE = {
     "name": "tiny_lenet",
     "inputs": {"data": {"shape": [None, 1, 8, 8]}},
@@ -461,21 +344,6 @@ def test_first_convolution_gets_no_input_gradient_request():
     assert net.gates["conv1"].needs_input_grad == (False, True, True)
 
 
-def test_flatten_and_inner_product_on_nchw():
-    x = RNG.standard_normal((2, 3, 2, 2))
-    flat = make("Flatten")
-    np.testing.assert_array_equal(flat.forward(x), x.reshape(2, 12))
-    assert flat.infer_shapes((None, 3, 2, 2)) == ((None, 12),)
-    fc = make("InnerProduct", num_output=4)
-    assert fc.param_specs((None, 3, 2, 2))["W"][0] == (4, 12)
-    assert fc.infer_shapes((None, 3, 2, 2), (4, 12), (4,)) == ((None, 4),)
-    W, b = RNG.standard_normal((4, 12)), RNG.standard_normal(4)
-    np.testing.assert_allclose(fc.forward(x, W, b), x.reshape(2, 12) @ W.T + b)
-    dx, dW, db = fc.backward(np.ones((2, 4)))
-    assert dx.shape == x.shape
-    numeric_check(fc, [x])
-
-
 def test_config_errors_name_the_gate_line():
     config = {"inputs": {"data": {"shape": [None, 1, 4, 4]}}, "gates": [
         {"name": "pool", "type": "Pooling", "bottom": "data", "top": "p", "kernel_size": 5}]}
@@ -487,7 +355,7 @@ def test_config_errors_name_the_gate_line():
         Net.from_config(config)
 
 
-# -- the LeNet configs and benchmark --------------------------------------------------------------
+# -- the LeNet configs -----------------------------------------------------------------------------
 def test_lenet_configs_build():
     mnist = Net.from_yaml(CONFIGS / "lenet_mnist.yaml")
     assert mnist.shapes["pool2"] == (None, 50, 4, 4) and mnist.shapes["scores"] == (None, 10)
@@ -495,29 +363,3 @@ def test_lenet_configs_build():
     assert "conv2" in mnist.summary()
     digits = Net.from_yaml(CONFIGS / "lenet_digits.yaml", phase="test")
     assert digits.shapes["data"] == (None, 1, 8, 8) and "accuracy" in digits.outputs
-
-
-def test_lenet_digits_learns_in_a_few_hundred_steps():
-    """The data source reshapes digits' 64-pixel rows into 1x8x8 images; 200 steps already give
-    over 93% test accuracy (the full config reaches 98%+)."""
-    from net import Solver
-    from net.train.data import load_data
-
-    net = Net.from_yaml(CONFIGS / "lenet_digits.yaml")
-    solver = Solver.from_config(net)
-    data = load_data(net, solver.config.random_seed)
-    feed = data.train.next()
-    assert feed["data"].shape == (64, 1, 8, 8)
-    for _ in range(200):
-        solver.step(data.train.next())
-    assert solver.test(data.test)["accuracy"] >= 0.93
-
-
-def test_lenet_benchmark_runs_without_torch():
-    from net.tools.bench import lenet as bench_lenet
-
-    result = bench_lenet.run(threads=1, repeats=1, block=0.01, torch_python="/nonexistent/python",
-                             profile_iterations=2)
-    assert result["ms"]["gatework"] > 0 and result["ratio"] is None
-    text = bench_lenet.report(result)
-    assert "skipped" in text and "resident" in text and "conv2" in text and "SGD update" in text

@@ -8,9 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CONFIGS
 from net import ConfigError, Net, Solver
 from net.core.config import load_yaml, parse_config
+from tests.helpers import CONFIGS
 
 BASES = ["seed_example.yaml", "affine.yaml", "two_layer.yaml", "digits_mlp.yaml",
          "iris_mlp.yaml", "lenet_digits.yaml"]

@@ -1,17 +1,12 @@
 """time_net: random inputs of the declared shapes, a row per gate, totals; never asserts speed."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from net import Net
 from net.tools.timing import default_batch_size, random_feed, time_net
-
-from conftest import CONFIGS, ROOT
+from tests.helpers import CONFIGS
 
 CLASSIFIER = {
     "name": "classifier",
@@ -74,22 +69,3 @@ def test_a_row_per_gate_in_execution_order_and_totals():
     assert timing.forward_backward_ms == pytest.approx(timing.forward_ms + timing.backward_ms)
     table = timing.table()
     assert "Average Forward-Backward:" in table and "relu1" in table
-
-
-def test_script_json_and_text(tmp_path):
-    script = str(ROOT / "scripts" / "time_net.py")
-    done = subprocess.run([sys.executable, script, str(CONFIGS / "two_layer.yaml"),
-                           "--iterations", "2", "--batch-size", "3", "--json"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["batch_size"] == 3 and report["iterations"] == 2
-    assert [g["name"] for g in report["gates"]] == ["fc1", "relu1", "fc2"]
-    assert set(report) >= {"forward_ms", "backward_ms", "forward_backward_ms"}
-    done = subprocess.run([sys.executable, script, str(CONFIGS / "seed_example.yaml"),
-                           "--iterations", "2"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[3].split()[:2] == ["add", "Add"]
-    done = subprocess.run([sys.executable, script, str(CONFIGS / "seed_example.yaml"),
-                           "--iterations", "0"], capture_output=True, text=True)
-    assert done.returncode == 2 and "at least 1" in done.stderr

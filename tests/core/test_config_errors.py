@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from net import ConfigError, Net, Solver
+from tests.helpers import ROOT
 
-CASES = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
+BAD_CONFIGS = ROOT / "tests" / "bad_configs"
+CASES = sorted(BAD_CONFIGS.glob("*.yaml"))
 
 
 def expectation(path: Path) -> tuple[int, str]:
@@ -62,7 +63,7 @@ def test_scripts_print_one_line_and_exit_2(path):
 
 
 def test_debug_flag_shows_the_traceback():
-    path = Path(__file__).parent / "bad_configs" / "cycle.yaml"
+    path = BAD_CONFIGS / "cycle.yaml"
     result = subprocess.run([sys.executable, "scripts/run.py", str(path), "--debug"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "Traceback" in result.stderr
