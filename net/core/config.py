@@ -8,7 +8,7 @@ unknown key and suggesting the closest known one. Everything after this module s
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
 from gates import Option, UnknownGateType, gate_class, short_repr
@@ -336,6 +336,12 @@ class _Parser:
             if key not in values:
                 raise self.error(f"lr_policy {config.lr_policy} needs solver.{key}",
                                  raw, "lr_policy")
+        prefix = PurePosixPath(config.snapshot_prefix.replace("\\", "/"))
+        if config.snapshot_prefix and (prefix.is_absolute() or ".." in prefix.parts
+                                       or prefix.name in ("", ".")):
+            raise self.error(f"solver.snapshot_prefix must name files inside the run's output "
+                             f"directory (a relative path without '..'), got "
+                             f"{short_repr(config.snapshot_prefix)}", raw, "snapshot_prefix")
         if list(config.stepvalue) != sorted(config.stepvalue):
             raise self.error(f"solver.stepvalue must increase, got {config.stepvalue}",
                              raw, "stepvalue")

@@ -10,14 +10,24 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write, open_new
+
 
 class MetricsLog:
-    """Appends events to a JSON-lines file, one flushed line each (safe to tail while training)."""
+    """Appends events to a JSON-lines file, one flushed line each (safe to tail while training).
 
-    def __init__(self, path: str | Path, append: bool = False):
+    A new log starts empty; `resume_at=N` keeps the events of the run being resumed from before
+    iteration N (rewritten atomically) and appends after them, so resuming twice from the same
+    snapshot never duplicates records. A symlink at `path` is refused, never written through."""
+
+    def __init__(self, path: str | Path, resume_at: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+        if resume_at is not None and self.path.is_file() and not self.path.is_symlink():
+            kept = [json.dumps(e) + "\n" for e in read_metrics(self.path)
+                    if isinstance(e.get("iter"), int) and e["iter"] < resume_at]
+            atomic_write(self.path, lambda handle: handle.write("".join(kept).encode("utf-8")))
+        self._file = open_new(self.path, append=resume_at is not None)
 
     def write(self, event: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -87,6 +97,6 @@ def plot_curves(events: list[dict[str, Any]], path: str | Path, title: str = "")
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=100, format="png"))
     plt.close(fig)
     return path
