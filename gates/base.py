@@ -78,6 +78,10 @@ class Option:
                 break
         if ok and isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"must be a finite number, got {value}")
+        if ok and isinstance(value, int) and not isinstance(value, bool) and \
+                abs(value) > INT_LIMIT:
+            raise ValueError(f"must be {self.type_name()} of at most 2^63 - 1, got a "
+                             f"{len(str(abs(value)))}-digit number")
         if ok and self.items is not None and isinstance(value, list):
             try:
                 value = [self.items.convert(item) for item in value]
@@ -87,6 +91,9 @@ class Option:
                 self.range is not None and not self.range.holds(value)):
             raise ValueError(f"must be {self.type_name()}, got {short_repr(value)}")
         return value
+
+
+INT_LIMIT = 2 ** 63 - 1         # an integer option fits numpy's int64
 
 
 class RetiredOption(Option):

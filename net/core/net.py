@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from gates import Gate, build_gate, format_shape
+from gates import Gate, build_gate, format_shape, short_repr
 
 from ..errors import ConfigError
 from .config import load_config, parse_config
@@ -81,7 +81,7 @@ class Net:
     @classmethod
     def from_config(cls, config: Mapping | NetSpec, phase: str = "train", seed: int | None = None,
                     base_dir: str | Path | None = None) -> "Net":
-        spec = config if isinstance(config, NetSpec) else parse_config(dict(config), None, base_dir)
+        spec = config if isinstance(config, NetSpec) else parse_config(config, None, base_dir)
         return cls(spec, phase, seed)
 
     def _error(self, message: str, line: int | None) -> ConfigError:
@@ -355,7 +355,13 @@ class Net:
         if value is None:
             raise KeyError(f"no value for input {name!r}: feed it, or give it a `value:` in the "
                            "config")
-        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        try:
+            array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except ValueError:      # ragged nested lists
+            raise ValueError(f"input {name!r}: {short_repr(value)} is not a rectangular array "
+                             "of numbers") from None
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"input {name!r} takes numbers, got {short_repr(value)}")
         if spec.dtype == "int" or (spec.dtype is None and array.dtype.kind in "iu"
                                    and isinstance(value, np.ndarray)):
             if array.dtype.kind not in "iu":
