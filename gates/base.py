@@ -342,7 +342,8 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
     def decorate(cls: type[Gate], name: str | None = None) -> type[Gate]:
         if not (isinstance(cls, type) and issubclass(cls, Gate)):
             raise TypeError(f"register_gate expects a subclass of gates.Gate, got {cls!r}")
-        name = name or (cls.__name__[:-4] if cls.__name__.endswith("Gate") and cls.__name__ != "Gate"
+        name = name or (cls.__name__[:-4] if cls.__name__.endswith("Gate")
+                        and cls.__name__ != "Gate"
                         else cls.__name__)
         code = getattr(cls.__dict__.get("__init__"), "__code__", None)
         if code is not None and "__init__" not in code.co_names:
@@ -450,4 +451,5 @@ def canonical_axis(axis: int, ndim: int, name: str = "axis") -> int:
 
 def format_shape(shape: Shape) -> str:
     """(3, 4) as "(3, 4)", an open dimension as N: "(N, 4)"."""
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    inner = ", ".join("N" if d is None else str(d) for d in shape)
+    return f"({inner}{',' if len(shape) == 1 else ''})"

@@ -1,7 +1,8 @@
 """Reading a config: a YAML file (or a mapping built in Python) -> a validated `NetSpec`.
 
 One parser for the three sections of a config (the net, `data:` and `solver:`) and one way of
-validating a key: every settable key is declared as a `gates.Option` (type, default, allowed values),
+validating a key: every settable key is declared as a `gates.Option` (type, default, allowed
+values),
 on the gate class for gate options and on the spec dataclasses (`net.core.spec`) for the rest,
 and `_Parser.settings` checks a mapping against such a table, naming the line of a wrong or
 unknown key and suggesting the closest known one. Everything after this module sees specs.
@@ -328,7 +329,7 @@ class _Parser:
                              f"({len(top)}), got {short_repr(value)}", entry,
                              "loss_weight") from None
 
-    # -- the data section ---------------------------------------------------------------------------
+    # -- the data section --------------------------------------------------------------------------
     def data(self, raw: Any, top: dict, inputs: dict[str, InputSpec]) -> DataSpec:
         raw = self.mapping(raw, "`data` (with `train` and/or `test`)", top, "data")
         section = DataSpec(line=line_of(top, "data") or 0)

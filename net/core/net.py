@@ -119,7 +119,8 @@ class Net:
             bottom_shapes = [shapes[b] for b in g.bottom]
             param_names = self._gate_params(g, gate, bottom_shapes)
             in_shapes = bottom_shapes + [self.params[p].shape for p in param_names]
-            for top, shape in zip(g.top, self._infer(g, gate, in_shapes, g.bottom + list(param_names))):
+            inferred = self._infer(g, gate, in_shapes, g.bottom + list(param_names))
+            for top, shape in zip(g.top, inferred):
                 shapes[top] = shape
             gate.needs_input_grad = (True,) * (len(g.bottom) + len(param_names))
             steps.append(Step(gate, g, tuple(g.bottom) + param_names, tuple(g.top)))
@@ -371,7 +372,8 @@ class Net:
         elif array.dtype != self.dtype:
             array = array.astype(self.dtype)
         shape = spec.shape
-        if len(shape) != array.ndim or any(d is not None and d != n for d, n in zip(shape, array.shape)):
+        if len(shape) != array.ndim or any(d is not None and d != n
+                                           for d, n in zip(shape, array.shape)):
             raise ValueError(f"input {name!r} has shape {array.shape} but the config declares "
                              f"{format_shape(shape)}")
         return array
@@ -488,7 +490,8 @@ class Net:
             params = self._param_inputs.get(step.spec.name, ())
             count = sum(int(self.params[p].size) for p in params)
             rows.append((step.spec.name, step.spec.type,
-                         _shapes_text(step.spec.bottom, [active.shapes[b] for b in step.spec.bottom]),
+                         _shapes_text(step.spec.bottom,
+                                      [active.shapes[b] for b in step.spec.bottom]),
                          _shapes_text(step.tops, [active.shapes[t] for t in step.tops]),
                          str(count) if count else "-"))
         lines = table(("gate", "type", "inputs", "outputs", "params"), rows)

@@ -97,8 +97,8 @@ class _GateCheck:
 
     def run(self, inputs, params, dout, names) -> None:
         gate, report = self.gate, self.report
-        bottoms = [as_float64(x, f"input {i}", report)
-                   for i, x in enumerate(gate.sample_inputs(self.rng) if inputs is None else inputs)]
+        given = gate.sample_inputs(self.rng) if inputs is None else inputs
+        bottoms = [as_float64(x, f"input {i}", report) for i, x in enumerate(given)]
         if params is None:
             params = _draw_params(gate, bottoms, self.rng)
         param_names = list(params) if isinstance(params, Mapping) else \

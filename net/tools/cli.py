@@ -32,7 +32,8 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         try:
             values[name] = load_yaml(text, f"--set {name}")
         except ConfigError:
-            raise GateworkError(f"--set {name}: cannot read {text!r} as a number or a list") from None
+            raise GateworkError(f"--set {name}: cannot read {text!r} as a number or a "
+                                "list") from None
     return values
 
 

@@ -50,9 +50,11 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     events = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+            event = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             continue
+        if isinstance(event, dict):
+            events.append(event)
     return events
 
 
@@ -69,7 +71,8 @@ def plot_curves(events: list[dict[str, Any]], path: str | Path, title: str = "")
     test = [e for e in events if e.get("phase") == "test"]
     if not train and not test:
         return None
-    others = sorted({k for e in test for k in e} - {"iter", "phase", "loss", "lr"})
+    others = sorted({k for e in test for k, v in e.items() if isinstance(v, (int, float))}
+                    - {"iter", "phase", "loss", "lr"})      # lists (per-class figures) left out
     fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4),
                              squeeze=False)
     loss_axis = axes[0][0]
@@ -87,7 +90,7 @@ def plot_curves(events: list[dict[str, Any]], path: str | Path, title: str = "")
     if others:
         axis = axes[0][1]
         for name in others:
-            points = [e for e in test if e.get(name) is not None]
+            points = [e for e in test if isinstance(e.get(name), (int, float))]
             axis.plot([e["iter"] for e in points], [e[name] for e in points], "o-",
                       label=f"test {name}")
         axis.set_xlabel("iteration")

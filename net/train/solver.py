@@ -362,7 +362,7 @@ class _Run:
                 if solver._stop:
                     break
             self.iteration()
-            if c.snapshot and solver.iter % c.snapshot == 0:
+            if c.snapshot and solver.iter % c.snapshot == 0 and not self.result["diverged"]:
                 self.snapshot()
         self.result["interrupted"] = bool(solver._stop)
         self.result["signal"] = solver.stop_signal
