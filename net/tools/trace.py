@@ -204,10 +204,10 @@ def format_walk(walk: Walk, notes: list[str] | None = None) -> str:
                         if up is not None)
         lines.append(f"  {step.gate} ({step.type}): upstream {ups}")
         for edge in step.edges:
-            lines.append(f"    {_edge_text(of, step, edge)}")
+            lines.append(f"    {edge_text(of, step, edge)}")
         for name, index_done in walk.sum_after.items():
             if index_done == index:
-                lines.append(f"  {_sum_text(walk, name)}")
+                lines.append(f"  {sum_text(walk, name)}")
     totals = [f"d{of}/d{name} = {describe(walk.grads.get(name))}" for name in walk.wanted]
     if _all_scalars(walk.grads.get(name) for name in walk.wanted):
         lines.append("gradients: " + ", ".join(totals))
@@ -224,7 +224,8 @@ def _gates(steps: list) -> str:
     return f"{len(steps)} gate" + ("" if len(steps) == 1 else "s")
 
 
-def _edge_text(of: str, step: BackwardStep, edge: Edge) -> str:
+def edge_text(of: str, step: BackwardStep, edge: Edge) -> str:
+    """`df/da = 1 x 2 = 2` (upstream x local gradient = product), or the product alone."""
     head = f"d{of}/d{edge.input}"
     if edge.product is None:
         return f"{head}: no gradient taken"
@@ -236,19 +237,24 @@ def _edge_text(of: str, step: BackwardStep, edge: Edge) -> str:
     return f"{head} = {describe(edge.product)}"
 
 
-def _sum_text(walk: Walk, name: str) -> str:
-    parts = [(gate, product) for gate, product in walk.sums[name]]
-    readers = ", ".join(gate for gate, _ in parts)
-    terms = [describe(product) for _, product in parts]
+def sum_text(walk: Walk, name: str) -> str:
+    """`y fans out to add, max: df/dy = 2 + 3 = 5`."""
+    readers = ", ".join(gate for gate, _ in walk.sums[name])
+    if name in walk.seeds:
+        readers = "the seed, " + readers
+    return f"{name} fans out to {readers}: d{walk.of}/d{name} = {sum_terms(walk, name)}"
+
+
+def sum_terms(walk: Walk, name: str) -> str:
+    """`2 + 3 = 5`: the products reaching a fanned-out blob and the runner's total (for arrays,
+    how many were added and the total)."""
+    terms = [describe(product) for _, product in walk.sums[name]]
     if name in walk.seeds:
         terms.insert(0, describe(walk.seeds[name]))
-        readers = "the seed, " + readers
-    total = walk.grads.get(name)
-    if all(np.size(product) == 1 for _, product in parts):
-        return f"{name} fans out to {readers}: d{walk.of}/d{name} = {' + '.join(terms)} = " \
-               f"{describe(total)}"
-    return f"{name} fans out to {readers}: d{walk.of}/d{name} = the sum of {len(terms)}: " \
-           f"{describe(total)}"
+    total = describe(walk.grads.get(name))
+    if all(np.size(product) == 1 for _, product in walk.sums[name]):
+        return f"{' + '.join(terms)} = {total}"
+    return f"the sum of {len(terms)}: {total}"
 
 
 def _named(name: str, value: Any) -> str:
@@ -264,9 +270,9 @@ def number(x: Any, digits: int = 6) -> str:
     return str(x) if isinstance(x, int) else f"{float(x):.{digits}g}"
 
 
-def describe(value: Any) -> str:
+def describe(value: Any, few: bool = True) -> str:
     """A scalar as a number; an array of up to FEW values in full with its shape; a larger one
-    as its shape, min / mean / max and its first few values."""
+    as its shape, min / mean / max and (`few`) its first few values."""
     if value is None:
         return "no gradient"
     array = np.asarray(value)
@@ -279,17 +285,20 @@ def describe(value: Any) -> str:
     if array.size == 0:
         return f"{format_shape(array.shape)} empty"
     stats = summary(array)
-    return (f"{format_shape(array.shape)} min {number(stats['min'], 4)} mean "
-            f"{number(stats['mean'], 4)} max {number(stats['max'], 4)} [{shown}, ...]")
+    text = (f"{format_shape(array.shape)} min {number(stats['min'], 4)} mean "
+            f"{number(stats['mean'], 4)} max {number(stats['max'], 4)}")
+    return f"{text} [{shown}, ...]" if few else text
 
 
-def summary(value: Any) -> float | int | dict:
-    """JSON for a value: a number for a scalar (size 1, rank 0); for an array {"shape", "min",
-    "mean", "max"} (min and max None when it is empty)."""
+def summary(value: Any) -> float | int | dict | None:
+    """JSON for a value: a number for a scalar (rank 0); for an array {"shape", "min", "mean",
+    "max"} (None where empty). A NaN or an infinity is None (JSON has no such numbers)."""
     array = np.asarray(value)
     if array.ndim == 0:
         item = array.item()
-        return int(item) if isinstance(item, (bool, int)) else float(item)
+        if isinstance(item, (bool, int)):
+            return int(item)
+        return float(item) if np.isfinite(item) else None
     numeric = array.astype(np.float64) if array.dtype.kind in "biuf" else array
     empty = numeric.size == 0
     return {"shape": list(array.shape),
