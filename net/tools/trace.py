@@ -200,7 +200,8 @@ def format_walk(walk: Walk, notes: list[str] | None = None) -> str:
     seeds = ", ".join(f"d{of}/d{name} = {describe(seed)}" for name, seed in walk.seeds.items())
     lines.append(f"backward ({_gates(walk.backward)}, in reverse), seeded with {seeds}:")
     for index, step in enumerate(walk.backward):
-        ups = ", ".join(f"d{of}/d{top} = {describe(up)}" for top, up in zip(step.tops, step.upstream)
+        ups = ", ".join(f"d{of}/d{top} = {describe(up)}"
+                        for top, up in zip(step.tops, step.upstream)
                         if up is not None)
         lines.append(f"  {step.gate} ({step.type}): upstream {ups}")
         for edge in step.edges:
