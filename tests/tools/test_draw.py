@@ -175,6 +175,7 @@ def test_inputs_without_values_get_random_ones_and_the_picture_says_so():
     assert "data, label: random values (the config has no data section)" in source
 
 
+@pytest.mark.slow
 @needs_sklearn
 def test_values_come_from_the_test_data(tmp_path):
     out = tmp_path / "lenet.dot"

@@ -2,6 +2,7 @@
 127.0.0.1, port chosen by the system) and its self-contained page."""
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import threading
@@ -81,7 +82,7 @@ def test_feeds_that_do_not_fit_are_refused(feed, message):
         Explorer(Net.from_yaml(SEED)).run(feed)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server():
     explorer = Explorer(Net.from_yaml(SEED))
     httpd = make_server(explorer)
@@ -136,8 +137,13 @@ def test_api_unknown_paths_and_huge_bodies(server):
         page = response.read().decode()
     assert response.status == 200 and '<button id="forward-step"' in page
     assert '"static": false' in page
-    got, payload = post(server, b" " * (2 << 20))
-    assert got == 413 and "at most" in payload["error"]
+    connection = http.client.HTTPConnection(host, port, timeout=10)   # announces 2 MB, sends none
+    connection.putrequest("POST", "/api/run")
+    connection.putheader("Content-Length", str(2 << 20))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and "at most" in json.loads(response.read())["error"]
+    connection.close()
 
 
 def test_page_is_self_contained_and_escapes_names():
@@ -151,3 +157,16 @@ def test_page_is_self_contained_and_escapes_names():
     data = json.loads(re.search(r'id="gatework-data">(.*?)</script>', page, re.S)[1])
     assert data["static"] is True
     assert data["walk"]["values"]["y"]["json"] == pytest.approx(2.718281828)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_makes_a_page(config):
+    explorer = Explorer(Net.from_yaml(config), batch_size=2)
+    data = json.loads(re.search(r'id="gatework-data">(.*?)</script>',
+                                explorer.page(static=True), re.S)[1])
+    walk, drawn = data["walk"], data["layout"]
+    blobs = {n["name"] for n in drawn["nodes"] if n["kind"] != "gate"}
+    assert blobs <= set(walk["values"]) and len(walk["forward"]) == len(explorer.net.runner.steps)
+    assert set(walk["grad_after"]) == set(walk["grads"])
+    assert all(0 <= index < len(walk["backward"]) for index in walk["grad_after"].values())
