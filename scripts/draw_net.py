@@ -8,7 +8,9 @@
 The format follows OUTPUT's extension: .png, .svg, .pdf (these need Graphviz's `dot`), or .dot.
 With --values, one forward and one backward pass run first: each edge carries its forward value
 (black arrow) and the gradient flowing back along it (blue arrow). Inputs with neither --set nor a
-`value:` in the config get random values of their declared shapes.
+`value:` in the config take the first samples of its test data; random values of their declared
+shapes only when it has no data section (or it cannot be read), and the picture says so. Nets more
+than three gates deep are drawn top to bottom (--rankdir chooses).
 """
 from __future__ import annotations
 
@@ -17,21 +19,21 @@ import sys
 
 from net import Net
 from net.tools.cli import add_common_arguments, guarded, parse_assignments
-from net.tools.draw import digraph, trace, values_feed, write
-from net.train.snapshot import load_weights
+from net.tools.draw import digraph, trace, write
+from net.tools.trace import example_feed
 
 
 def main(args: argparse.Namespace) -> int:
-    net = Net.from_yaml(args.config, phase=args.phase)
+    net = Net.from_file(args.config, phase=args.phase)
     if args.weights:
-        load_weights(net, args.weights)
-    traced = None
+        net.load_weights(args.weights)
+    traced, notes = None, []
     if args.values:
-        feed, randomised = values_feed(net, parse_assignments(args.set), args.batch_size)
-        if randomised:
-            print(f"random values for {', '.join(randomised)} (no --set and no `value:`)")
+        feed, notes = example_feed(net, parse_assignments(args.set), args.batch_size)
+        for note in notes:
+            print(note)
         traced = trace(net, feed)
-    path = write(digraph(net, traced, rankdir=args.rankdir), args.output)
+    path = write(digraph(net, traced, rankdir=args.rankdir, notes=notes), args.output)
     print(f"wrote {path}")
     return 0
 
@@ -46,13 +48,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="value of an input for --values (YAML syntax: 1, [1, 2]); repeatable")
     parser.add_argument("--batch-size", type=int, metavar="B",
-                        help="batch size of random inputs for --values (default: the data "
-                             "section's train batch_size, else 32)")
+                        help="samples of test or random data for --values (default 8)")
     parser.add_argument("--weights", metavar="FILE",
                         help="a weights file (.npz of arrays by parameter name, e.g. fc1.W, as "
                              "train.py snapshots write) to load first")
-    parser.add_argument("--rankdir", choices=("LR", "TB"), default="LR",
-                        help="layout direction: left to right (default) or top to bottom")
+    parser.add_argument("--rankdir", choices=("auto", "LR", "TB"), default="auto",
+                        help="layout direction: left to right, top to bottom, or auto (default: "
+                             "top to bottom for nets more than three gates deep)")
     parser.add_argument("--phase", choices=("train", "test"), default="train")
     add_common_arguments(parser)
     return parser.parse_args(argv)

@@ -3,6 +3,15 @@
 
     python scripts/run.py configs/seed_example.yaml
     python scripts/run.py configs/seed_example.yaml --set x=-2 --json
+    python scripts/run.py configs/seed_example.yaml --trace
+    python scripts/run.py configs/seed_example.yaml --wrt a --wrt b
+
+--trace prints the passes step by step (net.tools.trace): each gate forward in topological order
+with its inputs' values and its output, then each gate backward in reverse with the upstream
+gradient, the local gradient of each input, their product, and the sum where a blob fans out.
+Inputs with no --set and no `value:` take the config's test data there (random values when it has
+no data section, and the trace says so). --wrt names the blobs whose gradients are wanted: inputs,
+parameters or intermediate blobs (`net.backward(wrt=[...])`).
 """
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ import sys
 from net import Net
 from net.tools.cli import add_common_arguments, dump_json, format_values, guarded, jsonable, \
     parse_assignments
+from net.tools.trace import example_feed, format_walk, trace_walk
 
 
 def main(args: argparse.Namespace) -> int:
@@ -19,8 +29,13 @@ def main(args: argparse.Namespace) -> int:
     if args.summary:
         print(net.summary())
         return 0
+    wrt = args.wrt or None
+    if args.trace:
+        feed, notes = example_feed(net, parse_assignments(args.set))
+        print(format_walk(trace_walk(net, feed, wrt=wrt), notes))
+        return 0
     outputs = net.forward(parse_assignments(args.set))
-    gradients = net.backward()
+    gradients = net.backward(wrt=wrt)
     if args.json:
         print(dump_json({"outputs": jsonable(outputs), "gradients": jsonable(gradients)}))
     else:
@@ -34,6 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="value of an input (YAML syntax: 1, [1, 2]); repeatable")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--trace", action="store_true",
+                        help="print every forward and backward step: values, upstream and local "
+                             "gradients, products, and sums where a blob fans out")
+    parser.add_argument("--wrt", action="append", default=[], metavar="BLOB",
+                        help="a blob whose gradient is wanted (an input, a parameter or an "
+                             "intermediate blob; default: every input and parameter); repeatable")
     parser.add_argument("--summary", action="store_true",
                         help="print the gates, their shapes and parameter counts, and stop")
     parser.add_argument("--phase", choices=("train", "test"), default="train")

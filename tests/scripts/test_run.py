@@ -35,3 +35,23 @@ def test_run_script_reports_a_missing_value_without_traceback(tmp_path):
     result = run_script("scripts/run.py", str(config))
     assert result.returncode == 2
     assert "no value for input 'x'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_script_traces_the_worked_example():
+    result = run_script("scripts/run.py", "configs/seed_example.yaml", "--trace")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for expected in ("  add (Add): x = 1, y = 2 -> a = 3", "  max (Max): y = 2, z = 0 -> b = 2",
+                     "  mul (Multiply): a = 3, b = 2 -> f = 6", "    df/da = 1 x 2 = 2",
+                     "    df/db = 1 x 3 = 3", "  y fans out to add, max: df/dy = 2 + 3 = 5"):
+        assert expected in lines
+    assert lines.index("    df/da = 1 x 2 = 2") < lines.index("    df/dz = 3 x 0 = 0") < \
+        lines.index("  y fans out to add, max: df/dy = 2 + 3 = 5")
+
+
+def test_run_script_gradients_of_intermediate_blobs():
+    result = run_script("scripts/run.py", "configs/seed_example.yaml", "--json",
+                        "--wrt", "a", "--wrt", "b", "--wrt", "y")
+    assert json.loads(result.stdout)["gradients"] == {"a": 2.0, "b": 3.0, "y": 5.0}
+    result = run_script("scripts/run.py", "configs/seed_example.yaml", "--trace", "--wrt", "b")
+    assert result.stdout.splitlines()[-1] == "gradients: df/db = 3"
