@@ -19,13 +19,13 @@ from pathlib import Path
 
 from net import Net
 from net.tools.cli import add_common_arguments, guarded
-from net.train.evaluate import evaluate, plot_confusion, test_batches
+from net.train.evaluate import evaluate, plot_confusion, evaluation_batches
 
 
 def main(args: argparse.Namespace) -> int:
     net = Net.from_file(args.config, phase="test")
     report = net.load_weights(args.weights)
-    batches = test_batches(net, args.batch_size)
+    batches = evaluation_batches(net, args.batch_size)
     names = read_names(args.labels) if args.labels else None
     evaluation = evaluate(net, batches, args.iterations)
     picture = None

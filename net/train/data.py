@@ -224,7 +224,7 @@ class Checks:
                     f"the input `{feed}` is declared int, so its values must be whole numbers " \
                     "(refusing to truncate them)"
                 raise DataError(f"{self.name}: {what}; {_sample(record, int(row))} holds "
-                                f"{flat[row, column]!r}")
+                                f"{flat[row, column].item()!r}")
         array = array.astype(np.int64)
         classes = self.classes[feed]
         if classes is not None:
@@ -303,6 +303,12 @@ def load_source(net: Any, spec: SourceSpec) -> tuple[Source, _Prepared]:
         transform = Transformer(spec.transform, spec.phase, shapes[feeds[0]], net.dtype,
                                 base_dir, file)
         shapes[feeds[0]] = transform.output_shape()
+    batch_bytes = spec.batch_size * sum(math.prod(shape) * 8 for shape in shapes.values())
+    if batch_bytes > MAX_IN_MEMORY_BYTES:
+        raise DataError(f"{source.name}: a batch of {spec.batch_size} samples of "
+                        f"{', '.join(f'{k} {v}' for k, v in shapes.items())} would take "
+                        f"{batch_bytes / 2**30:.1f} GiB, over the "
+                        f"{MAX_IN_MEMORY_BYTES / 2**30:.1f} GiB a data set may hold in memory")
     for feed in feeds:                                   # shapes against the inputs, now
         checks.fit(feed, np.empty((0,) + shapes[feed], dtype=np.float64))
     if isinstance(source, Dataset):

@@ -1,7 +1,7 @@
 """Testing a trained net (Caffe's `caffe test`) and asking it about new inputs.
 
     from net.train.evaluate import evaluate, Predictor
-    report = evaluate(net, test_batches)            # loss, every accuracy, per class, confusion
+    report = evaluate(net, evaluation_batches)            # loss, every accuracy, per class, confusion
     predictor = Predictor(net)                      # the score blob, the test transform
     probabilities = predictor.predict(raw_samples)  # (N, classes)
 
@@ -195,7 +195,7 @@ def write_bytes_atomically(path: Path, content: bytes) -> Path:
     return path
 
 
-def test_batches(net: Any, batch_size: int | None = None) -> Batches:
+def evaluation_batches(net: Any, batch_size: int | None = None) -> Batches:
     """The config's `data: test:` source, loaded and checked, batched in file order."""
     spec = net.spec.data.test if net.spec.data is not None else None
     if spec is None:
