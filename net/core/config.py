@@ -300,7 +300,7 @@ class _Parser:
                              f"({len(top)}), got {short_repr(value)}", entry,
                              "loss_weight") from None
 
-    # -- the data section ---------------------------------------------------------------------------
+    # -- the data section -----------------------------------------------------------------------
     def data(self, raw: Any, top: dict, inputs: dict[str, InputSpec]) -> DataSpec:
         raw = self.mapping(raw, "`data` (with `train` and/or `test`)", top, "data")
         section = DataSpec(line=line_of(top, "data") or 0)

@@ -208,7 +208,7 @@ class Checks:
                 finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
                 if not finite.all():
                     raise DataError(f"{self.name}: '{feed}' holds NaN or Inf (first in "
-                                    f"{_sample(record, int(np.argmin(finite)))})")
+                                    f"{record(int(np.argmin(finite)))})")
             out[feed] = self.fit(feed, array)
         return out
 
@@ -223,7 +223,7 @@ class Checks:
                     if self.classes[feed] is not None else \
                     f"the input `{feed}` is declared int, so its values must be whole numbers " \
                     "(refusing to truncate them)"
-                raise DataError(f"{self.name}: {what}; {_sample(record, int(row))} holds "
+                raise DataError(f"{self.name}: {what}; {record(int(row))} holds "
                                 f"{flat[row, column].item()!r}")
         array = array.astype(np.int64)
         classes = self.classes[feed]
@@ -232,7 +232,7 @@ class Checks:
             if bad.any():
                 row, column = np.unravel_index(int(np.argmax(bad)), bad.shape)
                 value = int(array.reshape(len(array), -1)[row, column])
-                raise DataError(f"{self.name}: label {value} ({_sample(record, int(row))}) is "
+                raise DataError(f"{self.name}: label {value} ({record(int(row))}) is "
                                 f"out of range: the net has {classes} classes (labels 0 to "
                                 f"{classes - 1})")
         return array
@@ -256,8 +256,8 @@ class Checks:
         return np.ascontiguousarray(array, dtype=np.int64 if integer else self.net.dtype)
 
 
-def _sample(record: Callable[[int], str], row: int) -> str:
-    return record(row)
+def _in_memory(i: int) -> str:
+    return f"sample {i}"
 
 
 def validate(net: Any, arrays: dict[str, np.ndarray], name: str,
@@ -267,24 +267,28 @@ def validate(net: Any, arrays: dict[str, np.ndarray], name: str,
     for feed in feeds:
         if feed not in arrays:
             raise DataError(f"{name}: no '{feed}' array, but the net has a `{feed}` input")
-    return Checks(net, feeds, name)({k: arrays[k] for k in feeds}, lambda i: f"sample {i}")
+    return Checks(net, feeds, name)({k: arrays[k] for k in feeds}, _in_memory)
 
 
 @dataclass
 class _Prepared:
-    """A source made ready for a net: the transform of the first feed (or None) and the
-    checks each batch still needs (None: the whole set was checked when loaded)."""
+    """A source made ready for a net: the transform of the first feed (or None) and what each
+    batch still needs: every check (a source on disk), only the first feed's cast (an
+    in-memory set checked when loaded, whose first feed is transformed), or nothing."""
     source: Source
     transform: Transformer | None
     checks: Checks | None
     first: str
+    cast_only: bool = False
 
     def __call__(self, arrays: dict[str, np.ndarray], index: np.ndarray,
                  rng: np.random.Generator | None, lo: int, hi: int, total: int
                  ) -> dict[str, np.ndarray]:
         if self.transform is not None:
             arrays[self.first] = self.transform(arrays[self.first], rng, lo, hi, total)
-        if self.checks is not None:
+        if self.cast_only:
+            arrays[self.first] = self.checks.fit(self.first, arrays[self.first])
+        elif self.checks is not None:
             arrays = self.checks(arrays, lambda i: self.source.record(int(index[i])))
         return arrays
 
@@ -312,32 +316,18 @@ def load_source(net: Any, spec: SourceSpec) -> tuple[Source, _Prepared]:
     for feed in feeds:                                   # shapes against the inputs, now
         checks.fit(feed, np.empty((0,) + shapes[feed], dtype=np.float64))
     if isinstance(source, Dataset):
-        record = lambda i: f"sample {i}"                          # noqa: E731
         if transform is None:
-            source = Dataset(source.name, checks(source.arrays, record))
+            source = Dataset(source.name, checks(source.arrays, _in_memory))
             return source, _Prepared(source, None, None, feeds[0])
-        checked = checks(source.arrays, record, skip=frozenset(feeds[:1]))
+        checked = checks(source.arrays, _in_memory, skip=frozenset(feeds[:1]))
         raw = source.arrays[feeds[0]]
         if raw.dtype.kind not in "biuf":
             raise DataError(f"{source.name}: '{feeds[0]}' must be numeric, got {raw.dtype}")
         if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
             raise DataError(f"{source.name}: '{feeds[0]}' holds NaN or Inf")
         source = Dataset(source.name, checked)
-        return source, _Prepared(source, transform, _FitOnly(checks, feeds[0]), feeds[0])
+        return source, _Prepared(source, transform, checks, feeds[0], cast_only=True)
     return source, _Prepared(source, transform, checks, feeds[0])
-
-
-class _FitOnly(Checks):
-    """The checks of an in-memory set whose first feed is transformed batch by batch: the
-    other feeds were checked when loaded, the transformed one only needs its cast."""
-
-    def __init__(self, checks: Checks, first: str):
-        self.__dict__.update(checks.__dict__)
-        self.first = first
-
-    def __call__(self, arrays, record, skip=frozenset()):
-        arrays[self.first] = self.fit(self.first, arrays[self.first])
-        return arrays
 
 
 # -- batching ------------------------------------------------------------------------------------

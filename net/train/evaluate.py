@@ -1,7 +1,7 @@
 """Testing a trained net (Caffe's `caffe test`) and asking it about new inputs.
 
     from net.train.evaluate import evaluate, Predictor
-    report = evaluate(net, evaluation_batches)            # loss, every accuracy, per class, confusion
+    report = evaluate(net, evaluation_batches(net))   # loss, accuracies, per class, confusion
     predictor = Predictor(net)                      # the score blob, the test transform
     probabilities = predictor.predict(raw_samples)  # (N, classes)
 

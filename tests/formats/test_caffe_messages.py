@@ -360,7 +360,7 @@ def test_unreadable_files_name_the_file(tmp_path):
 # -- the protobuf package as an outside oracle ----------------------------------------------------
 @pytest.fixture(scope="module")
 def oracle():
-    return pytest.importorskip("protobuf_oracle", reason="needs the protobuf package")
+    return pytest.importorskip("tests.formats.protobuf_oracle", reason="needs the protobuf package")
 
 
 def _protobuf_parse(oracle, text: str, type_name: str):

@@ -182,7 +182,7 @@ def test_a_text_file_named_npz_is_not_called_pickled(tmp_path):
         load_data(net)
 
 
-# -- the source kinds, from a config ----------------------------------------------------------------
+# -- the source kinds, from a config ------------------------------------------------------------
 IMAGE_NET = NET.replace("[null, 4]", "[null, 1, 4, 3]")
 
 
