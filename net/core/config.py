@@ -16,9 +16,11 @@ from typing import Any, Callable, Mapping
 from gates import Option, UnknownGateType, gate_class, short_repr
 
 from ..errors import ConfigError
+from .fillers import check_filler
 from .plugins import load_plugins
-from .spec import (BUILTIN_SOURCES, DTYPES, PHASES, DataSpec, GateSpec, InputSpec, NetSpec,
-                   ParamRule, ParamSpec, SolverConfig, SourceSpec, settings_of)
+from .spec import (DEFAULT_FEEDS, DTYPES, PHASES, SOURCE_KINDS, SOURCE_PATHS, SPLIT_SOURCES,
+                   DataSpec, DummyFeedSpec, GateSpec, InputSpec, NetSpec, ParamRule, ParamSpec,
+                   SolverConfig, SourceSpec, TransformSpec, settings_of)
 from .yaml import LineDict, LineList, describe, line_of, load_yaml, suggest
 
 FORMAT_VERSION = 1
@@ -128,6 +130,13 @@ def _numbers(value: Any) -> bool:
     if isinstance(value, list):
         return all(_numbers(item) for item in value)
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_source(raw: Any, phase: str = "train", file: str | None = None) -> SourceSpec:
+    """Validate one `data:` entry on its own, before the net's inputs are known (an importer
+    asks `net.train.data.source_shapes` what inputs it needs). Feeds are not checked against
+    a net; the default is [data, label]."""
+    return _Parser(file).source(raw, phase, None, None)
 
 
 class _Parser:
@@ -333,16 +342,18 @@ class _Parser:
     def data(self, raw: Any, top: dict, inputs: dict[str, InputSpec]) -> DataSpec:
         raw = self.mapping(raw, "`data` (with `train` and/or `test`)", top, "data")
         section = DataSpec(line=line_of(top, "data") or 0)
+        if "data" not in inputs and not any(isinstance(e, dict) and "feeds" in e
+                                            for e in raw.values()):
+            raise self.error("the `data` section feeds an input named `data`, but the net "
+                             f"declares none (inputs: {', '.join(inputs) or 'none'}); name "
+                             "the inputs with `feeds:`", top, "data")
         for phase, entry in raw.items():
             if phase not in PHASES:
                 raise self.error(f"unknown key {short_repr(phase)} in `data` (known: "
                                  f"{', '.join(PHASES)})", raw, phase)
-            setattr(section, phase, self.source(entry, phase, raw))
-        if "data" not in inputs:
-            raise self.error("the `data` section feeds an input named `data`, but the net "
-                             f"declares none (inputs: {', '.join(inputs) or 'none'})", top, "data")
+            setattr(section, phase, self.source(entry, phase, raw, inputs))
         for source in section.sources().values():
-            for feed in ("data", "label"):
+            for feed in source.feeds:
                 first = inputs[feed].shape[0] if feed in inputs and inputs[feed].shape else None
                 if first is not None and first != source.batch_size:
                     raise self.error(f"input {feed!r} has a fixed batch dimension of {first}, "
@@ -352,19 +363,92 @@ class _Parser:
                                      raw[source.phase] else None)
         return section
 
-    def source(self, entry: Any, phase: str, parent: dict) -> SourceSpec:
+    def source(self, entry: Any, phase: str, parent: Any,
+               inputs: dict[str, InputSpec] | None) -> SourceSpec:
+        """One `data:` entry; `inputs` (the net's) to check and default `feeds` against."""
         where = f"data.{phase}"
         entry = self.mapping(entry, f"`{where}` (like {{source: digits, batch_size: 64}})",
                              parent, phase)
         values = self.settings(entry, settings_of(SourceSpec), where)
-        if not values["source"]:
-            raise self.error(f"{where}: source must name a file or one of "
-                             f"{', '.join(BUILTIN_SOURCES)}", entry, "source")
-        if "split" in values and values["source"] not in BUILTIN_SOURCES:
-            raise self.error(f"{where}: split applies to the built-in datasets only "
-                             f"({', '.join(BUILTIN_SOURCES)})", entry, "split")
-        return SourceSpec(**values, phase=phase, line=line_of(entry) or line_of(parent, phase)
-                          or 0, key_lines=dict(getattr(entry, "key_lines", {})))
+
+        def fail(message: str, key: str | None = None) -> ConfigError:
+            return self.error(f"{where}: {message}", entry, key)
+
+        kind = values["source"]
+        if not kind:
+            raise fail(f"source must name a file or one of {', '.join(SOURCE_KINDS)}", "source")
+        if "split" in values and kind not in SPLIT_SOURCES:
+            raise fail(f"split applies to {', '.join(SPLIT_SOURCES)} only", "split")
+        if kind in SOURCE_PATHS:
+            if values.get("path") is None and kind != "fashion_mnist":
+                raise fail(f"source {kind} needs `path`: {SOURCE_PATHS[kind]}", "source")
+        elif values.get("path") is not None:
+            raise fail(f"path applies to {', '.join(SOURCE_PATHS)}; a file source is named by "
+                       "`source` itself", "path")
+        for key in ("root_folder", "new_height", "new_width", "is_color"):
+            if key in values and kind != "images":
+                raise fail(f"{key} applies to source images only", key)
+        if bool(values.get("new_height")) != bool(values.get("new_width")):
+            raise fail("new_height and new_width go together: both 0 or both positive",
+                       "new_height" if "new_height" in values else "new_width")
+        if "feeds" in values:
+            feeds = values["feeds"]
+            if not feeds or len(set(feeds)) != len(feeds):
+                raise fail(f"feeds must name distinct inputs, got {short_repr(feeds)}", "feeds")
+        elif inputs is not None:
+            values["feeds"] = [name for name in DEFAULT_FEEDS if name in inputs]
+        feeds = values.get("feeds", list(DEFAULT_FEEDS))
+        if inputs is not None:
+            for name in feeds:
+                if name not in inputs:
+                    raise fail(f"feeds: {short_repr(name)} is not an input of the net (inputs: "
+                               f"{', '.join(inputs)})", "feeds")
+        if values.get("transform") is not None:
+            values["transform"] = self.transform(values["transform"], where)
+        if kind == "dummy":
+            values["dummy"] = self.dummy(values.get("dummy"), feeds, where, entry)
+        elif values.get("dummy") is not None:
+            raise fail("dummy applies to source dummy only", "dummy")
+        return SourceSpec(**values, phase=phase,
+                          line=line_of(entry) or line_of(parent, phase) or 0,
+                          key_lines=dict(getattr(entry, "key_lines", {})))
+
+    def transform(self, raw: dict, where: str) -> TransformSpec:
+        what = f"{where}.transform"
+        values = self.settings(raw, settings_of(TransformSpec), what)
+        mean = values.get("mean_value")
+        if mean is not None and not isinstance(mean, list):
+            values["mean_value"] = [mean]
+        if values.get("mean_file") and values.get("mean_value"):
+            raise self.error(f"{what}: mean_file and mean_value exclude each other (as in "
+                             "Caffe)", raw, "mean_value")
+        return TransformSpec(**values, line=line_of(raw) or 0,
+                             key_lines=dict(getattr(raw, "key_lines", {})))
+
+    def dummy(self, raw: dict | None, feeds: list[str], where: str,
+              entry: dict) -> dict[str, DummyFeedSpec]:
+        what = f"{where}.dummy"
+        if raw is None:
+            raise self.error(f"{where}: source dummy needs `dummy:` giving each feed "
+                             "{shape: [...], filler: {...}}", entry, "source")
+        for name in feeds:
+            if name not in raw:
+                raise self.error(f"{what}: no entry for the feed {short_repr(name)} (feeds: "
+                                 f"{', '.join(feeds)})", entry, "dummy")
+        specs = {}
+        for name, item in raw.items():
+            if name not in feeds:
+                raise self.error(f"{what}: {short_repr(name)} is not one of the feeds "
+                                 f"({', '.join(feeds)})", raw, name)
+            item = self.mapping(item, f"{what}.{name} ({{shape: [...], filler: {{...}}}})",
+                                raw, name)
+            values = self.settings(item, settings_of(DummyFeedSpec), f"{what}.{name}")
+            try:
+                check_filler(values.get("filler", {"type": "constant"}))
+            except ValueError as err:
+                raise self.error(f"{what}.{name}.filler: {err}", item, "filler") from None
+            specs[str(name)] = DummyFeedSpec(**values, line=line_of(raw, name) or 0)
+        return specs
 
     # -- the solver section ------------------------------------------------------------------------
     def solver(self, raw: Any, top: dict | None) -> SolverConfig:

@@ -25,7 +25,6 @@ PHASES = ("train", "test")
 DTYPES = ("float32", "float64")
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 LR_POLICIES = ("fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid", "cosine")
-BUILTIN_SOURCES = ("digits", "iris", "diabetes")
 
 
 def setting(kind: type | tuple, default: Any = REQUIRED, doc: str = "", **checks: Any) -> Any:
@@ -99,19 +98,86 @@ class GateSpec:
 
 
 # -- the data section ------------------------------------------------------------------------------
+BUILTIN_SOURCES = ("digits", "iris", "diabetes")
+#: the kinds a `source:` may name instead of a file; each reads `path` as SOURCE_PATHS says
+SOURCE_KINDS = BUILTIN_SOURCES + ("fashion_mnist", "mnist", "lmdb", "images", "hdf5", "dummy")
+SOURCE_PATHS = {
+    "fashion_mnist": "a folder of the four IDX files (default: Debian's dataset-fashion-mnist)",
+    "mnist": "the folder of MNIST's four IDX files (raw or .gz)",
+    "lmdb": "the LMDB folder of Caffe Datum records",
+    "images": "the list file of 'relative/path label' lines",
+    "hdf5": "the list file of .h5 files, one a line",
+}
+SPLIT_SOURCES = BUILTIN_SOURCES + ("fashion_mnist", "mnist")
+DEFAULT_FEEDS = ("data", "label")
+
+
+@dataclass
+class TransformSpec:
+    """Caffe's transform_param, applied to the first feed's (C, H, W) samples in Caffe's order:
+    crop (random offsets in train, centred in test), mirror (train only), subtract the mean
+    (mean_file, at the uncropped position, or mean_value per channel), multiply by scale."""
+    scale: float = setting(float, 1.0, "multiplies every value, after the mean is subtracted")
+    mirror: bool = setting(bool, False, "flip each sample left-right with probability 1/2 "
+                           "(train phase only)")
+    crop_size: int = setting(int, 0, "crop a crop_size x crop_size square (0: no crop)",
+                             range="[0, inf)")
+    mean_file: str | None = setting((str, type(None)), None,
+                                    "a .binaryproto mean (C, H, W), relative to the config")
+    mean_value: list = setting((float, list), [], "a mean per channel, or one for all",
+                               items=float)
+    line: int = 0
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> bool:
+        """True when the transform changes nothing."""
+        return (self.scale == 1.0 and not self.mirror and not self.crop_size
+                and self.mean_file is None and not self.mean_value)
+
+
+@dataclass
+class DummyFeedSpec:
+    """What a `source: dummy` gives one feed (Caffe's DummyDataParameter): samples of `shape`
+    (without the batch axis) drawn by `filler` (net.core.fillers; constant 0 by default)."""
+    shape: list = setting(list, doc="the per-sample shape, e.g. [1, 28, 28] ([] for a label)",
+                          items=int, range="[1, inf)")
+    filler: dict = setting(dict, {"type": "constant", "value": 0.0},
+                           "a filler: constant, gaussian, uniform, xavier or msra")
+    line: int = 0
+
+
 @dataclass
 class SourceSpec:
-    """One entry of the `data:` section (`train` or `test`): where samples come from and how
-    they are batched."""
-    source: str = setting(str, doc="a .npz or .csv file (relative to the config) or a built-in "
-                          f"dataset: {', '.join(BUILTIN_SOURCES)}")
+    """One entry of the `data:` section (`train` or `test`): where samples come from, how they
+    are transformed and batched. README "Data sources" describes each kind."""
+    source: str = setting(str, doc="a .npz or .csv file (relative to the config) or one of "
+                          f"{', '.join(SOURCE_KINDS)}")
+    path: str | None = setting((str, type(None)), None,
+                               "the file or folder the source kind reads, relative to the config")
     batch_size: int = setting(int, 64, "samples per batch (per process under MPI)",
                               range="[1, inf)")
     shuffle: bool | None = setting((bool, type(None)), None,
                                    "a new permutation each epoch (default: true for train)")
     split: str | None = setting((str, type(None)), None,
-                                "the part of a built-in dataset (default: the phase)",
+                                "the part of a built-in or MNIST-like set (default: the phase)",
                                 choices=("train", "test", None))
+    feeds: list = setting(list, list(DEFAULT_FEEDS), "the net inputs the source's arrays go "
+                          "to, in order (.npz and HDF5: the arrays named like them)", items=str)
+    root_folder: str = setting(str, "", "images: the folder the list file's paths are in "
+                               "(default: the list file's folder)")
+    new_height: int = setting(int, 0, "images: resize to this height (0: keep)",
+                              range="[0, inf)")
+    new_width: int = setting(int, 0, "images: resize to this width (0: keep)", range="[0, inf)")
+    is_color: bool = setting(bool, True, "images: 3 channels (BGR, as Caffe) or 1 (grey)")
+    transform: TransformSpec | None = setting((dict, type(None)), None,
+                                              "Caffe's transform_param (a mapping)")
+    dummy: dict | None = setting((dict, type(None)), None,
+                                 "source dummy: per feed, {shape, filler}")
+    prefetch: int | None = setting((int, type(None)), None,
+                                   "batches loaded ahead in a background thread (0: none; "
+                                   "default 4 for lmdb, images and hdf5, else 0)",
+                                   range="[0, inf)")
     phase: str = "train"
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict)
@@ -123,6 +189,20 @@ class SourceSpec:
     @property
     def part(self) -> str:
         return self.split or self.phase
+
+    @property
+    def kind(self) -> str:
+        """The source kind, or "file" for an .npz/.csv path."""
+        return self.source if self.source in SOURCE_KINDS else "file"
+
+    @property
+    def prefetched(self) -> int:
+        if self.prefetch is not None:
+            return self.prefetch
+        return 4 if self.kind in ("lmdb", "images", "hdf5") else 0
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
 
 
 @dataclass

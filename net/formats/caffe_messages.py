@@ -1,5 +1,6 @@
 """Caffe messages as typed trees: text trees checked against the schema, binary decoded and
-encoded, and the helpers for blobs and Datum records.
+encoded, and the helpers for blobs. (Datum records, which data sources read, are in
+net.train.sources.caffe_records, on the wire codec net.train.sources.protowire.)
 
     net = typed_from_text(parse_text(text, file), "NetParameter", file)   # checks every field
     net = decode(caffemodel_bytes, "NetParameter", "model.caffemodel")    # the same tree type
@@ -23,7 +24,6 @@ says so, as protobuf does, so a tree decoded from Caffe's bytes encodes to the s
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field as dataclass_field
 from typing import Any
 
 import numpy as np
@@ -31,8 +31,9 @@ import numpy as np
 from net.errors import ConfigError, DataError
 
 from .caffe_schema import FieldSpec, MessageSpec, closest, float32_canonical, message_spec
-from .protowire import (FIXED32, FIXED64, LENGTH, MAX_DEPTH, VARINT, WireReader, WireWriter,
-                        signed, zigzag_decode, zigzag_encode)
+from net.train.sources.protowire import (FIXED32, FIXED64, LENGTH, MAX_DEPTH, VARINT,
+                                         WireReader, WireWriter, signed, zigzag_decode,
+                                         zigzag_encode)
 from .prototree import Identifier, Message
 
 _WIRE_TYPES = {"float": FIXED32, "fixed32": FIXED32, "sfixed32": FIXED32,
@@ -309,66 +310,3 @@ def array_to_blob(array: np.ndarray, legacy: bool = False) -> Message:
     else:
         blob.set("data", array.astype(np.float32).reshape(-1))
     return blob
-
-
-# -- Datum --------------------------------------------------------------------------------------
-@dataclass
-class DatumRecord:
-    """One Caffe Datum (an LMDB/LevelDB value): pixels as bytes (`data`, uint8 C x H x W, or an
-    encoded image file when `encoded`), or as `float_data`; and a label."""
-    channels: int = 0
-    height: int = 0
-    width: int = 0
-    data: bytes = b""
-    label: int = 0
-    float_data: np.ndarray = dataclass_field(default_factory=lambda: np.empty(0, np.float32))
-    encoded: bool = False
-
-    def to_array(self, source: str = "<datum>") -> np.ndarray:
-        """The pixels as a (C, H, W) array: uint8 from `data`, float32 from `float_data`.
-        An encoded image is refused (decoding it needs an image library)."""
-        if self.encoded:
-            raise DataError(f"{source}: the Datum holds an encoded image; decode its bytes "
-                            "with an image library")
-        shape = (self.channels, self.height, self.width)
-        count = self.channels * self.height * self.width
-        if self.data:
-            values = np.frombuffer(self.data, dtype=np.uint8)
-        else:
-            values = self.float_data
-        if values.size != count:
-            raise DataError(f"{source}: the Datum is {shape} ({count} values) but holds "
-                            f"{values.size}")
-        return values.reshape(shape).copy()
-
-
-def encode_datum(image: np.ndarray | bytes, label: int = 0) -> bytes:
-    """A Datum's bytes. `image`: a uint8 array (C, H, W) or (H, W) -> `data`; a float array ->
-    `float_data`; bytes (a JPEG or PNG file) -> `data` with encoded=true."""
-    datum = message_spec("Datum").new(label=label)
-    if isinstance(image, (bytes, bytearray)):
-        datum.set("data", bytes(image))
-        datum.set("encoded", True)
-        return encode(datum)
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = array[np.newaxis]
-    if array.ndim != 3:
-        raise ValueError(f"a Datum holds a (C, H, W) or (H, W) image, not shape {array.shape}")
-    datum.set("channels", array.shape[0])
-    datum.set("height", array.shape[1])
-    datum.set("width", array.shape[2])
-    if array.dtype == np.uint8:
-        datum.set("data", np.ascontiguousarray(array).tobytes())
-    elif array.dtype.kind == "f":
-        datum.set("float_data", array.reshape(-1))
-    else:
-        raise ValueError(f"Datum pixels are uint8 or float, not {array.dtype}")
-    return encode(datum)
-
-
-def decode_datum(buf: bytes, source: str = "<datum>") -> DatumRecord:
-    """A Datum's fields from its bytes (DataError naming `source` and the offset if malformed)."""
-    datum = decode(buf, "Datum", source)
-    return DatumRecord(datum.channels, datum.height, datum.width, datum.data, datum.label,
-                       datum.float_data, datum.encoded)

@@ -1,6 +1,7 @@
 """Caffe's messages as typed trees: the schema-checked LeNet and solver fixtures, errors with
-file:line, both round trips, blobs in both shape styles, Datum records, protobuf's decoding
-rules, and the `protobuf` package as an outside oracle for bytes and text."""
+file:line, both round trips, blobs in both shape styles, protobuf's decoding rules, and the
+`protobuf` package as an outside oracle for bytes and text (also of the Datum records of
+net.train.sources.caffe_records, whose own tests are in tests/train/sources)."""
 from __future__ import annotations
 
 import math
@@ -17,10 +18,11 @@ from net.errors import ConfigError, DataError
 from net.formats.caffe_files import (atomic_write, read_binary, read_blobproto, read_net_binary,
                                      read_net_text, read_solver_text, read_text,
                                      write_blobproto, write_caffemodel, write_text)
-from net.formats.caffe_messages import (DatumRecord, array_to_blob, blob_to_array, decode,
-                                        decode_datum, encode, encode_datum, typed_from_text)
+from net.formats.caffe_messages import (array_to_blob, blob_to_array, decode, encode,
+                                        typed_from_text)
 from net.formats.caffe_schema import LAYER_PARAMS, MESSAGES, enum_spec, new_message
-from net.formats.protowire import WireWriter
+from net.train.sources.caffe_records import encode_datum
+from net.train.sources.protowire import WireWriter
 from net.formats.prototext import format_text, parse_text
 from net.formats.prototree import Identifier, Message
 from tests.helpers import examples
@@ -280,46 +282,6 @@ def test_caffemodel_blobs_decode_to_arrays_quickly(tmp_path):
     np.testing.assert_array_equal(fc_weights.reshape(-1), weights)
 
 
-# -- Datum ---------------------------------------------------------------------------------------
-def test_datum_with_uint8_pixels():
-    image = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    record = decode_datum(encode_datum(image, label=7))
-    assert (record.channels, record.height, record.width, record.label) == (2, 3, 4, 7)
-    assert record.data == image.tobytes() and not record.encoded
-    np.testing.assert_array_equal(record.to_array(), image)
-
-
-def test_datum_with_float_data_and_a_negative_label():
-    image = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
-    data = encode_datum(image, label=-1)
-    record = decode_datum(data)
-    assert record.label == -1 and record.data == b"" and record.channels == 1
-    np.testing.assert_array_equal(record.to_array(), image[np.newaxis])
-    assert data.count(bytes([0x35])) >= 12       # float_data is not packed in caffe.proto
-
-
-def test_datum_with_an_encoded_image():
-    png = b"\x89PNG\r\n\x1a\n fake image bytes"
-    record = decode_datum(encode_datum(png, label=3))
-    assert record.encoded and record.data == png and record.label == 3
-    with pytest.raises(DataError, match="db/key 5: the Datum holds an encoded image"):
-        record.to_array("db/key 5")
-
-
-def test_datum_bytes_match_caffes_field_layout():
-    # channels 1, height 1, width 2, data "\x07\x08", label 1
-    expected = "0801" "1001" "1802" "22020708" "2801"
-    assert encode_datum(np.array([[[7, 8]]], np.uint8), 1).hex() == expected
-
-
-def test_a_datum_that_does_not_fit_its_shape_is_refused():
-    record = DatumRecord(channels=1, height=2, width=2, data=b"\x00\x01\x02")
-    with pytest.raises(DataError, match="is \\(1, 2, 2\\) \\(4 values\\) but holds 3"):
-        record.to_array()
-    with pytest.raises(DataError, match="^lmdb key 9: byte 1: truncated varint"):
-        decode_datum(b"\x08", "lmdb key 9")
-
-
 # -- the typed tree's API -------------------------------------------------------------------------
 def test_typed_messages_check_values_set_from_code():
     layer = new_message("LayerParameter", name="fc", bottom=["a", "b"])
@@ -399,7 +361,7 @@ def test_unreadable_files_name_the_file(tmp_path):
 # -- the protobuf package as an outside oracle ----------------------------------------------------
 @pytest.fixture(scope="module")
 def oracle():
-    return pytest.importorskip("protobuf_oracle", reason="needs the protobuf package")
+    return pytest.importorskip("tests.formats.protobuf_oracle", reason="needs the protobuf package")
 
 
 def _protobuf_parse(oracle, text: str, type_name: str):

@@ -2,12 +2,19 @@
 net, and batching from one global order."""
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 
 from net import ConfigError, DataError, Net, load_config
-from net.train.data import Batches, Dataset, load_data
+from net.core.config import parse_source
+from net.train.data import Batches, Dataset, load_data, source_shapes
+from net.train.sources.idx import FASHION_MNIST as FASHION
+from net.train.sources.caffe_records import encode_datum
+from net.train.sources.database import open_environment
 from tests.helpers import needs_sklearn
+from tests.train.sources.test_idx import idx_bytes, write_set
 
 NET = """\
 name: tiny
@@ -74,7 +81,7 @@ def test_csv_source_with_header(tmp_path, preamble):
 
 @pytest.mark.parametrize("data, label, fragment", [
     (np.zeros((5, 4)), np.array([0, 1, 2, 3, 0]),
-     r"label 3 \(entry 3\) is out of range: the net has 3 classes"),
+     r"label 3 \(sample 3\) is out of range: the net has 3 classes"),
     (np.zeros((5, 4)), np.array([0, 1, 2, 1.5, 0]), "labels must be whole numbers"),
     (np.where(np.eye(5, 4) > 0, np.nan, 0), np.zeros(5, int), "NaN or Inf .first in sample 0"),
     (np.zeros((5, 3)), np.zeros(5, int),
@@ -173,3 +180,137 @@ def test_a_text_file_named_npz_is_not_called_pickled(tmp_path):
     net = make_net(tmp_path, "data:\n  train: {source: notes.npz}\n")
     with pytest.raises(DataError, match="notes.npz: not an .npz data file: not a zip archive"):
         load_data(net)
+
+
+# -- the source kinds, from a config ------------------------------------------------------------
+IMAGE_NET = NET.replace("[null, 4]", "[null, 1, 4, 3]")
+
+
+def test_an_mnist_folder_with_split_feeds_and_a_transform(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    images, labels = write_set(tmp_path / "mnist", "test", count=6)
+    labels %= 3
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(idx_bytes(labels, 0x08)))
+    net = make_net(tmp_path, "data:\n  train: {source: mnist, path: mnist, split: test, "
+                             "batch_size: 6, shuffle: false, transform: {scale: 0.5}}\n",
+                   IMAGE_NET)
+    batch = load_data(net).train.next()
+    np.testing.assert_array_equal(batch["data"], images[:, None] * 0.5)
+    assert batch["data"].dtype == np.float32 and batch["label"].tolist() == labels.tolist()
+    assert source_shapes(net.spec.data.train, tmp_path) == {"data": (1, 4, 3), "label": ()}
+
+
+def test_lmdb_images_and_hdf5_sources_from_a_config(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    h5py = pytest.importorskip("h5py")
+    from net.train.sources.database import convert_imageset
+
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    for index, picture in enumerate(grey):
+        Image.fromarray(picture).save(tmp_path / f"{index}.png")
+    (tmp_path / "list.txt").write_text("".join(f"{i}.png {i % 3}\n" for i in range(5)))
+    convert_imageset(tmp_path, tmp_path / "list.txt", tmp_path / "db", gray=True)
+    with h5py.File(tmp_path / "a.h5", "w") as handle:
+        handle["data"] = grey[:, None].astype(np.float32)
+        handle["label"] = np.arange(5.0) % 3
+    (tmp_path / "h5.txt").write_text("a.h5\n")
+    sections = {"lmdb": "{source: lmdb, path: db, batch_size: 5, shuffle: false}",
+                "images": "{source: images, path: list.txt, is_color: false, batch_size: 5, "
+                          "shuffle: false}",
+                "hdf5": "{source: hdf5, path: h5.txt, batch_size: 5, shuffle: false}"}
+    for kind, section in sections.items():
+        net = make_net(tmp_path, f"data:\n  train: {section}\n", IMAGE_NET)
+        data = load_data(net)
+        assert data.train.prefetch == 4, kind
+        batch = data.train.next()
+        np.testing.assert_array_equal(batch["data"][:, 0], grey, err_msg=kind)
+        assert batch["label"].tolist() == [0, 1, 2, 0, 1] and batch["label"].dtype == np.int64
+        assert source_shapes(net.spec.data.train, tmp_path) == {"data": (1, 4, 3), "label": ()}
+        data.close()
+
+
+def test_labels_out_of_range_in_a_source_on_disk_name_the_record(tmp_path):
+    pytest.importorskip("lmdb")
+    env = open_environment(tmp_path / "db", write=True, map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for i in range(5):
+            txn.put(f"{i:02d}".encode(), encode_datum(np.zeros((1, 4, 3), np.uint8), i))
+    env.close()
+    net = make_net(tmp_path, "data:\n  train: {source: lmdb, path: db, batch_size: 5, "
+                             "shuffle: false, prefetch: 0}\n", IMAGE_NET)
+    with pytest.raises(DataError, match=r"label 3 \(record 3 \(key '03'\)\) is out of range"):
+        load_data(net).train.next()
+
+
+def test_dummy_data_with_fillers_and_integer_labels(tmp_path):
+    net = make_net(tmp_path, """\
+data:
+  train:
+    source: dummy
+    batch_size: 7
+    dummy:
+      data:  {shape: [4], filler: {type: gaussian, std: 2}}
+      label: {shape: [], filler: {type: uniform, min: 0, max: 3}}
+""")
+    data = load_data(net, seed=2)
+    first, second = data.train.next(), data.train.next()
+    assert first["data"].shape == (7, 4) and first["label"].dtype == np.int64
+    assert set(first["label"].tolist()) <= {0, 1, 2}
+    assert not np.array_equal(first["data"], second["data"])
+    again = load_data(net, seed=2).train.next()
+    np.testing.assert_array_equal(first["data"], again["data"])
+    assert source_shapes(net.spec.data.train, tmp_path) == {"data": (4,), "label": ()}
+
+
+def test_feeds_name_other_inputs_and_npz_arrays_by_name(tmp_path):
+    net_text = NET.replace("data:  {shape: [null, 4]}", "x:  {shape: [null, 4]}").replace(
+        "label: {shape", "y: {shape").replace("bottom: data", "bottom: x").replace(
+        "[scores, label]", "[scores, y]")
+    np.savez(tmp_path / "xy.npz", x=np.ones((3, 4)), y=np.array([0, 1, 2]), other=np.zeros(2))
+    net = make_net(tmp_path, "data:\n  train: {source: xy.npz, feeds: [x, y]}\n", net_text)
+    batch = load_data(net).train.next()
+    assert set(batch) == {"x", "y"}
+    with pytest.raises(ConfigError, match=r":9: data.train: feeds: 'z' is not an input of the "
+                                          "net"):
+        make_net(tmp_path, "data:\n  train: {source: xy.npz, feeds: [x, z]}\n", net_text)
+
+
+@pytest.mark.parametrize("section, line, fragment", [
+    ("{source: lmdb}", 9, "source lmdb needs `path`: the LMDB folder"),
+    ("{source: digits, path: x}", 9, "path applies to fashion_mnist, mnist"),
+    ("{source: lmdb, path: db, split: test}", 9, "split applies to digits"),
+    ("{source: images, path: l.txt, new_height: 4}", 9, "new_height and new_width go together"),
+    ("{source: a.npz, is_color: false}", 9, "is_color applies to source images only"),
+    ("{source: dummy}", 9, "source dummy needs `dummy:`"),
+    ("{source: dummy, dummy: {data: {shape: [4]}}}", 9, "no entry for the feed 'label'"),
+    ("{source: dummy, dummy: {data: {shape: [4]}, label: {shape: [], filler: {type: nope}}}}",
+     9, "dummy.label.filler: filler type must be one of"),
+    ("{source: a.npz, transform: {scal: 2}}", 9, "unknown key 'scal' in `data.train.transform`"
+                                                  ".* did you mean 'scale'"),
+    ("{source: a.npz, transform: {crop_size: -1}}", 9, "crop_size must be a non-negative"),
+    ("{source: a.npz, feeds: [data, data]}", 9, "feeds must name distinct inputs"),
+    ("{source: a.npz, prefetch: -2}", 9, "prefetch must be a non-negative integer"),
+])
+def test_new_keys_are_checked_at_their_line(tmp_path, section, line, fragment):
+    with pytest.raises(ConfigError, match=fragment) as info:
+        load_data(make_net(tmp_path, f"data:\n  train: {section}\n"))
+    assert str(info.value).startswith(f"{tmp_path / 'net.yaml'}:{line}:")
+
+
+def test_source_shapes_of_files_without_loading_them(tmp_path):
+    np.savez(tmp_path / "a.npz", data=np.zeros((5, 3, 8, 8), np.uint8), label=np.zeros(5))
+    (tmp_path / "t.csv").write_text("a,b,c,d,label\n1,2,3,4,0\n")
+    npz = parse_source({"source": "a.npz", "transform": {"crop_size": 6}})
+    assert source_shapes(npz, tmp_path) == {"data": (3, 6, 6), "label": ()}
+    assert source_shapes(parse_source({"source": "t.csv"}), tmp_path) == {"data": (4,),
+                                                                           "label": ()}
+    assert source_shapes(parse_source({"source": "iris", "feeds": ["data"]}), tmp_path) == {
+        "data": (4,)}
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_fashion_mnist_shapes_and_the_train_part(tmp_path):
+    spec = parse_source({"source": "fashion_mnist", "transform": {"crop_size": 24}})
+    assert source_shapes(spec, tmp_path) == {"data": (1, 24, 24), "label": ()}

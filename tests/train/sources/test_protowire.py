@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from net.errors import DataError
-from net.formats.protowire import (FIXED32, LENGTH, VARINT, WireReader, WireWriter,
+from net.train.sources.protowire import (FIXED32, LENGTH, VARINT, WireReader, WireWriter,
                                    encode_varint, signed, zigzag_decode, zigzag_encode)
 
 

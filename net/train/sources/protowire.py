@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from net.errors import DataError
+from ...errors import DataError
 
 VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 MAX_DEPTH = 100

@@ -1,0 +1,176 @@
+"""Data files held in memory: .npz archives and .csv tables.
+
+.npz: arrays named like the feeds (`data`, `label` by default), each (N, ...). Before anything
+is read, every member's header is checked: its declared shape and dtype (no object arrays), the
+total declared size against the in-memory bound, and, for a stored (uncompressed) member, its
+size in the archive; so a small file cannot make the process allocate what it does not hold.
+
+.csv: one sample a row, comma-separated numbers; the last column is the label (with a single
+feed, every column is data). Read as UTF-8; a byte-order mark is ignored. Blank lines and lines
+starting with `#` are skipped. The header rule: the first other line is a header when NONE of
+its fields is a number (`x1,x2,label`); a line mixing numbers and other text (`1.O,2,3`) or
+with an empty field is an error naming the line and the field, never a header taken silently.
+Every row must have the same number of fields.
+"""
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import DataError
+from ..files import read_npz
+
+
+# -- .npz ------------------------------------------------------------------------------------------
+def npz_declared(path: Path) -> dict[str, tuple[tuple, np.dtype]]:
+    """Each member's declared (shape, dtype), read from the .npy headers alone; DataError naming
+    the file for what is not an .npz of plain arrays."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = {}
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                if dtype.hasobject:
+                    raise DataError(f"{path}: member {info.filename!r} holds pickled Python "
+                                    "objects, which Gatework never loads")
+                size = math.prod(shape) * dtype.itemsize
+                if info.compress_type == zipfile.ZIP_STORED and info.file_size < size:
+                    raise DataError(f"{path}: member {info.filename!r} declares {shape} "
+                                    f"{dtype} ({size} bytes) but holds {info.file_size}")
+                declared[info.filename[:-4]] = (tuple(shape), dtype)
+            return declared
+    except DataError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError, RuntimeError) as err:
+        raise DataError(f"{path}: corrupt or truncated data file ({err or type(err).__name__})"
+                        ) from None
+
+
+def read_npz_source(path: Path, feeds: list[str], limit: int) -> dict[str, np.ndarray]:
+    """The arrays named like `feeds`, after checking every member's declared size."""
+    if not zipfile.is_zipfile(path):
+        return _named(read_npz(path, "data file"), feeds, path)   # read_npz says what it is
+    declared = npz_declared(path)
+    total = sum(math.prod(shape) * dtype.itemsize
+                for shape, dtype in declared.values())
+    if total > limit:
+        raise DataError(f"{path}: its arrays declare {total / 2**30:.1f} GiB, over the "
+                        f"{limit / 2**30:.1f} GiB a data set may hold in memory "
+                        f"({', '.join(f'{k} {v[0]}' for k, v in declared.items())})")
+    return _named(read_npz(path, "data file"), feeds, path)
+
+
+def _named(arrays: dict[str, np.ndarray], feeds: list[str], path: Path
+           ) -> dict[str, np.ndarray]:
+    for feed in feeds:
+        if feed not in arrays:
+            raise DataError(f"{path}: no array named {feed!r} for the input {feed!r} (arrays: "
+                            f"{', '.join(arrays) or 'none'})")
+    return {feed: arrays[feed] for feed in feeds}
+
+
+def npz_shapes(path: Path, feeds: list[str]) -> dict[str, tuple]:
+    declared = npz_declared(path)
+    missing = [feed for feed in feeds if feed not in declared]
+    if missing:
+        raise DataError(f"{path}: no array named {missing[0]!r} (arrays: "
+                        f"{', '.join(declared) or 'none'})")
+    return {feed: declared[feed][0][1:] for feed in feeds}
+
+
+# -- .csv ------------------------------------------------------------------------------------------
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _lines(path: Path):
+    """(line number, text) of each line that is neither blank nor a comment."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, 1):
+                text = line.strip()
+                if text and not text.startswith("#"):
+                    yield number, text
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+
+
+def _check_row(path: Path, number: int, fields: list[str], width: int | None) -> None:
+    """DataError naming the line and field that keep a row from being numbers."""
+    if width is not None and len(fields) != width:
+        raise DataError(f"{path}:{number}: {len(fields)} fields, but the rows before have "
+                        f"{width}")
+    for column, field in enumerate(fields, 1):
+        if not field.strip():
+            raise DataError(f"{path}:{number}: field {column} is empty")
+        if not _is_number(field):
+            raise DataError(f"{path}:{number}: field {column} ({field.strip()[:40]!r}) is not "
+                            "a number (a header line has no numeric field at all)")
+
+
+def csv_header(path: Path) -> tuple[int, int]:
+    """(lines to skip, fields per row), from the first lines: the header rule of the module
+    docstring."""
+    rows = _lines(path)
+    first = next(rows, None)
+    if first is None:
+        raise DataError(f"{path}: holds no rows")
+    number, text = first
+    fields = text.split(",")
+    if not any(_is_number(field) for field in fields):
+        following = next(rows, None)
+        if following is None:
+            raise DataError(f"{path}: holds a header line and no rows")
+        _check_row(path, following[0], following[1].split(","), None)
+        return number, len(following[1].split(","))
+    _check_row(path, number, fields, None)
+    return number - 1, len(fields)
+
+
+def read_csv(path: Path, feeds: list[str]) -> dict[str, np.ndarray]:
+    """The table as float64: data = every column but the last, label = the last (with one
+    feed, data = every column). DataError naming the line of the first bad row."""
+    skip, width = csv_header(path)
+    if len(feeds) > 2:
+        raise DataError(f"{path}: a CSV gives two arrays (data, label), but `feeds` names "
+                        f"{len(feeds)}")
+    if len(feeds) == 2 and width < 2:
+        raise DataError(f"{path}: needs at least two columns (features, then the label)")
+    try:
+        table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, comments="#",
+                           dtype=np.float64, encoding="utf-8-sig")
+    except (ValueError, IndexError):
+        _find_bad_row(path, skip, width)
+        raise DataError(f"{path}: not a numeric CSV table") from None
+    if len(feeds) == 1:
+        return {feeds[0]: table}
+    return {feeds[0]: table[:, :-1], feeds[1]: table[:, -1]}
+
+
+def _find_bad_row(path: Path, skip: int, width: int) -> None:
+    """Raise the located error for the row numpy could not read (slow; only after a failure)."""
+    for number, text in _lines(path):
+        if number > skip:
+            _check_row(path, number, text.split(","), width)
+
+
+def csv_shapes(path: Path, feeds: list[str]) -> dict[str, tuple]:
+    _, width = csv_header(path)
+    if len(feeds) == 1:
+        return {feeds[0]: (width,)}
+    return {feeds[0]: (width - 1,), feeds[1]: ()}
