@@ -355,11 +355,11 @@ def _data_batch(net: Net, size: int) -> tuple[dict[str, np.ndarray], str]:
         if source is None:
             continue
         try:
-            dataset = load_source(net, source)
+            dataset, prepare = load_source(net, source)
         except (GateworkError, ImportError, OSError) as err:
             failures.append(f"{source.phase} data: {err}")
             continue
-        batch = Batches(dataset, min(size, len(dataset))).next()
+        batch = Batches(dataset, min(size, len(dataset)), prepare=prepare).next()
         inputs = {name: value for name, value in batch.items() if name in net.inputs}
         return inputs, (f"the first {len(next(iter(inputs.values())))} samples of the "
                         f"{source.phase} data ({dataset.name})")

@@ -106,7 +106,7 @@ def test_example_feed_says_why_data_was_random():
     feed, notes = example_feed(net, batch_size=2)
     assert feed["data"].shape == (2, 1, 28, 28)
     assert notes[0].startswith("data, label: random values (the data could not be read: test "
-                               "data: ") and "mnist_test.npz" in notes[0]
+                               "data: ") and "data/mnist" in notes[0]
     assert example_feed(Net.from_yaml(SEED), {"x": 4}) == ({"x": 4}, [])
 
 
