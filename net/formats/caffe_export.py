@@ -13,7 +13,7 @@ with the options that differ from Caffe's defaults (caffe_layers), `phase:` as a
 becomes that data layer; the others (npz, csv, scikit-learn sets) have none, so their inputs
 are written in the Input layer and a note says so. The caffemodel is the same NetParameter
 with each gate's arrays as blobs (caffe_weights' order), in the net's dtype (float64 in
-double_data).
+double_data); a scalar array (PReLU's shared slope) in the legacy 1x1x1x1 form.
 
 Refused, naming the gate or input: a gate type Caffe has no layer for, an option without a
 Caffe setting (BatchNorm's affine), an input with a `value:`, an lr_policy Caffe lacks.
@@ -71,7 +71,9 @@ def with_blobs(exported: Message, net: Net) -> Message:
         if layer.type == "Parameter":
             arrays = [np.asarray(net.params[layer.top[0]], dtype=net.dtype)]
         for array in arrays or ():
-            layer.add("blobs", array_to_blob(array))
+            # a scalar (PReLU's shared slope) in the legacy 1x1x1x1 form: Caffe's ShapeEquals
+            # takes it for its 0-axis blob, and OpenCV cannot make a 0-axis blob from `shape {}`
+            layer.add("blobs", array_to_blob(array, legacy=array.ndim == 0))
     return model
 
 
