@@ -15,10 +15,11 @@ are written in the Input layer and a note says so. The caffemodel is the same Ne
 with each gate's arrays as blobs (caffe_weights' order), in the net's dtype (float64 in
 double_data); a scalar array (PReLU's shared slope) in the legacy 1x1x1x1 form.
 
-Refused, naming the gate or input: a gate type Caffe has no layer for, an option without a
-Caffe setting (BatchNorm's affine), an input with a `value:`, an lr_policy Caffe lacks.
-Carried with a note: an input's `dtype: int` where Caffe's layers do not read it as integers,
-a `params:` filler (Caffe's Parameter layer starts at zero; the caffemodel holds the values).
+Refused, naming the gate: a gate type Caffe has no layer for, an option without a Caffe
+setting (BatchNorm's affine), an lr_policy Caffe lacks. Left out with a note: the net's dtype
+float64 (the caffemodel keeps float64 values), an input's `value:` and its `dtype: int` where
+Caffe's layers do not read it as integers, a `params:` filler (Caffe's Parameter layer starts
+at zero; the caffemodel holds the values).
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ from net.core.net import Net
 from net.core.spec import GateSpec, NetSpec, ParamRule, SourceSpec
 
 from .caffe_files import atomic_write, write_caffemodel, write_text
-from .caffe_layers import CAFFE_TYPES, INDEX_BOTTOMS, LAYERS, ExportError, fill_layer, \
-    filler_to_caffe
+from .caffe_layers import (CAFFE_TYPES, INDEX_BOTTOMS, LAYERS, ZERO_FILLER, ExportError,
+                           canonical_filler, fill_layer, filler_to_caffe)
 from .caffe_messages import array_to_blob
 from .caffe_schema import new_message
 from .caffe_solver import solver_parameter
@@ -88,7 +89,8 @@ def write_caffe(net: Net, prototxt: str | Path, caffemodel: str | Path | None = 
     if solver is not None:
         if net.spec.solver is None:
             raise ExportError("the config has no solver section to write", net.spec.file)
-        text = format_text(solver_parameter(net.spec.solver, Path(prototxt).name))
+        text = format_text(solver_parameter(net.spec.solver, Path(prototxt).name,
+                                            net.spec.file))
         atomic_write(solver, text.encode("utf-8"))
     return exported.notes
 
@@ -111,6 +113,9 @@ class _Writer:
 
     def net(self) -> Message:
         net = new_message("NetParameter", name=self.spec.name)
+        if self.spec.dtype != "float32":
+            self.notes.append(f"dtype {self.spec.dtype} is not written (Caffe's nets have "
+                              "none); the caffemodel keeps the values in double_data")
         read = {bottom for g in self.gates for bottom in g.bottom}
         inputs = [name for name in self.spec.inputs if not self.deploy or name in read]
         fed = self._data_layers(net, inputs)
@@ -133,8 +138,8 @@ class _Writer:
         for name in names:
             spec = self.spec.inputs[name]
             if spec.value is not None:
-                raise self.error(f"input {name!r} has a value: Caffe's Input layer holds no "
-                                 "values (feed it instead)", spec.line)
+                self.notes.append(f"input {name!r}: its value is not written (Caffe's Input "
+                                  "layer holds none; feed it)")
             if spec.dtype == "int" and name not in integer:
                 self.notes.append(f"input {name!r}: dtype int is not written (Caffe's blobs "
                                   "are float; no layer here reads it as integers)")
@@ -154,7 +159,7 @@ class _Writer:
         rule = _param_spec(param.rule)
         if rule is not None:
             layer.add("param", rule)
-        if param.filler != {"type": "constant", "value": 0.0}:
+        if canonical_filler(param.filler) != canonical_filler(ZERO_FILLER):
             self.notes.append(f"param {name!r}: its filler is not written (Caffe's Parameter "
                               "layer starts at zero; the caffemodel holds the values)")
         return layer

@@ -188,12 +188,15 @@ def _definition(layer: Message) -> Message:
 
 
 # -- Gatework -> Caffe --------------------------------------------------------------------------
-def solver_parameter(config: SolverConfig, net_file: str) -> Message:
+def solver_parameter(config: SolverConfig, net_file: str, file: str | None = None
+                     ) -> Message:
     """A typed SolverParameter for `config` naming `net_file`: every setting whose value differs
-    from what Caffe reads when it is absent (base_lr and lr_policy always)."""
+    from what Caffe reads when it is absent (base_lr and lr_policy always). `file` is the
+    config's, for errors."""
     if config.lr_policy not in _LR_POLICIES:
-        raise ExportError(f"lr_policy {config.lr_policy} has no Caffe equivalent (Caffe's: "
-                          f"{', '.join(_LR_POLICIES)})")
+        raise ExportError(f"solver: lr_policy {config.lr_policy} has no Caffe equivalent "
+                          f"(Caffe's: {', '.join(_LR_POLICIES)})", file,
+                          config.lines.get("lr_policy"))
     spec = message_spec("SolverParameter")
     solver = new_message("SolverParameter", net=net_file)
     for name in settings_of(SolverConfig):
