@@ -1,4 +1,4 @@
-"""Gatework configs written as Caffe's files: YAML -> prototxt (+ solver) -> config is exact for
+"""Gatework configs written as Caffe's files: YAML -> prototxt (+ solver) -> YAML is exact for
 every shipped config Caffe can express (gates, options with their defaults filled in, inputs,
 params, phases, param rules, loss weights, the solver); what Caffe cannot express is refused by
 name or noted; deploy exports keep the test phase without losses."""
@@ -13,6 +13,7 @@ from gates import gate_class
 from net import Net
 from net.core.config import load_config, parse_config
 from net.core.spec import NetSpec
+from net.formats.caffe_convert import convert_caffe
 from net.formats.caffe_export import export_net, write_caffe
 from net.formats.caffe_layers import ExportError, canonical_filler
 from net.core.yaml import load_yaml
@@ -50,14 +51,16 @@ def net_facts(spec: NetSpec) -> dict:
 
 
 def round_trip(spec: NetSpec, folder: Path, solver: bool = True) -> NetSpec:
+    """YAML -> prototxt (and solver prototxt) -> YAML text (convert_caffe) -> config."""
     exported = export_net(spec)
-    net_file = folder / "net.prototxt"
-    write_text(net_file, exported.net)
-    if spec.solver is None or not solver:
-        return read_prototxt(net_file)
-    solver_file = folder / "solver.prototxt"
-    solver_file.write_text(format_text(solver_parameter(spec.solver, net_file.name)))
-    return read_prototxt(solver_file)
+    source = folder / "net.prototxt"
+    write_text(source, exported.net)
+    if spec.solver is not None and solver:
+        text = format_text(solver_parameter(spec.solver, source.name))
+        source = folder / "solver.prototxt"
+        source.write_text(text)
+    convert_caffe(source, folder / "back.yaml")
+    return load_config(folder / "back.yaml")
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))

@@ -396,7 +396,8 @@ def test_image_hdf5_and_dummy_data_layers_map_too(tmp_path, monkeypatch):
 
 def test_memory_data_tops_are_inputs(tmp_path):
     path = write(tmp_path, 'layer { name: "m" type: "MemoryData" top: "data" top: "label"\n'
-                           '  memory_data_param { batch_size: 5 channels: 1 height: 3 width: 3 } }\n'
+                           '  memory_data_param { batch_size: 5 channels: 1 height: 3\n'
+                           '                      width: 3 } }\n'
                            'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "y"\n'
                            '  inner_product_param { num_output: 2 } }\n'
                            'layer { name: "l" type: "SoftmaxWithLoss" bottom: "y" '

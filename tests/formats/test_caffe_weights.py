@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import net.formats  # noqa: F401  (registers .caffemodel for Net.load_weights)
 from net import Net
 from net.errors import DataError
-from net.formats.caffe_export import export_net, with_blobs, write_caffe
+from net.formats.caffe_export import export_net, with_blobs, write_caffe   # registers the readers
 from net.formats.caffe_files import write_caffemodel
 from net.formats.caffe_messages import array_to_blob
 from net.formats.caffe_schema import new_message
@@ -114,9 +113,9 @@ def caffemodel_with_unpacked_floats(values: np.ndarray, shape: tuple) -> bytes:
     layer.bytes_field(1, b"ip")
     layer.bytes_field(2, b"InnerProduct")
     layer.message_field(7, blob)
-    net = WireWriter()
-    net.message_field(100, layer)
-    return net.getvalue()
+    model = WireWriter()
+    model.message_field(100, layer)
+    return model.getvalue()
 
 
 def test_unpacked_float_blobs_are_read(tmp_path):
