@@ -10,7 +10,7 @@ What is written: the inputs as one `Input` layer (an open dimension as 0, which 
 reads back as open), `params:` as `Parameter` layers, every gate as the layer of its Caffe type
 with the options that differ from Caffe's defaults (caffe_layers), `phase:` as an include rule,
 `param:` and `loss_weight`. A data source Caffe has a layer for (lmdb, images, hdf5, dummy)
-becomes that data layer; the others (npz, csv, scikit-learn sets) have none, so their inputs
+becomes that data layer, for its phase, with absolute paths; the others (npz, csv, scikit-learn sets) have none, so their inputs
 are written in the Input layer and a note says so. The caffemodel is the same NetParameter
 with each gate's arrays as blobs (caffe_weights' order), in the net's dtype (float64 in
 double_data); a scalar array (PReLU's shared slope) in the legacy 1x1x1x1 form.
@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from gates import gate_class
 from net.core.net import Net
 from net.core.spec import GateSpec, NetSpec, ParamRule, SourceSpec
 
@@ -177,11 +176,10 @@ class _Writer:
                                   "layer; its inputs are written in the Input layer")
                 continue
             feeds = list(getattr(source, "feeds", None) or ["data", "label"])
-            layer = _data_layer(source, kind, feeds, self.taken)
-            if len(sources) == 2:
-                layer.add("include", new_message("NetStateRule",
-                                                 phase=Identifier(CAFFE_PHASES[phase])))
-            net.add("layer", layer)
+            if kind == "Data" and source.shuffled:
+                self.notes.append(f"data.{phase}: Caffe's Data layer reads in order; shuffle "
+                                  "is not written")
+            net.add("layer", _data_layer(source, self.spec.base_dir, kind, feeds, self.taken))
             fed.update(feeds)
         return fed & set(inputs)
 
@@ -204,8 +202,8 @@ class _Writer:
             rules.pop()
         for rule in rules:
             layer.add("param", rule if rule is not None else new_message("ParamSpec"))
-        fill_layer(layer, LAYERS[caffe_type], gate_class(gate.type), gate.options, where,
-                   self.spec.file, gate.line)
+        fill_layer(layer, LAYERS[caffe_type], gate.cls, gate.options, where, self.spec.file,
+                   gate.line)
         return layer
 
 
@@ -220,45 +218,60 @@ def _param_spec(rule: ParamRule) -> Message | None:
     return spec if spec.names() else None
 
 
-def _data_layer(source: SourceSpec, kind: str, feeds: list[str], taken: set[str]) -> Message:
-    """A data layer for a source of kind lmdb, images, hdf5 or dummy (the data section's
-    contract, issue 15)."""
+def _data_layer(source: SourceSpec, base_dir: Path, kind: str, feeds: list[str],
+                taken: set[str]) -> Message:
+    """A data layer for a source of kind lmdb, images, hdf5 or dummy. The settings are those of
+    the data section's contract (issue 15), read by name; paths are written absolute."""
     layer = new_message("LayerParameter", name=_free(f"data_{source.phase}", taken), type=kind,
                         top=feeds)
-    def read(key: str) -> Any:
-        return getattr(source, key, None)      # the settings of issue 15's SourceSpec
+    layer.add("include", new_message("NetStateRule",
+                                     phase=Identifier(CAFFE_PHASES[source.phase])))
     if kind == "DummyData":
-        dummy = read("dummy") or {}
         params = new_message("DummyDataParameter")
         for feed in feeds:
-            entry = dummy.get(feed, {})
+            entry = (getattr(source, "dummy", None) or {}).get(feed, {})
             params.add("shape", new_message("BlobShape", dim=[source.batch_size]
                                             + list(entry.get("shape", []))))
-            params.add("data_filler", filler_to_caffe(entry.get("filler", {"type": "constant"})))
+            params.add("data_filler", filler_to_caffe(entry.get("filler", ZERO_FILLER)))
         layer.set("dummy_data_param", params)
         return layer
-    name, settings = {"Data": ("data_param", {"backend": Identifier("LMDB")}),
-                      "ImageData": ("image_data_param", {}),
-                      "HDF5Data": ("hdf5_data_param", {})}[kind]
-    params = new_message(layer.spec.field(name).type, source=str(read("path")),
-                         batch_size=source.batch_size, **settings)
-    if kind != "Data":
+    name = {"Data": "data_param", "ImageData": "image_data_param",
+            "HDF5Data": "hdf5_data_param"}[kind]
+    params = new_message(layer.spec.field(name).type, batch_size=source.batch_size,
+                         source=_absolute(getattr(source, "path", ""), base_dir))
+    if kind == "Data":
+        params.set("backend", Identifier("LMDB"))
+    else:
         params.set("shuffle", bool(source.shuffled))
     for key in ("new_height", "new_width", "is_color", "root_folder"):
-        if kind == "ImageData" and read(key) is not None:
-            params.set(key, read(key))
+        value = getattr(source, key, None)
+        if kind == "ImageData" and value is not None:
+            params.set(key, _absolute(value, base_dir) if key == "root_folder" else value)
     layer.set(name, params)
-    transform = read("transform")
-    if transform and kind != "HDF5Data":
-        message = new_message("TransformationParameter")
-        for key in ("scale", "mirror", "crop_size", "mean_file", "mean_value"):
-            value = transform.get(key) if isinstance(transform, dict) else \
-                getattr(transform, key, None)
-            if value is not None:
-                message.set(key, [value] if key == "mean_value" and not isinstance(
-                    value, list) else (str(value) if key == "mean_file" else value))
-        layer.set("transform_param", message)
+    transform = getattr(source, "transform", None)
+    if transform and kind != "HDF5Data":            # Caffe's HDF5Data transforms nothing
+        layer.set("transform_param", _transform_param(transform, base_dir))
     return layer
+
+
+def _transform_param(transform: Any, base_dir: Path) -> Message:
+    """A TransformationParameter from the data section's transform (a mapping or an object)."""
+    message = new_message("TransformationParameter")
+    for key in ("scale", "mirror", "crop_size", "mean_file", "mean_value"):
+        value = transform.get(key) if isinstance(transform, dict) else \
+            getattr(transform, key, None)
+        if value is None:
+            continue
+        if key == "mean_file":
+            value = _absolute(value, base_dir)
+        elif key == "mean_value" and not isinstance(value, list):
+            value = [value]
+        message.set(key, value)
+    return message
+
+
+def _absolute(path: str | Path, base_dir: Path) -> str:
+    return str((Path(base_dir) / path).resolve())
 
 
 def _free(base: str, taken: set[str]) -> str:

@@ -35,7 +35,7 @@ from .prototree import Identifier, Message
 
 #: what Caffe's FillerParameter reads when a key is absent (Gatework's fill() agrees)
 FILLER_DEFAULTS = {"value": 0.0, "min": 0.0, "max": 1.0, "mean": 0.0, "std": 1.0,
-                   "variance_norm": "FAN_IN"}
+                   "variance_norm": "FAN_IN", "sparse": -1}
 #: Caffe fills a weight without a filler with zeros (FillerParameter's default type)
 ZERO_FILLER = {"type": "constant"}
 
@@ -219,7 +219,7 @@ def filler_from_caffe(filler: Message, where: str, file: str | None, line: int) 
     if kind not in FILLER_KEYS:
         raise ConfigError(f"{where}: filler type {kind!r} is not one of Gatework's "
                           f"({', '.join(FILLER_KEYS)})", file, filler.line_of("type") or line)
-    if kind == "gaussian" and filler.sparse != -1:
+    if kind == "gaussian" and filler.sparse != -1 and "sparse" not in FILLER_KEYS[kind]:
         raise ConfigError(f"{where}: sparse gaussian fillers (sparse: {filler.sparse}) are not "
                           "supported", file, filler.line_of("sparse"))
     result = {"type": kind}

@@ -86,20 +86,21 @@ def read_prototxt(path: str | Path, *, input_shapes: Mapping[str, tuple] | None 
                              stages=stages)[1]
 
 
-def read_caffe_config(path: str | Path, **options: Any) -> tuple[LineDict, NetSpec]:
+def read_caffe_config(path: str | Path, *, input_shapes: Mapping[str, tuple] | None = None,
+                      with_data: bool = True, level: int | None = None,
+                      stages: tuple[str, ...] | None = None) -> tuple[LineDict, NetSpec]:
     """What read_prototxt reads (same options), with the config mapping it validated (the
     YAML convert_caffe writes)."""
     path = Path(path)
     raw = read_raw_text(path)
     if SOLVER_MARKS.intersection(raw.names()):
         from .caffe_solver import solver_config      # the solver reader reads nets with this one
-        return solver_config(path, raw, **options)
+        return solver_config(path, raw, input_shapes=input_shapes, with_data=with_data,
+                             level=level, stages=stages)
     net = load_net(raw, str(path))
-    with_data = options.get("with_data", True)
-    mapping = net_mapping(select_layers(net, net_states(net, options.get("level"),
-                                                        options.get("stages"))),
-                          net, str(path), with_data)
-    return mapping, finish(mapping, path, options.get("input_shapes"), with_data)
+    layers = select_layers(net, net_states(net, level, stages))
+    mapping = net_mapping(layers, net, str(path), with_data)
+    return mapping, finish(mapping, path, input_shapes, with_data)
 
 
 def load_net(raw: Message, file: str) -> Message:
@@ -489,6 +490,7 @@ def _param_rule(spec: Message) -> dict[str, Any]:
 
 
 def _names(values: list[str]) -> str | list[str]:
+    """One name as itself (as configs write it), any other count as a list."""
     return values[0] if len(values) == 1 else list(values)
 
 

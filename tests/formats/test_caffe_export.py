@@ -4,8 +4,10 @@ params, phases, param rules, loss weights, the solver); what Caffe cannot expres
 name or noted; deploy exports keep the test phase without losses."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,8 +19,8 @@ from net.formats.caffe_convert import convert_caffe
 from net.formats.caffe_export import export_net, write_caffe
 from net.formats.caffe_layers import ExportError, canonical_filler
 from net.core.yaml import load_yaml
-from net.formats.caffe_net import read_prototxt
-from net.formats.caffe_files import write_text
+from net.formats.caffe_files import read_raw_text, write_text
+from net.formats.caffe_net import load_net, net_mapping, net_states, read_prototxt, select_layers
 from net.formats.caffe_solver import solver_parameter
 from net.formats.prototext import format_text
 
@@ -160,3 +162,31 @@ def test_write_caffe_writes_all_three_files(tmp_path):
     assert 'net: "lenet.prototxt"' in (tmp_path / "solver.prototxt").read_text()
     back = Net(read_prototxt(tmp_path / "solver.prototxt"))
     assert back.load_weights(tmp_path / "lenet.caffemodel", strict=True)["missing"] == []
+
+
+def test_caffe_kind_data_sources_become_data_layers_per_phase(tmp_path):
+    # sources as the data section's contract (issue 15) describes them, read by name
+    train = SimpleNamespace(source="lmdb", path="db/train", batch_size=64, shuffled=False,
+                            phase="train", feeds=None,
+                            transform={"scale": 0.5, "mean_value": [1.0, 2.0, 3.0]})
+    test = SimpleNamespace(source="images", path="list.txt", batch_size=10, shuffled=True,
+                           phase="test", feeds=None, transform={"crop_size": 4},
+                           new_height=8, new_width=None, is_color=False, root_folder="img")
+    spec = dataclasses.replace(load_config(CONFIGS / "lenet_mnist.yaml"), base_dir=tmp_path,
+                               data=SimpleNamespace(sources=lambda: {"train": train,
+                                                                     "test": test}))
+    exported = export_net(spec)
+    assert exported.notes == []
+    assert [layer.type for layer in exported.net.layer][:2] == ["Data", "ImageData"]
+    path = tmp_path / "net.prototxt"
+    write_text(path, exported.net)
+    net = load_net(read_raw_text(path), str(path))
+    data = net_mapping(select_layers(net, net_states(net, None, None)), net, str(path))["data"]
+    root = tmp_path.resolve()
+    assert data == {
+        "train": {"source": "lmdb", "path": str(root / "db/train"), "batch_size": 64,
+                  "transform": {"scale": 0.5, "mean_value": [1.0, 2.0, 3.0]},
+                  "shuffle": False},
+        "test": {"source": "images", "path": str(root / "list.txt"), "batch_size": 10,
+                 "transform": {"crop_size": 4}, "shuffle": True, "new_height": 8,
+                 "is_color": False, "root_folder": str(root / "img")}}
