@@ -13,6 +13,7 @@ from .core.runner import ContractError
 from .core.spec import NetSpec, SolverConfig
 from .errors import ConfigError, DataError, GateworkError, NumericalError
 from .train.solver import Solver
+from . import formats  # noqa: E402,F401  (registers the .prototxt, .caffemodel and .onnx readers)
 
 __all__ = ["Net", "NetSpec", "ConfigError", "DataError", "GateworkError", "NumericalError",
            "ContractError", "load_config", "parse_config", "Solver", "SolverConfig"]

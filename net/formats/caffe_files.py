@@ -28,6 +28,11 @@ from .prototree import Message
 
 def read_text(path: str | Path, type_name: str) -> Message:
     """A text file parsed and checked as message `type_name` (no upgrade)."""
+    return typed_from_text(read_raw_text(path), type_name, str(path))
+
+
+def read_raw_text(path: str | Path) -> Message:
+    """A text file parsed without a schema (to see what it is before typing it)."""
     file = str(path)
     try:
         text = Path(path).read_bytes().decode("utf-8")
@@ -36,7 +41,7 @@ def read_text(path: str | Path, type_name: str) -> Message:
     except UnicodeDecodeError as err:
         line = err.object[:err.start].count(b"\n") + 1
         raise ConfigError("the file is not UTF-8 text", file, line) from None
-    return typed_from_text(parse_text(text, file), type_name, file)
+    return parse_text(text, file)
 
 
 def read_binary(path: str | Path, type_name: str) -> Message:
