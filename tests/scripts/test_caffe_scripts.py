@@ -42,7 +42,7 @@ def test_export_then_convert_gives_back_the_config_and_its_weights(tmp_path):
                     tmp_path / "lenet.prototxt", tmp_path / "lenet.caffemodel",
                     "--solver", tmp_path / "solver.prototxt", "--seed", "4")
     assert result.returncode == 0, result.stderr
-    assert "note: data.train: source '../data/mnist_train.npz' has no Caffe data layer" in \
+    assert "note: data.train: source 'mnist' has no Caffe data layer" in \
         result.stdout
     result = script("scripts/convert_caffe.py", tmp_path / "solver.prototxt",
                     tmp_path / "lenet.caffemodel", "-o", tmp_path / "lenet.yaml")
@@ -116,7 +116,8 @@ def test_train_takes_a_solver_prototxt(tmp_path):
     (tmp_path / "net.prototxt").write_text("""
         layer { name: "d" type: "DummyData" top: "data" top: "label"
                 dummy_data_param { shape { dim: 8 dim: 4 } shape { dim: 8 }
-                                   data_filler { type: "gaussian" } } }
+                                   data_filler { type: "gaussian" }
+                                   data_filler { type: "constant" value: 1 } } }
         layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
                 inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
         layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
