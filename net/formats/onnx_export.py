@@ -476,8 +476,8 @@ def _pooling(g: _Gate) -> None:
     end gives exactly those windows. AVE: AveragePool counting the padding divides every window
     by kh kw; Caffe divides a window hanging past the padding by its clipped size, so a constant
     (OH, OW) factor kh kw / divisor follows where they differ. Global pooling: GlobalMaxPool,
-    GlobalAveragePool. Where the end padding would reach the kernel size (onnxruntime refuses
-    pads that large), an explicit Pad (-inf for MAX, 0 for AVE) comes first."""
+    GlobalAveragePool. (Both paddings stay below the kernel size, as ONNX runtimes require: Caffe
+    drops a window that would start in the padding.)"""
     gate = g.gate
     is_max = gate.pool == "MAX"
     if gate.global_pooling:
@@ -488,19 +488,13 @@ def _pooling(g: _Gate) -> None:
     (kh, kw), (sh, sw), (ph, pw) = gate.kernel, gate.strides, gate.pads
     end_h = max(0, (oh - 1) * sh + kh - height - ph)
     end_w = max(0, (ow - 1) * sw + kw - width - pw)
-    pads = [ph, pw, end_h, end_w]
-    x = g.x
-    if max(pads) >= min(kh, kw):
-        fill = g.const(-np.inf if is_max else 0.0)
-        x = g.op("Pad", [x, g.ints([0, 0, ph, pw, 0, 0, end_h, end_w]), fill])
-        pads = [0, 0, 0, 0]
-    attrs = dict(kernel_shape=[kh, kw], strides=[sh, sw], pads=pads)
+    attrs = dict(kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, end_h, end_w])
     if is_max:
-        g.op("MaxPool", [x], g.tops[0], **attrs)
+        g.op("MaxPool", [g.x], g.tops[0], **attrs)
         return
     correction = (kh * kw) / caffe_divisor(gate, height, width, oh, ow)
     exact = np.all(correction == 1.0)
-    pooled = g.op("AveragePool", [x], g.tops[0] if exact else None, count_include_pad=1,
+    pooled = g.op("AveragePool", [g.x], g.tops[0] if exact else None, count_include_pad=1,
                   **attrs)
     if not exact:
         g.op("Mul", [pooled, g.const(correction, hint="divisor_correction")], g.tops[0])
