@@ -49,6 +49,7 @@ STATIC_INPUTS: dict[str, tuple[int, ...]] = {
 #: inputs that must be initializers because the gate owns them as its parameters
 PARAM_INPUTS: dict[str, tuple[int, ...]] = {
     "Conv": (1, 2), "Gemm": (1, 2), "PRelu": (1,), "BatchNormalization": (1, 2, 3, 4),
+    "Gather": (0,),
 }
 FLOAT_TYPES = {1: np.float32, 11: np.float64}     # TensorProto.FLOAT, DOUBLE
 INT_TYPES = {6, 7, 2, 3, 4, 5, 12, 13}            # the signed and unsigned integer types
@@ -173,9 +174,8 @@ class _Node:
         entry: dict[str, Any] = {"shape": list(value.shape)}
         if not trainable:
             entry.update(lr_mult=0.0, decay_mult=0.0)
-        if value.ndim == 0 or 0 in value.shape:
-            raise Unsupported(f"{name!r} is a scalar or empty tensor used as an operand; "
-                              "Gatework's parameters have a shape")
+        if 0 in value.shape:
+            raise Unsupported(f"{name!r} is an empty tensor")
         self.model.params[name] = entry
         self.model.initial[name] = value
         self.model.blobs.add(name)
@@ -210,7 +210,7 @@ class _Node:
             entry["param"] = param
         self.model.gates.append(entry)
         self.model.blobs.update(tops)
-        return tops[0]
+        return tops[0] if tops else name
 
     def power(self, x: str, top: str | None = None, power: float = 1.0, scale: float = 1.0,
               shift: float = 0.0) -> str:
@@ -663,7 +663,8 @@ def _flatten(n: _Node) -> None:
     """To 2-D (axes before `axis` against the rest): Caffe's Flatten for axis 1, else
     Reshape."""
     shape = n.shape(0)
-    axis = int(n.attr("axis", 1)) % (len(shape) + 1)
+    axis = int(n.attr("axis", 1))
+    axis = axis + len(shape) if axis < 0 else axis
     if axis == 1 and len(shape) > 1:
         n.gate("Flatten", [n.blob(0)], n.out(), axis=1)
         return
@@ -956,7 +957,16 @@ def _shape_range(node: Any, rank: int) -> tuple[int, int]:
 
 def load_onnx(path: str | Path, phase: str = "train", seed: int | None = None) -> Net:
     """A Net built from the model at `path`, holding its initializers' values."""
-    spec = read_onnx(path)
+    return _net(read_onnx(path), phase, seed)
+
+
+def load_onnx_model(model: Any, file: str = "<onnx>", phase: str = "train",
+                    seed: int | None = None) -> Net:
+    """A Net built from an `onnx.ModelProto`, holding its initializers' values."""
+    return _net(spec_from_model(model, file), phase, seed)
+
+
+def _net(spec: NetSpec, phase: str, seed: int | None) -> Net:
     net = Net(spec, phase, seed)
     apply_initial(net, spec)
     return net
@@ -1002,6 +1012,6 @@ def mapped_ops() -> list[str]:
     return sorted(MAPPERS)
 
 
-__all__ = ["read_onnx", "load_onnx", "spec_from_model", "read_onnx_weights", "register",
+__all__ = ["read_onnx", "load_onnx", "load_onnx_model", "spec_from_model", "read_onnx_weights", "register",
            "mapped_ops", "MAPPERS", "STATIC_INPUTS", "PARAM_INPUTS", "OnnxImportError",
            "apply_initial"]
