@@ -683,17 +683,19 @@ def _labels_as(g: _Gate, label: str, shape: tuple) -> str:
     return g.op("Reshape", [as_int, g.ints([-1 if d is None else d for d in shape])])
 
 
-def _normaliser(g: _Gate, mode: str, positions: str, valid: str | None, scores: str) -> str:
+def _normaliser(g: _Gate, mode: str, positions: str, valid: str | None, scores: str,
+                axis: int = 1) -> str:
     """Caffe's normaliser (at least 1) as a float scalar: VALID counts the unignored positions,
-    FULL all positions, BATCH_SIZE the first dimension, NONE is 1."""
+    FULL all positions, BATCH_SIZE the outer count (the scores' dimensions before `axis`), NONE
+    is 1."""
     float_type = _float_type(g.graph.dtype)
     if mode == "NONE":
         return g.const(1.0)
     if mode == "VALID" and valid is not None:
         count = g.reduce("ReduceSum", valid, None, False)
     elif mode == "BATCH_SIZE":
-        count = g.op("Cast", [g.op("Gather", [g.op("Shape", [scores]), g.ints(0)], axis=0)],
-                     to=float_type)
+        outer = g.op("Slice", [g.op("Shape", [scores]), g.ints([0]), g.ints([axis])])
+        count = g.op("Cast", [g.reduce("ReduceProd", outer, None, False)], to=float_type)
     else:
         count = g.op("Cast", [g.op("Size", [positions])], to=float_type)
     return g.op("Max", [count, g.const(1.0)])
@@ -721,7 +723,7 @@ def _softmax_with_loss(g: _Gate) -> None:
     if valid is not None:
         terms = g.op("Mul", [terms, valid])
     total = g.reduce("ReduceSum", terms, None, False)
-    g.op("Div", [total, _normaliser(g, gate.mode, labels, valid, scores)], g.tops[0])
+    g.op("Div", [total, _normaliser(g, gate.mode, labels, valid, scores, axis)], g.tops[0])
     if len(g.tops) == 2:
         g.op("Softmax", [scores], g.tops[1], axis=axis)
 
@@ -869,7 +871,7 @@ def _infogain(g: _Gate) -> None:
     if valid is not None:
         terms = g.op("Mul", [terms, valid])
     total = g.reduce("ReduceSum", terms, None, False)
-    g.op("Div", [total, _normaliser(g, gate.mode, labels, valid, scores)], g.tops[0])
+    g.op("Div", [total, _normaliser(g, gate.mode, labels, valid, scores, axis)], g.tops[0])
     if len(g.tops) == 2:
         g.op("Softmax", [scores], g.tops[1], axis=axis)
 
