@@ -373,6 +373,7 @@ def test_recurrent_gates_need_a_known_number_of_steps():
 
 
 # -- the script ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_export_script_writes_a_model_onnxruntime_runs(tmp_path):
     net = Net.from_yaml(CONFIGS / "two_layer.yaml", phase="test")
     weights = tmp_path / "w.npz"
@@ -390,6 +391,7 @@ def test_export_script_writes_a_model_onnxruntime_runs(tmp_path):
     assert relative_error(net.forward(feed)["scores"], theirs) <= REL_TOL
 
 
+@pytest.mark.slow
 def test_export_script_reports_a_gate_it_cannot_write(tmp_path):
     config = tmp_path / "plugin.yaml"
     (tmp_path / "square.py").write_text(
