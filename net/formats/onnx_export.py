@@ -75,6 +75,7 @@ class _Graph:
     initializers: dict[str, np.ndarray] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     nodes_named: set[str] = field(default_factory=set)
+    layouts: dict[str, tuple] = field(default_factory=dict)   # parameter -> shape written
 
     def fresh(self, hint: str) -> str:
         """A value name not used yet: `hint`, else `hint_1`, `hint_2`, ..."""
@@ -222,10 +223,11 @@ def _relu(g: _Gate) -> None:
 
 @exporter("PReLU")
 def _prelu(g: _Gate) -> None:
-    """PRelu with the (C,) slope unsqueezed to (C, 1, ...) so it lines up with axis 1."""
+    """PRelu, the (C,) slope written as a (C, 1, ...) initializer (its values unchanged) so
+    that it lines up with axis 1, as PyTorch writes it."""
     x, slope = g.inputs
     if g.in_shapes[1]:
-        slope = g.unsqueeze(slope, list(range(1, g.ndim - 1)))
+        g.graph.layouts[slope] = g.in_shapes[1] + (1,) * (g.ndim - 2)
     g.op("PRelu", [x, slope], g.tops[0])
 
 
@@ -384,20 +386,20 @@ def _reversed_top(g: _Gate, x: str, axis: int, size: int) -> tuple[str, str]:
 # -- matrix products -----------------------------------------------------------------------------
 @exporter("InnerProduct")
 def _inner_product(g: _Gate) -> None:
-    """axis 1: Flatten and Gemm(transB=1), W as is (the layout of Caffe and of torch's Linear);
-    another axis: Reshape to [0, .., 0, -1], MatMul by W transposed, Add b."""
+    """Gemm(transB=1) with W as is (the layout of Caffe and of torch's Linear) on x flattened
+    to 2-D (Flatten at `axis`); another axis than 1: the product reshaped back to
+    x.shape[:axis] + (num_output,) (one open dimension at most)."""
     gate = g.gate
     axis = canonical_axis(gate.axis, g.ndim)
-    bias = g.inputs[2:]
-    if axis == 1:
-        x = g.op("Flatten", [g.x], axis=1) if g.ndim > 2 else g.x
-        g.op("Gemm", [x, g.inputs[1]] + bias, g.tops[0], transB=1)
-        return
-    flat = g.op("Reshape", [g.x, g.ints([0] * axis + [-1])])
-    product = g.op("MatMul", [flat, g.op("Transpose", [g.inputs[1]], perm=[1, 0])],
-                   None if bias else g.tops[0])
-    if bias:
-        g.op("Add", [product, bias[0]], g.tops[0])
+    x = g.op("Flatten", [g.x], axis=axis) if g.ndim > 2 or axis != 1 else g.x
+    product = g.op("Gemm", [x, g.inputs[1]] + g.inputs[2:], g.tops[0] if axis == 1 else None,
+                   transB=1)
+    if axis != 1:
+        target = [-1 if d is None else d for d in g.out_shapes[0]]
+        if target.count(-1) > 1:
+            raise OnnxExportError(f"gate {g.name!r} (InnerProduct): axis {gate.axis} with more "
+                                  "than one open dimension before it")
+        g.op("Reshape", [product, g.ints(target)], g.tops[0])
 
 
 @exporter("Embed")
@@ -975,8 +977,9 @@ def _export(onnx: Any, net: Net, path: str | Path | None, opset: int, losses: bo
     read = {i for s in steps for i in _step_inputs(s, probabilities)} | set(wanted)
     inputs = [helper.make_tensor_value_info(name, _input_type(net, name), _dims(shapes[name]))
               for name in net.inputs if name in read]
-    params = [numpy_helper.from_array(np.asarray(net.params[name], dtype=net.dtype), name)
-              for name in net.params if name in read]
+    params = [numpy_helper.from_array(np.asarray(net.params[name], dtype=net.dtype).reshape(
+        graph.layouts.get(name, net.params[name].shape)), name) for name in net.params
+        if name in read]
     params += [numpy_helper.from_array(array, name) for name, array in
                graph.initializers.items()]
     out_info = [helper.make_tensor_value_info(name, _float_type(net.dtype), _dims(shapes[name]))

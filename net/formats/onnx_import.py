@@ -110,8 +110,17 @@ class _Node:
 
     # -- what the node reads ----------------------------------------------------------------------
     def attr(self, key: str, default: Any = None) -> Any:
+        """An attribute's value. ONNX keeps float attributes in float32; each is read back as
+        the shortest decimal that float32 number stands for (0.7, not 0.699999988), the value
+        the writer meant, so that a float64 model computes what its author did."""
         value = self.attrs.get(key, default)
-        return value.decode() if isinstance(value, bytes) else value
+        if isinstance(value, bytes):
+            return value.decode()
+        if isinstance(value, float):
+            return _intended(value)
+        if isinstance(value, list) and value and isinstance(value[0], float):
+            return [_intended(v) for v in value]
+        return value
 
     def has(self, index: int) -> bool:
         return index < len(self.inputs) and self.inputs[index] != ""
@@ -321,11 +330,11 @@ def _softmax(n: _Node) -> None:
     if n.model.opset >= 13 or axis == len(shape) - 1:
         n.gate("Softmax", [n.blob(0)], n.out(), axis=axis)
         return
-    lead, rest = shape[:axis], shape[axis:]
-    flat = (None if None in lead else int(np.prod(lead)), None if None in rest
-            else int(np.prod(rest)))
-    flat_x = n.reshape(n.blob(0), shape, flat)
-    n.reshape(n.gate("Softmax", [flat_x], axis=1), flat, shape, n.out())
+    flat_x = n.gate("Reshape", [n.blob(0)], shape=_two_d(shape, axis))
+    back = [0 if d is None and i == 0 else -1 if d is None else d for i, d in enumerate(shape)]
+    if back.count(-1) > 1:
+        raise Unsupported(f"the input {shape} has more than one open dimension")
+    n.gate("Reshape", [n.gate("Softmax", [flat_x], axis=1)], n.out(), shape=back)
 
 
 _BINARY = {"Add": "Add", "Sub": "Subtract", "Mul": "Multiply", "Div": "Divide", "Max": "Max",
@@ -640,12 +649,16 @@ def _reduce(n: _Node) -> None:
 # -- shapes --------------------------------------------------------------------------------------
 @mapper("Identity", "Dropout", "Cast")
 def _identity(n: _Node) -> None:
-    """Identity and a float-to-same-float Cast: Split with one top. Dropout: Caffe's Dropout
-    with the ratio (the identity in the test phase, as in ONNX's inference)."""
+    """Identity, a Cast to the net's float type and a Cast of integer input to integers: Split
+    with one top. Dropout: Caffe's Dropout with the ratio (the identity in the test phase, as
+    in ONNX's inference)."""
     if n.op_type == "Cast":
-        target = FLOAT_TYPES.get(int(n.attr("to")))
-        if target is None or np.dtype(target) != np.dtype(n.model.dtype):
-            raise Unsupported("a cast to another type than the net's float type")
+        target, to = FLOAT_TYPES.get(int(n.attr("to"))), int(n.attr("to"))
+        integer = to in INT_TYPES and n.inputs[0] in n.model.inputs and \
+            n.model.inputs[n.inputs[0]].get("dtype") == "int"
+        if not integer and (target is None or np.dtype(target) != np.dtype(n.model.dtype)):
+            raise Unsupported("a cast to another type than the net's float type (or of an "
+                              "integer input to integers)")
     if n.op_type == "Dropout":
         if len(n.outputs) > 1 and n.outputs[1]:
             raise Unsupported("the mask output")
@@ -668,10 +681,18 @@ def _flatten(n: _Node) -> None:
     if axis == 1 and len(shape) > 1:
         n.gate("Flatten", [n.blob(0)], n.out(), axis=1)
         return
+    n.gate("Reshape", [n.blob(0)], n.out(), shape=_two_d(shape, axis))
+
+
+def _two_d(shape: tuple, axis: int) -> list[int]:
+    """Reshape's target for ONNX's 2-D view (axes before `axis` against the rest): the side
+    with the open dimension is inferred (-1)."""
     lead, rest = shape[:axis], shape[axis:]
-    flat = (None if None in lead else int(np.prod(lead)),
-            None if None in rest else int(np.prod(rest)))
-    n.reshape(n.blob(0), shape, flat, n.out())
+    if None in lead and None in rest:
+        raise Unsupported(f"open dimensions on both sides of axis {axis} in {shape}")
+    if None in lead:
+        return [-1, int(np.prod(rest))]
+    return [int(np.prod(lead)), -1]
 
 
 @mapper("Reshape")
@@ -797,6 +818,11 @@ class OnnxImportError(ConfigError):
     """A model that cannot be read as a Gatework net; the message names the file and nodes."""
 
 
+def _intended(value: float) -> float:
+    """The shortest decimal that rounds to the same float32 as `value`."""
+    return float(str(np.float32(value)))
+
+
 def _unique(name: str, used: set[str]) -> str:
     candidate, count = name, 1
     while candidate in used:
@@ -846,23 +872,15 @@ def spec_from_model(model: Any, file: str = "<onnx>", base_dir: Path | None = No
             entry["dtype"] = "int"
         state.inputs[value.name] = entry
         state.blobs.add(value.name)
-    refused = []
+    refused, blocked = [], set()
     for index, node in enumerate(graph.node):
-        if node.domain not in ("", "ai.onnx"):
-            refused.append(f"{node.name or node.op_type} ({node.domain}.{node.op_type}): "
-                           "not an ai.onnx operator")
+        if blocked.intersection(node.input):       # downstream of a refused node: not listed
+            blocked.update(node.output)
             continue
-        if _fold(state, node, types):
-            continue
-        mapping = MAPPERS.get(node.op_type)
-        mapped = _Node(state, node, index)
-        if mapping is None:
-            refused.append(f"{mapped.name} ({node.op_type}): no Gatework mapping")
-            continue
-        try:
-            mapping(mapped)
-        except Unsupported as err:
-            refused.append(f"{mapped.name} ({node.op_type}): {err}")
+        refused_before = len(refused)
+        _read_node(state, node, index, types, refused)
+        if len(refused) > refused_before:
+            blocked.update(node.output)
     if refused:
         raise OnnxImportError(f"{len(refused)} node{'s' if len(refused) > 1 else ''} cannot be "
                               f"mapped onto Gatework gates: " + "; ".join(refused), file)
@@ -877,6 +895,25 @@ def spec_from_model(model: Any, file: str = "<onnx>", base_dir: Path | None = No
     spec = parse_config(config, file=file, base_dir=base_dir)
     spec.initial = state.initial
     return spec
+
+
+def _read_node(state: _Model, node: Any, index: int, types: dict, refused: list[str]) -> None:
+    """Fold the node, or map it onto gates; a node that cannot be is added to `refused`."""
+    if node.domain not in ("", "ai.onnx"):
+        refused.append(f"{node.name or node.op_type} ({node.domain}.{node.op_type}): not an "
+                       "ai.onnx operator")
+        return
+    if _fold(state, node, types):
+        return
+    mapping = MAPPERS.get(node.op_type)
+    mapped = _Node(state, node, index)
+    if mapping is None:
+        refused.append(f"{mapped.name} ({node.op_type}): no Gatework mapping")
+        return
+    try:
+        mapping(mapped)
+    except Unsupported as err:
+        refused.append(f"{mapped.name} ({node.op_type}): {err}")
 
 
 def _shapes(graph: Any) -> tuple[dict[str, tuple | None], dict[str, int]]:

@@ -20,11 +20,10 @@ from net import Net  # noqa: E402
 from net.formats.onnx_export import (EXPORTERS, OnnxExportError, caffe_divisor,  # noqa: E402
                                      export_onnx)
 from net.gradcheck import sample_feed  # noqa: E402
+from tests.formats.onnx_nets import one_gate_net  # noqa: E402
 from tests.helpers import CONFIGS, ROOT  # noqa: E402
 
 REL_TOL = 1e-5
-#: gates whose first input axis is time, not the batch: their inputs keep fixed shapes
-TIME_MAJOR = ("RNN", "LSTM")
 
 
 def relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -57,32 +56,6 @@ def assert_agrees(net: Net, feed: dict, **export_options) -> dict[str, float]:
               if name in ours}
     assert errors and all(err <= REL_TOL for err in errors.values()), errors
     return errors
-
-
-def one_gate_net(type_name: str, options: dict | None = None, shapes: list | None = None,
-                 open_batch: bool = True, dtype: str = "float32", open_inputs: int = 99
-                 ) -> tuple[Net, dict]:
-    """A net of one gate fed its gradient-check inputs (or standard normal ones of `shapes`),
-    the first dimension of each input (of the first `open_inputs`) open unless the gate is
-    time-major."""
-    cls = gate_class(type_name)
-    options = dict(cls.check_options if options is None else options)
-    gate = cls(**options)
-    rng = np.random.default_rng(0)
-    samples = [rng.standard_normal(s) for s in shapes] if shapes else gate.sample_inputs(rng)
-    inputs, feed = {}, {}
-    for index, value in enumerate(samples):
-        value = np.asarray(value)
-        shape = list(value.shape)
-        if open_batch and shape and type_name not in TIME_MAJOR and index < open_inputs:
-            shape[0] = None
-        inputs[f"in{index}"] = {"shape": shape, **({"dtype": "int"} if value.dtype.kind in "iu"
-                                                    else {})}
-        feed[f"in{index}"] = value
-    spec = {"name": type_name, "dtype": dtype, "inputs": inputs, "gates": [
-        {"name": "g", "type": type_name, "bottom": list(inputs),
-         "top": [f"out{k}" for k in range(gate.num_tops)], **options}]}
-    return Net.from_config(spec, phase="test"), feed
 
 
 SHIPPED = sorted(registered_gates())
