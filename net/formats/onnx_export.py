@@ -120,7 +120,8 @@ class _Gate:
         from onnx import helper
         names = out if isinstance(out, list) else [out] if out else [
             self.graph.fresh(f"{self.name}/{op_type}") for _ in range(outputs)]
-        main = bool(self.tops) and self.tops[0] in names and self.name not in self.graph.nodes_named
+        main = bool(self.tops) and self.tops[0] in names and \
+            self.name not in self.graph.nodes_named
         node_name = self.name if main else self.graph.fresh_node(f"{self.name}/{op_type}")
         self.graph.nodes_named.add(node_name)
         self.graph.nodes.append(helper.make_node(op_type, inputs, names, name=node_name,
@@ -963,8 +964,9 @@ def _export(onnx: Any, net: Net, path: str | Path | None, opset: int, losses: bo
     missing = [s for s in steps if s.spec.cls.type_name not in EXPORTERS]
     if missing:
         listed = ", ".join(f"{s.spec.name!r} ({s.spec.type})" for s in missing)
-        raise OnnxExportError(f"net {net.name!r}: no ONNX form for gate{'s' if len(missing) > 1 else ''} "
-                              f"{listed} (exported: {', '.join(sorted(EXPORTERS))})")
+        plural = "s" if len(missing) > 1 else ""
+        raise OnnxExportError(f"net {net.name!r}: no ONNX form for gate{plural} {listed} "
+                              f"(exported: {', '.join(sorted(EXPORTERS))})")
     graph = _Graph(opset, net.dtype)
     graph.used.update(shapes)
     for step in _renamed(steps, probabilities):
@@ -1029,10 +1031,5 @@ def _write(path: Path, data: bytes) -> None:
     temporary.replace(path)
 
 
-def exportable_types() -> list[str]:
-    """The gate types that have an ONNX form here."""
-    return sorted(EXPORTERS)
-
-
-__all__ = ["export_onnx", "exportable_types", "OnnxExportError", "DEFAULT_OPSET", "EXPORTERS",
+__all__ = ["export_onnx", "OnnxExportError", "DEFAULT_OPSET", "EXPORTERS",
            "caffe_divisor", "require_onnx"]

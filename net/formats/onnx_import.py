@@ -1044,11 +1044,6 @@ def register() -> None:
     register_weights_reader(".onnx", read_onnx_weights)
 
 
-def mapped_ops() -> list[str]:
-    """The ONNX operators mapped onto gates here."""
-    return sorted(MAPPERS)
-
-
-__all__ = ["read_onnx", "load_onnx", "load_onnx_model", "spec_from_model", "read_onnx_weights", "register",
-           "mapped_ops", "MAPPERS", "STATIC_INPUTS", "PARAM_INPUTS", "OnnxImportError",
+__all__ = ["read_onnx", "load_onnx", "load_onnx_model", "spec_from_model", "read_onnx_weights",
+           "register", "MAPPERS", "STATIC_INPUTS", "PARAM_INPUTS", "OnnxImportError",
            "apply_initial"]
