@@ -290,6 +290,48 @@ def _hard_sigmoid(n: _Node) -> None:
     n.gate("Clip", [line], n.out(), min=0.0, max=1.0)
 
 
+@mapper("HardSwish")
+def _hard_swish(n: _Node) -> None:
+    """x * Clip(x / 6 + 1/2, 0, 1): Power, Clip, Multiply."""
+    x = n.blob(0)
+    gate = n.gate("Clip", [n.power(x, scale=1.0 / 6.0, shift=0.5)], min=0.0, max=1.0)
+    n.gate("Multiply", [x, gate], n.out())
+
+
+@mapper("Celu")
+def _celu(n: _Node) -> None:
+    """alpha * ELU(x / alpha) (with ELU's alpha 1): Power, ELU, Power."""
+    alpha = float(n.attr("alpha", 1.0))
+    inner = n.gate("ELU", [n.power(n.blob(0), scale=1.0 / alpha)], alpha=1.0)
+    n.power(inner, n.out(), scale=alpha)
+
+
+@mapper("Softsign")
+def _softsign(n: _Node) -> None:
+    """x / (1 + |x|): AbsVal, Power (shift 1), Divide."""
+    x = n.blob(0)
+    n.gate("Divide", [x, n.power(n.gate("AbsVal", [x]), shift=1.0)], n.out())
+
+
+@mapper("ThresholdedRelu")
+def _thresholded_relu(n: _Node) -> None:
+    """x where x > alpha, else 0: x times Caffe's Threshold (whose step has no gradient)."""
+    x = n.blob(0)
+    step = n.gate("Threshold", [x], threshold=float(n.attr("alpha", 1.0)))
+    n.gate("Multiply", [x, step], n.out())
+
+
+@mapper("LogSoftmax")
+def _log_softmax(n: _Node) -> None:
+    """Log of Softmax along `axis` (opset 13 on, or the last axis): a probability that
+    underflows to 0 gives -inf where ONNX's shifted form stays finite."""
+    shape = n.shape(0)
+    axis = int(n.attr("axis", -1 if n.model.opset >= 13 else 1)) % max(len(shape), 1)
+    if n.model.opset < 13 and axis != len(shape) - 1:
+        raise Unsupported("a 2-D view before opset 13 on an axis other than the last")
+    n.gate("Log", [n.gate("Softmax", [n.blob(0)], axis=axis)], n.out())
+
+
 @mapper("Neg", "Reciprocal", "Sqrt")
 def _power_of(n: _Node) -> None:
     """Caffe's Power: -x (scale -1), 1/x (power -1), sqrt(x) (power 0.5)."""
