@@ -17,8 +17,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from gates import Gate, gate_class, register_gate, registered_gates  # noqa: E402
 from net import Net  # noqa: E402
-from net.formats.onnx_export import (EXPORTERS, OnnxExportError, caffe_divisor,  # noqa: E402
-                                     export_onnx)
+from net.formats.onnx_export import EXPORTERS, OnnxExportError, export_onnx  # noqa: E402
+from net.formats.onnx_exporters import caffe_divisor  # noqa: E402
 from net.gradcheck import sample_feed  # noqa: E402
 from tests.formats.onnx_nets import one_gate_net  # noqa: E402
 from tests.helpers import CONFIGS, ROOT  # noqa: E402
