@@ -233,8 +233,9 @@ def apply_initial(net: Net, spec: NetSpec) -> None:
 
 def read_onnx_weights(path: Path, net: Net) -> dict[str, np.ndarray]:
     """The weights reader for `Net.load_weights("model.onnx")`: the model's initializers by
-    name (an exported model's are the net's own parameter names; BatchNorm statistics come as
-    `<gate>.mean` and `<gate>.variance`, with `<gate>.scale_factor` 1 added)."""
+    name (an exported model's are the net's own parameter names), except BatchNormalization's
+    mean and var, which go to the buffers `<node>.mean` and `<node>.variance` of the gate the
+    importer names after the node (with `<node>.scale_factor` 1)."""
     onnx = require_onnx()
     from onnx import numpy_helper
     try:
@@ -242,11 +243,17 @@ def read_onnx_weights(path: Path, net: Net) -> dict[str, np.ndarray]:
     except (OSError, Exception) as err:
         raise OnnxImportError(f"cannot read the ONNX model: {err}", str(path)) from None
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for name in list(arrays):
-        gate, _, key = name.rpartition(".")
-        if key in ("mean", "variance") and f"{gate}.scale_factor" in net.buffers:
-            arrays[f"{gate}.scale_factor"] = np.ones(1)
-    return arrays
+    weights = dict(arrays)
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "BatchNormalization" or len(node.input) != 5:
+            continue
+        gate = node.name or f"BatchNormalization_{index}"
+        for key, source in (("mean", node.input[3]), ("variance", node.input[4])):
+            if source in arrays:
+                weights.pop(source, None)
+                weights[f"{gate}.{key}"] = arrays[source]
+        weights[f"{gate}.scale_factor"] = np.ones(1)
+    return weights
 
 
 def register() -> None:

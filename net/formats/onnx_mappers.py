@@ -63,7 +63,8 @@ class ImportState:
     params: dict[str, dict] = field(default_factory=dict)
     gates: list[dict] = field(default_factory=list)
     initial: dict[str, np.ndarray] = field(default_factory=dict)
-    names: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)          # blob names in use
+    gate_names: set[str] = field(default_factory=set)
     blobs: set[str] = field(default_factory=set)
 
 
@@ -75,7 +76,8 @@ class NodeReader:
         from onnx import helper
         self.model, self.node = model, node
         self.op_type = node.op_type
-        self.name = unique(node.name or f"{node.op_type}_{index}", model.names)
+        self.name = unique(node.name or f"{node.op_type}_{index}", model.gate_names)
+        self.named = False        # whether a gate has taken the node's name yet
         self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         self.inputs = list(node.input)
         self.outputs = list(node.output)
@@ -184,8 +186,9 @@ class NodeReader:
              param: list[dict] | None = None, **options: Any) -> str:
         """Add a gate; returns its (first) top. The node's first gate takes the node's name."""
         tops = top if isinstance(top, list) else [top or self.temp()]
-        name = self.name if not any(g["name"] == self.name for g in self.model.gates) \
-            else unique(f"{self.name}/{type_name}", self.model.names)
+        name = unique(f"{self.name}/{type_name}", self.model.gate_names) if self.named \
+            else self.name
+        self.named = True
         entry = {"name": name, "type": type_name, "bottom": list(bottom), "top": tops,
                  **options}
         if param:

@@ -126,6 +126,17 @@ def test_batch_norm_statistics_become_buffers_again():
     assert sorted(back.params) == ["g.beta", "g.gamma"]
 
 
+def test_gate_names_survive_even_where_a_top_has_the_same_name():
+    spec = {"name": "bn", "dtype": "float64", "inputs": {"x": {"shape": [None, 2, 3]}},
+            "gates": [{"name": "bn", "type": "BatchNorm", "bottom": "x", "top": "bn"},
+                      {"name": "act", "type": "ReLU", "bottom": "bn", "top": "y"}]}
+    net = Net.from_config(spec, phase="test")
+    net.gates["bn"].buffers.update(mean=np.array([1.0, 2.0]), scale_factor=np.ones(1))
+    back = round_trip(net, {"x": np.random.default_rng(0).standard_normal((3, 2, 3))})
+    assert sorted(back.gates) == ["act", "bn"]
+    np.testing.assert_array_equal(back.buffers["bn.mean"], [1.0, 2.0])
+
+
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_survive_a_round_trip(config):
     net = float64(Net.from_yaml(CONFIGS / config, phase="test"))

@@ -84,6 +84,19 @@ def test_torch_cnn_keeps_torchs_names_and_batch_norm_statistics():
                                   stored["bn1.running_var"])
 
 
+def test_torch_cnn_weights_load_by_name_into_a_fresh_import():
+    net = load_onnx(FIXTURES / "torch_cnn.onnx", phase="test")
+    reference = {name: value.copy() for name, value in net.params.items()}
+    statistics = net.buffers["/bn1/BatchNormalization.variance"].copy()
+    for value in list(net.params.values()) + list(net.buffers.values()):
+        value[...] = 0
+    net.load_weights(FIXTURES / "torch_cnn.onnx", strict=True)
+    for name, value in reference.items():
+        np.testing.assert_array_equal(net.params[name], value)
+    np.testing.assert_array_equal(net.buffers["/bn1/BatchNormalization.variance"], statistics)
+    assert net.buffers["/bn1/BatchNormalization.scale_factor"][0] == 1.0
+
+
 def test_torch_cnn_passes_the_gradient_checker():
     net = load_onnx(FIXTURES / "torch_cnn.onnx", phase="test")
     values = np.load(FIXTURES / "torch_cnn.npz")
