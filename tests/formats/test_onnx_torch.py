@@ -10,11 +10,13 @@ import pytest
 
 pytest.importorskip("onnx")
 
+from net.formats import onnx_import  # noqa: E402
 from net.formats.onnx_import import load_onnx, load_onnx_model  # noqa: E402
 from net.gradcheck import check_net  # noqa: E402
 from tests.helpers import ROOT  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "formats" / "fixtures"
+onnx_import.register()          # what net.formats does on import (Net.load_weights reads .onnx)
 
 
 def softmax_cross_entropy(scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
