@@ -51,18 +51,24 @@ LABEL_READERS = ("Accuracy",)
 
 def _deploy_steps(net: Net, steps: list[Step]) -> tuple[list[Step], dict[str, str]]:
     """The steps of a deployed model: label readers left out, SoftmaxWithLoss replaced by its
-    probabilities. Returns the steps and, per replaced gate, the name of its probabilities."""
-    kept, probabilities = [], {}
+    probabilities (and what reads a loss or an accuracy is left out too). Returns the steps
+    and, per replaced gate, the name of its probabilities."""
+    kept, probabilities, dropped = [], {}, set()
     taken = set(net.shapes)
     for step in steps:
         cls = step.spec.cls
-        if cls.type_name == "SoftmaxWithLoss":
+        if dropped.intersection(step.inputs):
+            dropped.update(step.tops)
+        elif cls.type_name == "SoftmaxWithLoss":
             name = step.tops[1] if len(step.tops) == 2 else (
                 "prob" if "prob" not in taken else f"{step.spec.name}_prob")
             taken.add(name)
             probabilities[step.spec.name] = name
+            dropped.update(step.tops)
             kept.append(step)
-        elif not cls.loss_gate() and cls.type_name not in LABEL_READERS:
+        elif cls.loss_gate() or cls.type_name in LABEL_READERS:
+            dropped.update(step.tops)
+        else:
             kept.append(step)
     return kept, probabilities
 

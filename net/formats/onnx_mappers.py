@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .onnx_writer import reshape_target
+
 #: inputs a mapper needs as constants (options of the gate), per op type and input index
 STATIC_INPUTS: dict[str, tuple[int, ...]] = {
     "Clip": (1, 2), "Pow": (1,), "Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
@@ -202,18 +204,9 @@ class NodeReader:
         return self.gate("Power", [x], top, power=power, scale=scale, shift=shift)
 
     def reshape(self, x: str, in_shape: tuple, out_shape: tuple, top: str | None = None) -> str:
-        """A Reshape gate to `out_shape` (None: open): an open dimension where the input has
-        one copies it (0), one other is inferred (-1)."""
-        target = []
-        for index, dim in enumerate(out_shape):
-            if dim is not None:
-                target.append(int(dim))
-            elif index < len(in_shape) and in_shape[index] is None and all(
-                    d is not None for d in in_shape[:index]):
-                target.append(0)
-            else:
-                target.append(-1)
-        if target.count(-1) > 1:
+        """A Reshape gate to `out_shape` (None: open; see onnx_writer.reshape_target)."""
+        target = reshape_target(in_shape, out_shape)
+        if target is None:
             raise Unsupported(f"the reshape to {out_shape} moves more than one open dimension")
         return self.gate("Reshape", [x], top, shape=target)
 

@@ -128,19 +128,12 @@ class GateWriter:
         return x
 
     def reshape_to(self, x: str, shape: tuple, out: str | None = None) -> str:
-        """Reshape to a shape known but for open dimensions: one that sits where the input has
-        an open dimension copies it (0), one other is inferred (-1)."""
-        target = []
-        for index, dim in enumerate(shape):
-            if dim is not None:
-                target.append(dim)
-            elif index < self.ndim and self.in_shapes[0][index] is None:
-                target.append(0)
-            else:
-                target.append(-1)
-        if target.count(-1) > 1 or (0 in [d for d in shape if d is not None]):
-            raise OnnxExportError(f"gate {self.name!r}: cannot write the reshape to "
-                                  f"{shape} with more than one open dimension moved")
+        """Reshape to a shape known but for open dimensions (see `reshape_target`)."""
+        target = reshape_target(self.in_shapes[0], shape)
+        if target is None:
+            raise OnnxExportError(f"gate {self.name!r}: cannot write the reshape of "
+                                  f"{self.in_shapes[0]} to {shape}: more than one open "
+                                  "dimension moves")
         return self.op("Reshape", [x, self.ints(target)], out)
 
     def known(self, value: Any, what: str) -> int:
@@ -148,6 +141,20 @@ class GateWriter:
             raise OnnxExportError(f"gate {self.name!r} ({self.step.spec.type}): {what} must be "
                                   "known to export it (it is an open dimension)")
         return int(value)
+
+
+def reshape_target(in_shape: tuple, out_shape: tuple) -> list[int] | None:
+    """ONNX's (and Caffe's) Reshape target for `out_shape`, whose open dimensions (None) are
+    only known at run time: a lone one is inferred (-1); with several, one whose leading
+    dimensions are the input's own (the batch, in place) copies it (0) and one other is
+    inferred. None when that cannot say it."""
+    opens = [i for i, d in enumerate(out_shape) if d is None]
+    target = [-1 if d is None else int(d) for d in out_shape]
+    if len(opens) > 1:
+        for i in opens:
+            if tuple(in_shape[:i + 1]) == tuple(out_shape[:i + 1]):
+                target[i] = 0
+    return target if target.count(-1) <= 1 else None
 
 
 def float_type(dtype: np.dtype) -> int:

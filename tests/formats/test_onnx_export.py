@@ -181,6 +181,8 @@ def test_batch_norm_with_trained_statistics(options):
     ("Reshape", {"shape": [2, 2], "axis": 1, "num_axes": 1}, [(2, 4, 3)]),
     ("Reshape", {"shape": [1], "axis": -1, "num_axes": 0}, [(2, 3)]),
     ("Flatten", {"axis": 2}, [(2, 3, 4, 5)]),
+    ("Flatten", {"axis": 0}, [(2, 3)]),
+    ("Reshape", {"shape": [-1]}, [(2, 3)]),
     ("Flatten", {"axis": 1, "end_axis": 2}, [(2, 3, 4, 5)]),
     ("Softmax", {"axis": 0}, [(3, 4)]),
     ("Softmax", {"axis": -1}, [(2, 3, 4)]),
@@ -304,6 +306,18 @@ def test_outputs_chosen_export_only_what_they_need():
     model = export_onnx(net, outputs=["pool1"])
     assert {n.op_type for n in model.graph.node} <= {"Conv", "MaxPool", "Relu", "Constant"}
     assert {t.name for t in model.graph.initializer} == {"conv1.W", "conv1.b"}
+
+
+def test_a_deployed_model_leaves_out_what_reads_a_loss():
+    spec = {"name": "l", "inputs": {"x": {"shape": [None, 3]}, "y": {"shape": [None],
+                                                                    "dtype": "int"}},
+            "gates": [{"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["x", "y"],
+                       "top": "loss"},
+                      {"name": "double", "type": "Power", "bottom": "loss", "top": "twice",
+                       "scale": 2.0}]}
+    model = export_onnx(Net.from_config(spec, phase="test"))
+    assert [o.name for o in model.graph.output] == ["prob"]
+    assert [i.name for i in model.graph.input] == ["x"]
 
 
 def test_with_losses_the_labels_are_int64_inputs():
