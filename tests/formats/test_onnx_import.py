@@ -193,6 +193,33 @@ def test_shape_arithmetic_is_folded_at_two_batch_sizes():
                                   value.reshape(5, 6))
 
 
+def test_softmax_before_opset_13_takes_the_2d_view():
+    """Softmax-11 on (N, 2, 3) with axis 1 normalises over the 6 values of each item."""
+    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 2, 3])
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=1)], "s", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 11)])
+    value = np.random.default_rng(0).standard_normal((4, 2, 3))
+    flat = np.exp(value.reshape(4, 6))
+    expected = (flat / flat.sum(axis=1, keepdims=True)).reshape(4, 2, 3)
+    np.testing.assert_allclose(load_onnx_model(model).forward({"x": value})["y"], expected,
+                               rtol=1e-12)
+
+
+def test_initializers_listed_as_inputs_are_parameters_not_inputs():
+    """Older exporters (keep_initializers_as_inputs) list every initializer as an input too."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [3, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])
+    weights = np.arange(6, dtype=np.float32).reshape(3, 2)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "m", [x, w], [y],
+                              [numpy_helper.from_array(weights, "w")])
+    net = load_onnx_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert list(net.inputs) == ["x"] and list(net.params) == ["w"]
+    np.testing.assert_array_equal(net.params["w"], weights)
+
+
 def test_every_unmappable_node_is_named_in_one_error():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
