@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .onnx_writer import reshape_target
+from .onnx_writer import fresh_name, reshape_target
 
 #: inputs a mapper needs as constants (options of the gate), per op type and input index
 STATIC_INPUTS: dict[str, tuple[int, ...]] = {
@@ -78,7 +78,7 @@ class NodeReader:
         from onnx import helper
         self.model, self.node = model, node
         self.op_type = node.op_type
-        self.name = unique(node.name or f"{node.op_type}_{index}", model.gate_names)
+        self.name = fresh_name(node.name or f"{node.op_type}_{index}", model.gate_names)
         self.named = False        # whether a gate has taken the node's name yet
         self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         self.inputs = list(node.input)
@@ -182,13 +182,13 @@ class NodeReader:
 
     def temp(self) -> str:
         self.count += 1
-        return unique(f"{self.name}/{self.count}", self.model.names)
+        return fresh_name(f"{self.name}/{self.count}", self.model.names)
 
     def gate(self, type_name: str, bottom: list[str], top: str | list[str] | None = None,
              param: list[dict] | None = None, **options: Any) -> str:
         """Add a gate; returns its (first) top. The node's first gate takes the node's name."""
         tops = top if isinstance(top, list) else [top or self.temp()]
-        name = unique(f"{self.name}/{type_name}", self.model.gate_names) if self.named \
+        name = fresh_name(f"{self.name}/{type_name}", self.model.gate_names) if self.named \
             else self.name
         self.named = True
         entry = {"name": name, "type": type_name, "bottom": list(bottom), "top": tops,
@@ -827,11 +827,3 @@ def _tile(n: NodeReader) -> None:
 def intended(value: float) -> float:
     """The shortest decimal that rounds to the same float32 as `value`."""
     return float(str(np.float32(value)))
-
-
-def unique(name: str, used: set[str]) -> str:
-    candidate, count = name, 1
-    while candidate in used:
-        candidate, count = f"{name}_{count}", count + 1
-    used.add(candidate)
-    return candidate

@@ -25,8 +25,8 @@ def require_onnx():
     try:
         import onnx
     except ImportError:
-        raise OnnxExportError("ONNX export and import need the onnx package: "
-                              "pip install 'gatework[onnx]'") from None
+        raise GateworkError("ONNX export and import need the onnx package (the onnx extra: "
+                            "pip install -e '.[onnx]')") from None
     return onnx
 
 
@@ -42,14 +42,14 @@ class OnnxGraph:
     layouts: dict[str, tuple] = field(default_factory=dict)   # parameter -> shape written
 
     def fresh(self, hint: str) -> str:
-        """A value name not used yet: `hint`, else `hint_1`, `hint_2`, ..."""
-        return _fresh(hint, self.used)
+        return fresh_name(hint, self.used)
 
     def fresh_node(self, hint: str) -> str:
-        return _fresh(hint, self.nodes_named)
+        return fresh_name(hint, self.nodes_named)
 
 
-def _fresh(hint: str, used: set[str]) -> str:
+def fresh_name(hint: str, used: set[str]) -> str:
+    """A name not in `used` (now added to it): `hint`, else `hint_1`, `hint_2`, ..."""
     name, count = hint, 1
     while name in used:
         name, count = f"{hint}_{count}", count + 1
