@@ -49,31 +49,31 @@ BATCH_DIM = "N"
 LABEL_READERS = ("Accuracy",)
 
 
-def _deploy_steps(net: Net, steps: list[Step]) -> tuple[list[Step], dict[str, str]]:
-    """The steps of a deployed model: label readers left out, SoftmaxWithLoss replaced by its
-    probabilities (and what reads a loss or an accuracy is left out too). Returns the steps
-    and, per replaced gate, the name of its probabilities."""
-    kept, probabilities, dropped = [], {}, set()
+def _deploy_steps(net: Net, steps: list[Step]) -> tuple[list[Step], set[str]]:
+    """The steps of a deployed model: SoftmaxWithLoss reads only its scores and writes its
+    probabilities; the other label readers, and whatever reads a loss or an accuracy, are left
+    out. Returns the steps and the names of the SoftmaxWithLoss gates so replaced."""
+    kept, replaced, dropped = [], set(), set()
     taken = set(net.shapes)
     for step in steps:
         cls = step.spec.cls
-        if dropped.intersection(step.inputs):
-            dropped.update(step.tops)
-        elif cls.type_name == "SoftmaxWithLoss":
+        if cls.type_name == "SoftmaxWithLoss" and not dropped.intersection(step.inputs):
             name = step.tops[1] if len(step.tops) == 2 else (
                 "prob" if "prob" not in taken else f"{step.spec.name}_prob")
             taken.add(name)
-            probabilities[step.spec.name] = name
+            kept.append(Step(step.gate, step.spec, step.inputs[:1], (name,)))
+            replaced.add(step.spec.name)
             dropped.update(step.tops)
-            kept.append(step)
-        elif cls.loss_gate() or cls.type_name in LABEL_READERS:
+        elif (dropped.intersection(step.inputs) or cls.loss_gate() or
+              cls.type_name in LABEL_READERS):
             dropped.update(step.tops)
         else:
             kept.append(step)
-    return kept, probabilities
+    return kept, replaced
 
 
 def _needed(steps: list[Step], wanted: list[str]) -> list[Step]:
+    """The steps the `wanted` blobs depend on, in order."""
     required, kept = set(wanted), []
     for step in reversed(steps):
         if required.intersection(step.tops):
@@ -107,25 +107,22 @@ def export_onnx(net: Net, path: str | Path | None = None, opset: int = DEFAULT_O
 def _export(onnx: Any, net: Net, path: str | Path | None, opset: int, losses: bool,
             outputs: list[str] | None) -> Any:
     from onnx import helper, numpy_helper
-    steps = list(net.runner.steps)
-    probabilities: dict[str, str] = {}
+    steps, replaced = list(net.runner.steps), set()
     if not losses:
-        steps, probabilities = _deploy_steps(net, steps)
+        steps, replaced = _deploy_steps(net, steps)
     shapes = net.shapes
-    for name in probabilities.values():
-        step = next(s for s in steps if probabilities.get(s.spec.name) == name)
-        shapes[name] = shapes[step.inputs[0]]
-    produced = [t for s in steps for t in _step_tops(s, probabilities)]
-    consumed = {i for s in steps for i in _step_inputs(s, probabilities)}
-    wanted = outputs or [t for t in produced if t not in consumed]
+    for step in steps:
+        if step.spec.name in replaced:           # the probabilities: the scores' shape
+            shapes[step.tops[0]] = shapes[step.inputs[0]]
+    consumed = {name for step in steps for name in step.inputs}
+    wanted = outputs or [top for step in steps for top in step.tops if top not in consumed]
     if not wanted:
         raise OnnxExportError(f"net {net.name!r}: the exported graph has no outputs")
     unknown = [name for name in wanted if name not in shapes]
     if unknown:
         raise OnnxExportError(f"no blob {', '.join(map(repr, unknown))} in the exported graph "
                               f"of net {net.name!r}")
-    steps = [s for s in steps if s.spec.name in {
-        n.spec.name for n in _needed(_renamed(steps, probabilities), wanted)}]
+    steps = _needed(steps, wanted)
     missing = [s for s in steps if s.spec.cls.type_name not in EXPORTERS]
     if missing:
         listed = ", ".join(f"{s.spec.name!r} ({s.spec.type})" for s in missing)
@@ -134,14 +131,14 @@ def _export(onnx: Any, net: Net, path: str | Path | None, opset: int, losses: bo
                               f"(exported: {', '.join(sorted(EXPORTERS))})")
     graph = OnnxGraph(opset, net.dtype)
     graph.used.update(shapes)
-    for step in _renamed(steps, probabilities):
-        if step.spec.name in probabilities:
-            GateWriter(graph, step, shapes).op("Softmax", [step.inputs[0]], step.tops[0],
-                                          axis=canonical_axis(step.gate.axis,
-                                                              len(shapes[step.inputs[0]])))
+    for step in steps:
+        writer = GateWriter(graph, step, shapes)
+        if step.spec.name in replaced:
+            writer.op("Softmax", writer.inputs, step.tops[0],
+                      axis=canonical_axis(step.gate.axis, writer.ndim))
         else:
-            EXPORTERS[step.spec.cls.type_name](GateWriter(graph, step, shapes))
-    read = {i for s in steps for i in _step_inputs(s, probabilities)} | set(wanted)
+            EXPORTERS[step.spec.cls.type_name](writer)
+    read = {name for step in steps for name in step.inputs} | set(wanted)
     inputs = [helper.make_tensor_value_info(name, _input_type(net, name), _dims(shapes[name]))
               for name in net.inputs if name in read]
     params = [numpy_helper.from_array(np.asarray(net.params[name], dtype=net.dtype).reshape(
@@ -163,22 +160,6 @@ def _export(onnx: Any, net: Net, path: str | Path | None, opset: int, losses: bo
 
 #: the IR version each opset came with, so that older runtimes load the model
 _IR_VERSION = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
-
-
-def _renamed(steps: list[Step], probabilities: dict[str, str]) -> list[Step]:
-    """The steps with each replaced SoftmaxWithLoss reading its scores and writing its
-    probabilities."""
-    return [Step(s.gate, s.spec, s.inputs[:1], (probabilities[s.spec.name],))
-            if s.spec.name in probabilities else s for s in steps]
-
-
-def _step_tops(step: Step, probabilities: dict[str, str]) -> tuple[str, ...]:
-    name = probabilities.get(step.spec.name)
-    return (name,) if name else step.tops
-
-
-def _step_inputs(step: Step, probabilities: dict[str, str]) -> tuple[str, ...]:
-    return step.inputs[:1] if step.spec.name in probabilities else step.inputs
 
 
 def _input_type(net: Net, name: str) -> int:
