@@ -374,9 +374,10 @@ def _binary(n: NodeReader) -> None:
 
 
 def _with_scalar(n: NodeReader) -> bool:
-    """Map x op c (or c op x) with c a constant number to Power; False when neither is one."""
+    """Map x op c (or c op x) with c a constant number (a Constant, not an initializer, which
+    stays a trainable parameter) to Power; False when neither operand is one."""
     for index in (1, 0):
-        value = n.scalar(index)
+        value = None if n.inputs[index] in n.model.initializers else n.scalar(index)
         other_shape = n.model.shapes.get(n.inputs[1 - index])
         if value is None or other_shape is None or len(np.shape(n.static(index))) > len(
                 other_shape):

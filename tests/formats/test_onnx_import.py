@@ -171,6 +171,23 @@ def test_constants_become_frozen_parameters():
     np.testing.assert_array_equal(out, [[1, 2, 3], [1, 2, 3]])
 
 
+def test_a_scalar_initializer_stays_a_trainable_parameter():
+    """x * alpha with alpha an initializer (a learned scalar) is Multiply by a parameter; the
+    same product with a Constant is Caffe's Power."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])
+    alpha = numpy_helper.from_array(np.array(3.0, np.float32), "alpha")
+    for constant in (False, True):
+        nodes = [helper.make_node("Mul", ["x", "alpha"], ["y"], name="times")]
+        if constant:
+            nodes.insert(0, helper.make_node("Constant", [], ["alpha"], value=alpha))
+        graph = helper.make_graph(nodes, "m", [x], [y], [] if constant else [alpha])
+        spec = spec_from_model(helper.make_model(graph, opset_imports=[
+            helper.make_opsetid("", 17)]))
+        assert [g.type for g in spec.gates] == ["Power" if constant else "Multiply"]
+        assert list(spec.params) == ([] if constant else ["alpha"])
+
+
 def test_shape_arithmetic_is_folded_at_two_batch_sizes():
     """torch's x.view(x.size(0), -1) with a dynamic batch: Shape, Gather, Unsqueeze, Concat,
     Reshape; the batch entry follows the batch size, so it becomes Reshape's 0."""
