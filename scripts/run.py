@@ -3,6 +3,7 @@
 
     python scripts/run.py configs/seed_example.yaml
     python scripts/run.py configs/seed_example.yaml --set x=-2 --json
+    python scripts/run.py lenet_deploy.prototxt --weights lenet.caffemodel --phase test
     python scripts/run.py configs/seed_example.yaml --trace
     python scripts/run.py configs/seed_example.yaml --wrt a --wrt b
 
@@ -11,7 +12,10 @@ with its inputs' values and its output, then each gate backward in reverse with 
 gradient, the local gradient of each input, their product, and the sum where a blob fans out.
 Inputs with no --set and no `value:` take the config's test data there (random values when it has
 no data section, and the trace says so). --wrt names the blobs whose gradients are wanted: inputs,
-parameters or intermediate blobs (`net.backward(wrt=[...])`).
+parameters or intermediate blobs (`net.backward(wrt=[...])`). The config may be YAML, a Caffe
+.prototxt or an .onnx model; --weights loads a .weights.npz, .caffemodel or .onnx file first.
+Inputs without a value (a deploy net's `data`) take the config's test data, else random values
+(a note on stderr says which).
 """
 from __future__ import annotations
 
@@ -25,16 +29,20 @@ from net.tools.trace import example_feed, format_walk, trace_walk
 
 
 def main(args: argparse.Namespace) -> int:
-    net = Net.from_yaml(args.config, phase=args.phase)
+    net = Net.from_file(args.config, phase=args.phase)
+    if args.weights:
+        net.load_weights(args.weights)
     if args.summary:
         print(net.summary())
         return 0
     wrt = args.wrt or None
+    feed, notes = example_feed(net, parse_assignments(args.set))
     if args.trace:
-        feed, notes = example_feed(net, parse_assignments(args.set))
         print(format_walk(trace_walk(net, feed, wrt=wrt), notes))
         return 0
-    outputs = net.forward(parse_assignments(args.set))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    outputs = net.forward(feed)
     gradients = net.backward(wrt=wrt)
     if args.json:
         print(dump_json({"outputs": jsonable(outputs), "gradients": jsonable(gradients)}))
@@ -45,7 +53,9 @@ def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="a YAML network")
+    parser.add_argument("config", help="a network: YAML, Caffe .prototxt or .onnx")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="load parameters first (.weights.npz, .caffemodel or .onnx)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="value of an input (YAML syntax: 1, [1, 2]); repeatable")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,4 +1,5 @@
-"""Parameter initialisation with Caffe's filler types: constant, gaussian, uniform, xavier, msra.
+"""Parameter initialisation with Caffe's filler types: constant, gaussian (with Caffe's `sparse`:
+each weight kept with probability sparse / shape[0]), uniform, xavier, msra.
 
 Fan-in and fan-out follow Caffe: for a weight of shape (out, in, ...), fan_in = count / out and
 fan_out = count / in.
@@ -13,7 +14,7 @@ from gates import short_repr
 
 FILLER_KEYS = {
     "constant": ("value",),
-    "gaussian": ("mean", "std"),
+    "gaussian": ("mean", "std", "sparse"),
     "uniform": ("min", "max"),
     "xavier": ("variance_norm",),
     "msra": ("variance_norm",),
@@ -38,6 +39,10 @@ def check_filler(filler: dict) -> None:
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 not math.isfinite(value):
             raise ValueError(f"filler {key!r} must be a finite number, got {short_repr(value)}")
+    if kind == "gaussian" and "sparse" in filler and (
+            filler["sparse"] != int(filler["sparse"]) or filler["sparse"] < -1):
+        raise ValueError(f"a gaussian filler's sparse must be an integer (-1: dense), got "
+                         f"{filler['sparse']}")
     if kind == "gaussian" and filler.get("std", 1.0) < 0:
         raise ValueError("a gaussian filler's std must not be negative")
 
@@ -51,6 +56,9 @@ def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) 
         return np.full(shape, filler.get("value", 0.0), dtype=dtype)
     if kind == "gaussian":
         values = rng.normal(filler.get("mean", 0.0), filler.get("std", 1.0), shape)
+        sparse = filler.get("sparse", -1)
+        if sparse >= 0 and shape:    # Caffe: keep a weight with probability sparse / shape[0]
+            values *= rng.random(shape) < sparse / shape[0]
     elif kind == "uniform":
         values = rng.uniform(filler.get("min", 0.0), filler.get("max", 1.0), shape)
     else:

@@ -62,6 +62,8 @@ class Net:
         self.gates: dict[str, Gate] = {g.name: self._instantiate(g) for g in spec.gates}
         self._param_inputs: dict[str, tuple[str, ...]] = {}
         self._phases = {p: self._build_phase(p) for p in PHASES}
+        if spec.initial:                 # a reader's values (ONNX initializers), by name
+            copy_weights(self, spec.initial, spec.file or self.name)
         self.blobs: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray | None] = {}
         self._defaults: dict[str, tuple[Any, np.ndarray]] = {}   # see _default_input
@@ -77,6 +79,18 @@ class Net:
         return cls(load_config(path), phase, seed)
 
     from_file = from_yaml    # any config file: YAML, or a format with a registered reader
+
+    @classmethod
+    def from_prototxt(cls, path: str | Path, phase: str = "train", seed: int | None = None
+                      ) -> "Net":
+        """A net from a Caffe .prototxt (net or solver; read by net.formats)."""
+        return cls(load_config(path), phase, seed)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, phase: str = "train", seed: int | None = None) -> "Net":
+        """A net from an ONNX model (the onnx extra): its graph mapped onto gates, its
+        initializers as the parameters."""
+        return cls(load_config(path), phase, seed)
 
     @classmethod
     def from_config(cls, config: Mapping | NetSpec, phase: str = "train", seed: int | None = None,

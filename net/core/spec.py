@@ -284,6 +284,9 @@ class NetSpec:
     file: str | None = None        # the config file, for error messages
     base_dir: Path = field(default_factory=Path.cwd)
     key_lines: dict[str, int] = field(default_factory=dict)  # top-level key -> its line
+    #: values a reader gives for parameters and buffers (ONNX initializers), by the net's names;
+    #: the Net copies them in after the fillers ran
+    initial: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def error(self, message: str, line: int | None = None) -> ConfigError:
         return ConfigError(message, self.file, line)

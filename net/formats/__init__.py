@@ -16,6 +16,11 @@ are read here without Caffe and without the `protobuf` package:
     caffe_export     a config and its weights as net prototxt, caffemodel, solver prototxt
     caffe_convert    a Caffe net (and caffemodel) as a YAML config (and .weights.npz)
     config_yaml      a config mapping as readable YAML
+    onnx_writer      the builder ONNX exporters write with (nodes, constants, names)
+    onnx_exporters   every gate type's ONNX form (EXPORTERS)
+    onnx_export      export_onnx: the test-phase graph as a checked ONNX model
+    onnx_mappers     every mapped ONNX operator's gates (MAPPERS)
+    onnx_import      read_onnx, load_onnx: an ONNX model as a NetSpec; the .onnx readers
 
 The protobuf wire codec and Caffe's Datum records live on the training floor
 (net.train.sources.protowire, net.train.sources.caffe_records), where data sources read them.
@@ -29,6 +34,8 @@ from ..core.state import register_weights_reader
 
 from .caffe_net import read_prototxt
 from .caffe_weights import read_caffemodel
+from .onnx_import import register as register_onnx
 
 register_reader(".prototxt", read_prototxt)
 register_weights_reader(".caffemodel", read_caffemodel)
+register_onnx()        # .onnx configs and weights (onnx itself is imported only when used)

@@ -34,7 +34,6 @@ import numpy as np
 from ..core.config import parse_config
 from ..core.net import Net
 from ..core.spec import NetSpec
-from ..core.state import copy_weights
 from ..errors import ConfigError
 from .onnx_mappers import (FLOAT_TYPES, INT_TYPES, MAPPERS, PARAM_INPUTS, STATIC_INPUTS,
                            ImportState, NodeReader, Static, Unsupported)
@@ -207,28 +206,15 @@ def _shape_range(node: Any, rank: int) -> tuple[int, int]:
 
 
 def load_onnx(path: str | Path, phase: str = "train", seed: int | None = None) -> Net:
-    """A Net built from the model at `path`, holding its initializers' values."""
-    return _net(read_onnx(path), phase, seed)
+    """A Net built from the model at `path`, holding its initializers' values (the Net copies
+    `spec.initial` in)."""
+    return Net(read_onnx(path), phase, seed)
 
 
 def load_onnx_model(model: Any, file: str = "<onnx>", phase: str = "train",
                     seed: int | None = None) -> Net:
     """A Net built from an `onnx.ModelProto`, holding its initializers' values."""
-    return _net(spec_from_model(model, file), phase, seed)
-
-
-def _net(spec: NetSpec, phase: str, seed: int | None) -> Net:
-    net = Net(spec, phase, seed)
-    apply_initial(net, spec)
-    return net
-
-
-def apply_initial(net: Net, spec: NetSpec) -> None:
-    """Copy the values a reader gave (`spec.initial`) into the net's parameters and buffers."""
-    initial = getattr(spec, "initial", None)
-    if initial:
-        copy_weights(net, {k: np.asarray(v, dtype=net.dtype) for k, v in initial.items()},
-                     spec.file or net.name, strict=False)
+    return Net(spec_from_model(model, file), phase, seed)
 
 
 def read_onnx_weights(path: Path, net: Net) -> dict[str, np.ndarray]:
@@ -266,5 +252,4 @@ def register() -> None:
 
 
 __all__ = ["read_onnx", "load_onnx", "load_onnx_model", "spec_from_model", "read_onnx_weights",
-           "register", "MAPPERS", "STATIC_INPUTS", "PARAM_INPUTS", "OnnxImportError",
-           "apply_initial"]
+           "register", "MAPPERS", "STATIC_INPUTS", "PARAM_INPUTS", "OnnxImportError"]

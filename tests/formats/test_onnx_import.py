@@ -285,9 +285,6 @@ def test_the_onnx_config_reader(tmp_path):
     assert sorted(rebuilt.params) == sorted(net.params)
 
 
-@pytest.mark.xfail(not any(f.name == "initial" for f in dataclasses.fields(NetSpec)),
-                   reason="the Net copies a reader's values once NetSpec has `initial` (core)",
-                   strict=True)
 def test_net_from_file_holds_the_onnx_values(tmp_path):
     net = Net.from_yaml(CONFIGS / "two_layer.yaml", phase="test")
     path = tmp_path / "two_layer.onnx"
