@@ -219,9 +219,6 @@ def filler_from_caffe(filler: Message, where: str, file: str | None, line: int) 
     if kind not in FILLER_KEYS:
         raise ConfigError(f"{where}: filler type {kind!r} is not one of Gatework's "
                           f"({', '.join(FILLER_KEYS)})", file, filler.line_of("type") or line)
-    if kind == "gaussian" and filler.sparse != -1 and "sparse" not in FILLER_KEYS[kind]:
-        raise ConfigError(f"{where}: sparse gaussian fillers (sparse: {filler.sparse}) are not "
-                          "supported", file, filler.line_of("sparse"))
     result = {"type": kind}
     for key in FILLER_KEYS[kind]:
         if filler.has(key):
@@ -235,8 +232,11 @@ def canonical_filler(filler: dict | None) -> dict | None:
     kind = filler.get("type", "constant") if isinstance(filler, dict) else None
     if kind not in FILLER_KEYS:
         return filler
-    return {"type": kind, **{key: filler.get(key, FILLER_DEFAULTS[key])
+    full = {"type": kind, **{key: filler.get(key, FILLER_DEFAULTS[key])
                              for key in FILLER_KEYS[kind]}}
+    if full.get("sparse") == -1:          # dense, the usual case: said by leaving it out
+        del full["sparse"]
+    return full
 
 
 def same_option(left: Any, right: Any) -> bool:

@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from net import Net
 from tests.helpers import ROOT
 
 
@@ -29,12 +32,21 @@ def test_run_script_set_overrides_values():
     assert payload == {"outputs": {"f": 4.0}, "gradients": {"x": 4.0, "y": 4.0, "z": 1.0}}
 
 
-def test_run_script_reports_a_missing_value_without_traceback(tmp_path):
+def test_run_script_says_when_an_input_without_a_value_is_random(tmp_path):
     config = tmp_path / "net.yaml"
-    config.write_text("inputs: {x: {shape: []}}\ngates:\n  - {name: e, type: Exp, bottom: x, top: y}\n")
+    config.write_text("inputs: {x: {shape: []}}\n"
+                      "gates:\n  - {name: e, type: Exp, bottom: x, top: y}\n")
     result = run_script("scripts/run.py", str(config))
-    assert result.returncode == 2
-    assert "no value for input 'x'" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "note: x: random values (the config has no data section)\n"
+    assert "outputs:\n  y = " in result.stdout
+
+
+def test_python_reports_a_missing_value_naming_the_input(tmp_path):
+    net = Net.from_config({"inputs": {"x": {"shape": []}},
+                           "gates": [{"name": "e", "type": "Exp", "bottom": "x", "top": "y"}]})
+    with pytest.raises(KeyError, match="no value for input 'x'"):
+        net.forward()
 
 
 def test_run_script_traces_the_worked_example():
