@@ -88,7 +88,9 @@ class RunDirectory:
     def __exit__(self, *exc) -> None:
         if self._lock is not None:
             with suppress(OSError):
-                self._lock.close()             # closing releases the flock
+                (self.path / ".lock").unlink()     # still held: no other run is using it
+            with suppress(OSError):
+                self._lock.close()                 # closing releases the flock
             self._lock = None
 
 

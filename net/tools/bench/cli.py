@@ -49,10 +49,10 @@ def run_mpi(args: argparse.Namespace) -> int:
     problem = mpi_problem()
     if problem:
         raise GateworkError(f"cannot run the benchmark: {problem}")
-    mlp, rounds, seconds, block = mpi.MLP_BIG, args.rounds or 5, args.seconds or 2.0, 0.25
+    model, rounds, seconds, block = mpi.MLP_BIG, args.rounds or 5, args.seconds or 2.0, 0.25
     if args.quick:
-        mlp, rounds, seconds, block = mlp.MLPS[0], 1, 0.2, 0.1
-    result = mpi.run(args.processes or 2, rounds, seconds, block, mlp)
+        model, rounds, seconds, block = mlp.MLPS[0], 1, 0.2, 0.1
+    result = mpi.run(args.processes or 2, rounds, seconds, block, model)
     print(dump_json(result) if args.json else mpi.report(result))
     return 0
 
