@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from net import Net
-from net.core.fillers import FILLER_KEYS
 from net.errors import ConfigError
 from net.formats.caffe_net import read_caffe_config, read_prototxt
 
@@ -94,23 +93,16 @@ def test_siamese_towers_share_their_weights_by_param_name():
     assert np.isfinite(out["loss"])
 
 
-@pytest.mark.skipif("sparse" not in FILLER_KEYS["gaussian"],
-                    reason="net.core.fillers has no sparse gaussian filler (Caffe's sparse: N)")
 def test_mnist_autoencoder_builds_with_the_test_on_test_stage():
     spec = read_prototxt(EXAMPLES / "mnist_autoencoder.prototxt", with_data=False,
                          input_shapes={"data": (1, 28, 28)}, stages=("test-on-test",))
     net = Net(spec, phase="test")
     assert shapes(net, "flatdata", "encode4", "decode1") == {
         "flatdata": (None, 784), "encode4": (None, 30), "decode1": (None, 784)}
-
-
-@pytest.mark.skipif("sparse" in FILLER_KEYS["gaussian"], reason="sparse fillers are supported")
-def test_mnist_autoencoders_sparse_filler_is_refused_at_its_line():
-    with pytest.raises(ConfigError) as caught:
-        read_prototxt(EXAMPLES / "mnist_autoencoder.prototxt", with_data=False,
-                      input_shapes={"data": (1, 28, 28)}, stages=("test-on-test",))
-    assert caught.value.line == 29 and "encode1" in str(caught.value)
-    assert "sparse" in str(caught.value)
+    encode1 = next(g for g in spec.gates if g.name == "encode1")
+    assert encode1.options["weight_filler"]["sparse"] == 15          # Caffe's sparse: 15
+    kept = np.count_nonzero(net.params["encode1.W"]) / net.params["encode1.W"].size
+    assert abs(kept - 15 / 1000) < 0.005                      # kept with probability 15 / 1000
 
 
 def test_mnist_autoencoder_layer_names_used_twice_get_a_suffix(tmp_path):
