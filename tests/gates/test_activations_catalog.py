@@ -4,10 +4,7 @@ BNLL, Threshold, Clip, Swish and the TanH name. Forward and backward against PyT
 and the centred difference over option variants the registry-wide check does not cover."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,19 +12,8 @@ import pytest
 from gates import Gate, UnknownGateType, gate_class, register_alias, register_gate, registered_gates
 from net import Net
 from net.gradcheck import check_gate
+from tests.gates.fixtures import make_torch_fixtures_a as ORACLE
 
-
-def _oracle():
-    """tests/gates/fixtures/make_torch_fixtures_a.py, the cases and PyTorch's side, loaded once."""
-    if "torch_fixtures_a" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "torch_fixtures_a", Path(__file__).parent / "fixtures" / "make_torch_fixtures_a.py")
-        sys.modules["torch_fixtures_a"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["torch_fixtures_a"]
-
-
-ORACLE = _oracle()
 CASES = ORACLE.cases("activations")
 STORED = ORACLE.read("activations")
 

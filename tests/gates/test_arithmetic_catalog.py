@@ -4,9 +4,6 @@ values written out from Caffe's layer tests and formulas), the retired constant-
 the centred difference over the option variants the registry-wide check does not cover."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +11,10 @@ import pytest
 from gates import gate_class
 from net import ConfigError, Net
 from net.gradcheck import check_gate
+from tests.gates.fixtures import make_torch_fixtures_a as ORACLE
 
 RNG = np.random.default_rng(13)
 
-
-def _oracle():
-    """tests/gates/fixtures/make_torch_fixtures_a.py, the cases and PyTorch's side, loaded once."""
-    if "torch_fixtures_a" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "torch_fixtures_a", Path(__file__).parent / "fixtures" / "make_torch_fixtures_a.py")
-        sys.modules["torch_fixtures_a"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["torch_fixtures_a"]
-
-
-ORACLE = _oracle()
 CASES = ORACLE.cases("arithmetic")
 STORED = ORACLE.read("arithmetic")
 

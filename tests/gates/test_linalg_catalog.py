@@ -5,8 +5,6 @@ make_torch_fixtures_b.py, and live where torch imports); a case worked by hand.
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +12,8 @@ import pytest
 from gates import gate_class
 from net import ConfigError, Net
 from net.gradcheck import check_gate
+from tests.gates.fixtures import make_torch_fixtures_b as ORACLE
 
-GENERATOR = Path(__file__).parent / "fixtures" / "make_torch_fixtures_b.py"
-_spec = importlib.util.spec_from_file_location("make_torch_fixtures_b", GENERATOR)
-ORACLE = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ORACLE)
 CASES = ORACLE.load("linalg")
 
 

@@ -3,9 +3,7 @@ references of Caffe's test_lrn_layer.cpp, their gradients, and Caffe's cifar10_f
 (configs/cifar10_full.yaml), the net they were added for: Caffe's blob shapes, and training."""
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,22 +12,11 @@ import pytest
 from gates import gate_class
 from net import Net, Solver
 from net.gradcheck import check_gate, check_net
+from tests.gates.fixtures import make_torch_fixtures_a as ORACLE
 
 RNG = np.random.default_rng(11)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
-
-def _oracle():
-    """tests/gates/fixtures/make_torch_fixtures_a.py, the cases and PyTorch's side, loaded once."""
-    if "torch_fixtures_a" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "torch_fixtures_a", Path(__file__).parent / "fixtures" / "make_torch_fixtures_a.py")
-        sys.modules["torch_fixtures_a"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["torch_fixtures_a"]
-
-
-ORACLE = _oracle()
 CASES = ORACLE.cases("normalization")
 STORED = ORACLE.read("normalization")
 

@@ -8,8 +8,6 @@ segment by segment at each reset, and nn.LSTMCell for LSTMUnit; Caffe's own RNN/
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +15,8 @@ import pytest
 from gates import gate_class
 from net import ConfigError, Net
 from net.gradcheck import check_gate, check_net
+from tests.gates.fixtures import make_torch_fixtures_b as ORACLE
 
-GENERATOR = Path(__file__).parent / "fixtures" / "make_torch_fixtures_b.py"
-_spec = importlib.util.spec_from_file_location("make_torch_fixtures_b", GENERATOR)
-ORACLE = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ORACLE)
 CASES = ORACLE.load("recurrent")
 
 
