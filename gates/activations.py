@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ElementwiseGate, Gate, Option, register_alias, register_gate
+from .base import (ElementwiseGate, Gate, Option, known_channels, register_alias,
+                   register_gate)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -67,19 +68,13 @@ class PReLUGate(Gate):
     kink_note = "x == 0: the gradient there is taken as the slope"
 
     def param_specs(self, x_shape):
-        channels = self._channels(x_shape)
+        channels = known_channels(self, x_shape)
         shape = () if self.channel_shared else (channels,)
         return {"slope": (shape, {"type": "constant", **self.filler})}
 
     def infer_shapes(self, x_shape, *param_shapes):
-        self._channels(x_shape)
+        known_channels(self, x_shape)
         return (tuple(x_shape),)
-
-    @staticmethod
-    def _channels(x_shape) -> int:
-        if len(x_shape) < 2 or x_shape[1] is None:
-            raise ValueError(f"PReLU needs input (N, C, ...) with C known, got {tuple(x_shape)}")
-        return x_shape[1]
 
     def forward(self, x, slope):
         self.x = x

@@ -449,6 +449,15 @@ def canonical_axis(axis: int, ndim: int, name: str = "axis") -> int:
     return axis % ndim
 
 
+def known_channels(gate: Gate | type[Gate], shape: Shape) -> int:
+    """Dimension 1 (Caffe's channels) of an input (N, C, ...), which must be known: a gate
+    sizes its per-channel parameters or buffers from it."""
+    if len(shape) < 2 or shape[1] is None:
+        raise ValueError(f"{gate.type_name} needs input (N, C, ...) with C known, got "
+                         f"{format_shape(shape)}")
+    return shape[1]
+
+
 def format_shape(shape: Shape) -> str:
     """(3, 4) as "(3, 4)", an open dimension as N: "(N, 4)"."""
     inner = ", ".join("N" if d is None else str(d) for d in shape)

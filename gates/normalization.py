@@ -12,7 +12,7 @@ import numpy as np
 
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import Gate, Option, format_shape, register_gate
+from .base import Gate, Option, format_shape, known_channels, register_gate
 
 
 @register_gate
@@ -49,7 +49,7 @@ class BatchNormGate(Gate):
     check_tol = {"rtol": 1e-4, "atol": 1e-6}
 
     def param_specs(self, x_shape):
-        channels = self._channels(x_shape)
+        channels = known_channels(self, x_shape)
         self._ensure_buffers(channels)
         if not self.affine:
             return {}
@@ -57,15 +57,8 @@ class BatchNormGate(Gate):
                 "beta": ((channels,), {"type": "constant", "value": 0.0})}
 
     def infer_shapes(self, x_shape, *param_shapes):
-        self._channels(x_shape)
+        known_channels(self, x_shape)
         return (tuple(x_shape),)
-
-    @staticmethod
-    def _channels(x_shape) -> int:
-        if len(x_shape) < 2 or x_shape[1] is None:
-            raise ValueError(f"BatchNorm needs input (N, C, ...) with C known, got "
-                             f"{tuple(x_shape)}")
-        return x_shape[1]
 
     def _ensure_buffers(self, channels: int) -> None:
         if self.buffers.get("mean") is None or self.buffers["mean"].shape != (channels,):
