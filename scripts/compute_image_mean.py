@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 from net.tools.cli import add_common_arguments, guarded
-from net.train.evaluate import write_bytes_atomically
+from net.train.files import atomic_write_bytes
 from net.train.sources.caffe_records import encode_blob
 from net.train.sources.database import compute_image_mean
 
 
 def main(args: argparse.Namespace) -> int:
     mean = compute_image_mean(Path(args.database), log=print)
-    path = write_bytes_atomically(Path(args.output), encode_blob(mean))
+    path = atomic_write_bytes(Path(args.output), encode_blob(mean))
     channels = ", ".join(f"{value:.4f}" for value in mean[0].mean(axis=(1, 2)))
     print(f"mean of shape {mean.shape} written to {path.resolve()}; per channel: {channels}")
     return 0

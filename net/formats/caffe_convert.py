@@ -22,7 +22,7 @@ from net.core.spec import NetSpec
 from net.core.yaml import load_yaml
 from net.train.snapshot import save_weights
 
-from .caffe_files import atomic_write
+from .caffe_files import atomic_write_bytes
 from .caffe_net import read_caffe_config
 from .config_yaml import config_yaml
 
@@ -49,7 +49,7 @@ def convert_caffe(prototxt: str | Path, out: str | Path, weights: str | Path | N
     text = config_yaml(mapping, [f"Converted from {prototxt.name} by scripts/convert_caffe.py",
                                  "(layer names and options as in the Caffe file)"])
     checked = parse_config(load_yaml(text, str(out)), file=str(out), base_dir=out.parent)
-    atomic_write(out, text.encode("utf-8"))
+    atomic_write_bytes(out, text.encode("utf-8"))
     result = Converted(checked)
     if weights is not None:
         net = Net(spec)

@@ -32,7 +32,7 @@ import numpy as np
 from net.core.net import Net
 from net.core.spec import GateSpec, NetSpec, ParamRule, SourceSpec
 
-from .caffe_files import atomic_write, write_caffemodel, write_text
+from .caffe_files import atomic_write_bytes, write_caffemodel, write_text
 from .caffe_layers import (CAFFE_TYPES, INDEX_BOTTOMS, LAYERS, ZERO_FILLER, ExportError,
                            canonical_filler, fill_layer, filler_to_caffe)
 from .caffe_messages import array_to_blob
@@ -90,7 +90,7 @@ def write_caffe(net: Net, prototxt: str | Path, caffemodel: str | Path | None = 
             raise ExportError("the config has no solver section to write", net.spec.file)
         text = format_text(solver_parameter(net.spec.solver, Path(prototxt).name,
                                             net.spec.file))
-        atomic_write(solver, text.encode("utf-8"))
+        atomic_write_bytes(solver, text.encode("utf-8"))
     return exported.notes
 
 

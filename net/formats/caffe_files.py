@@ -13,12 +13,12 @@ folder, then `os.replace` it over the target, so a reader never sees half a file
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from net.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from ..train.files import atomic_write_bytes
 
 from .caffe_messages import array_to_blob, blob_to_array, decode, encode, typed_from_text
 from .caffe_upgrade import upgrade_net, upgrade_solver
@@ -78,35 +78,18 @@ def read_blobproto(path: str | Path) -> np.ndarray:
 
 def write_text(path: str | Path, message: Message) -> None:
     """Any message as protobuf text (a net, a solver), atomically."""
-    atomic_write(path, format_text(message).encode("utf-8"))
+    atomic_write_bytes(path, format_text(message).encode("utf-8"))
 
 
 def write_caffemodel(path: str | Path, net: Message) -> None:
     """A typed NetParameter as a .caffemodel, atomically."""
     if net.type_name != "NetParameter":
         raise TypeError(f"write_caffemodel needs a typed NetParameter, not {net.type_name}")
-    atomic_write(path, encode(net))
+    atomic_write_bytes(path, encode(net))
 
 
 def write_blobproto(path: str | Path, array: np.ndarray, legacy: bool = True) -> None:
     """An array as a .binaryproto blob, atomically. By default in the legacy num/channels/
     height/width form that Caffe's compute_image_mean writes (up to 4 axes); `legacy=False`
     writes `shape {}` instead."""
-    atomic_write(path, encode(array_to_blob(array, legacy=legacy)))
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
-    target = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    atomic_write_bytes(path, encode(array_to_blob(array, legacy=legacy)))

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ import numpy as np
 from ..core.spec import SourceSpec
 from ..errors import ConfigError, DataError
 from .data import Batches, Checks, load_source
+from .files import atomic_write_bytes
 from .sources.images import decode_image
 from .sources.tables import read_csv
 from .sources.transform import Transformer
@@ -174,25 +172,7 @@ def plot_confusion(evaluation: Evaluation, path: str | Path, title: str = "",
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    return write_bytes_atomically(Path(path), buffer.getvalue())
-
-
-def write_bytes_atomically(path: Path, content: bytes) -> Path:
-    """`content` to `path` through a temporary file in the same folder and a rename, which
-    replaces a symbolic link at `path` instead of writing through it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return path
+    return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def evaluation_batches(net: Any, batch_size: int | None = None) -> Batches:

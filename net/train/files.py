@@ -53,6 +53,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """`data` to `path` through `atomic_write`."""
+    return atomic_write(path, lambda handle: handle.write(data))
+
+
 def atomic_savez(path: str | Path, arrays: dict[str, Any]) -> Path:
     """np.savez to `path` through `atomic_write`."""
     return atomic_write(path, lambda handle: np.savez(handle, **arrays))

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from net.errors import ConfigError, DataError
-from net.formats.caffe_files import (atomic_write, read_binary, read_blobproto, read_net_binary,
-                                     read_net_text, read_solver_text, read_text,
-                                     write_blobproto, write_caffemodel, write_text)
+from net.formats.caffe_files import (read_binary, read_blobproto, read_net_binary, read_net_text,
+                                     read_solver_text, read_text, write_blobproto,
+                                     write_caffemodel, write_text)
+from net.train.files import atomic_write_bytes
 from net.formats.caffe_messages import (array_to_blob, blob_to_array, decode, encode,
                                         typed_from_text)
 from net.formats.caffe_schema import LAYER_PARAMS, MESSAGES, enum_spec, new_message
@@ -343,7 +344,7 @@ def test_files_are_written_atomically(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["net.caffemodel", "net.prototxt"]
     assert read_net_text(tmp_path / "net.prototxt") == net
     assert read_net_binary(tmp_path / "net.caffemodel") == net
-    atomic_write(tmp_path / "net.caffemodel", b"replaced")
+    atomic_write_bytes(tmp_path / "net.caffemodel", b"replaced")
     assert (tmp_path / "net.caffemodel").read_bytes() == b"replaced"
 
 
