@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from gates import gate_class
+from gates import gate_class, vision
 from net import ConfigError, Net
 from net.gradcheck import check_gate
 
@@ -87,24 +87,49 @@ def test_convolution_gradients(options, shape):
     numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
 
 
-@pytest.mark.parametrize("layout", ["batch-first", "batch-last"])
-def test_convolution_working_layouts_agree(layout):
-    """Small planes are worked in (C, H, W, N), larger ones in (C, N, H, W): both are exact."""
-    options, shape = CONV_CASES[-1].values
+@pytest.mark.parametrize("per_chunk", [1, 2, 5])
+@pytest.mark.parametrize("case", [0, 2, -1], ids=["plain", "pad1", "everything"])
+def test_convolution_chunks_agree(monkeypatch, case, per_chunk):
+    """The passes work a few images at a time: one image per chunk, a short last chunk (5 = 2 +
+    2 + 1) and the whole batch in one chunk all match the direct loops and the centred
+    differences, with and without the input's gradient."""
+    monkeypatch.setattr(vision, "_chunks", lambda count, _: (per_chunk, [
+        (start, min(start + per_chunk, count)) for start in range(0, count, per_chunk)]))
+    options, shape = CONV_CASES[case].values
+    shape = (5,) + shape[1:]
     gate = make("Convolution", **options)
-    forced = {"batch-first": ((1, 0, 2, 3), (2, 3)), "batch-last": ((1, 2, 3, 0), (1, 2))}[layout]
-    gate._layout = lambda n, ow: forced
-    x = RNG.standard_normal(shape)
-    W, b = RNG.standard_normal((4, 2, 3, 3)), RNG.standard_normal(4)
-    np.testing.assert_allclose(gate.forward(x, W, b), reference_conv(
-        x, W, b, gate.strides, gate.pads, gate.dilations, gate.group), atol=1e-12)
-    assert gate.layout == forced
+    specs = gate.param_specs(shape)
+    x, W = RNG.standard_normal(shape), RNG.standard_normal(specs["W"][0])
+    b = [RNG.standard_normal(specs["b"][0])] if "b" in specs else []
+    np.testing.assert_allclose(gate.forward(x, W, *b), reference_conv(
+        x, W, *(b or [None]), gate.strides, gate.pads, gate.dilations, gate.group), atol=1e-12)
     numeric_check(gate, [x])
+    gate.needs_input_grad = (False, True, True)
+    expected = gate.backward(np.ones(gate.infer_shapes(shape)[0]))
+    monkeypatch.setattr(vision, "_chunks", lambda count, _: (count, [(0, count)]))
+    gate.forward(x, W, *b)
+    for got, want in zip(gate.backward(np.ones(gate.infer_shapes(shape)[0]))[1:], expected[1:]):
+        np.testing.assert_allclose(got, want, atol=1e-12)
 
 
-def test_convolution_padding_buffer_survives_shape_and_layout_changes():
-    """The zero-bordered scratch buffer is replaced, not reused, when the working layout
-    changes, even where both layouts' padded shapes coincide ((1, 20, 10, 20) here)."""
+@pytest.mark.parametrize("gathers", [True, False], ids=["gathered", "scattered"])
+@pytest.mark.parametrize("options, shape", [c for c in CONV_CASES if "stride" not in c.values[0]])
+def test_convolution_input_gradient_routes_agree(monkeypatch, gathers, options, shape):
+    """dx is gathered (dout convolved with the flipped kernel) or scattered (col2im), whichever
+    moves less data; at stride 1 either must do, and both match the centred differences."""
+    monkeypatch.setattr(vision.ConvolutionGate, "_gathers", lambda self, *shapes: gathers)
+    numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
+
+
+def test_chunks_cover_the_batch_within_the_budget():
+    assert vision._chunks(10, vision._CHUNK_BYTES // 3) == (3, [(0, 3), (3, 6), (6, 9), (9, 10)])
+    assert vision._chunks(4, 10 * vision._CHUNK_BYTES) == (1, [(0, 1), (1, 2), (2, 3), (3, 4)])
+    assert vision._chunks(2, 1) == (2, [(0, 2)])
+
+
+def test_convolution_padding_buffer_survives_shape_changes():
+    """The zero-bordered scratch buffers are replaced, not reused, when the input's shape
+    changes, even to a transposed one whose buffers hold as many values."""
     gate = make("Convolution", num_output=2, kernel_size=3, pad=1)
     W, b = RNG.standard_normal((2, 1, 3, 3)), RNG.standard_normal(2)
     for shape in [(20, 1, 8, 18), (20, 1, 18, 8), (20, 1, 8, 18), (3, 1, 4, 4)]:
@@ -185,7 +210,7 @@ def test_convolution_buffers_do_not_grow():
         gate.backward(np.ones_like(out))
 
     step()
-    cols = gate.cols
+    buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
     tracemalloc.start()
     step()
     first = tracemalloc.get_traced_memory()[0]
@@ -193,7 +218,7 @@ def test_convolution_buffers_do_not_grow():
         step()
     grown = tracemalloc.get_traced_memory()[0] - first
     tracemalloc.stop()
-    assert gate.cols is cols        # the same scratch buffer, reused
+    assert all(gate._buffers.kept[name][1] is array for name, array in buffers.items())
     assert grown < 4096
 
 
