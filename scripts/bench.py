@@ -7,8 +7,9 @@
     python scripts/bench.py --mpi [--processes 2] [--rounds 5] [--quick]
 
 By default: MLP training iterations (Gatework, the numpy loop, PyTorch), the lecture's scalar
-example, the N-gate chain, backward / forward, peak memory (net/bench.py), then the 28x28 LeNet
-step against PyTorch (net/bench_lenet.py; --profile adds Gatework's per-gate times). Each figure
+example, the N-gate chain, backward / forward, peak memory (net/bench.py), then the convnets,
+LeNet 28x28 and cifar10_quick, against PyTorch: training step and forward pass, at 1 and 2
+threads (net/bench_lenet.py; --profile adds Gatework's per-gate times of each step). Each figure
 is a median over repeats; each ratio compares variants timed in alternation in this same run.
 PyTorch runs in its own process, from the interpreter --torch-python names (default: this one);
 its rows are skipped when torch cannot be imported there.
@@ -66,11 +67,11 @@ def main(args: argparse.Namespace) -> int:
     quick = args.quick
     torch_python = args.torch_python or sys.executable
     results = bench.run(quick, args.repeats, args.threads, torch_python)
-    results["lenet"] = bench_lenet.run(
-        args.threads or 1, args.repeats or (1 if quick else 11), 0.01 if quick else 0.3,
-        torch_python, (2 if quick else 50) if args.profile else 0)
+    results["convnets"] = bench_lenet.run(
+        (1,) if quick else bench_lenet.THREADS, args.repeats or (1 if quick else 11),
+        0.01 if quick else 0.3, torch_python, (2 if quick else 20) if args.profile else 0)
     print(dump_json(results) if args.json else
-          bench.report(results) + "\n\n" + bench_lenet.report(results["lenet"]))
+          bench.report(results) + "\n\n" + bench_lenet.report(results["convnets"]))
     return 0
 
 
@@ -113,16 +114,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a smoke test: two MLPs, short blocks, few repeats (with --mpi: the "
                              "tiny MLP, one short round)")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="threads for numpy's BLAS and for PyTorch (default: the libraries' "
-                             "own choice for the table, 1 for LeNet); 1 keeps a busy shared "
-                             "machine from stalling them")
+                        help="threads for numpy's BLAS and for PyTorch in the MLP table "
+                             "(default: the libraries' own choice; the convnets run at 1 and 2); "
+                             "1 keeps a busy shared machine from stalling them")
     parser.add_argument("--repeats", type=int,
-                        help="repeats per figure (default 21, LeNet 11; quick 3, LeNet 1)")
+                        help="repeats per figure (default 21, convnets 11; quick 3, convnets 1)")
     parser.add_argument("--torch-python", metavar="PATH",
                         help="the Python that runs the PyTorch rows (default: this one; rows "
                              "skipped when torch is not importable there)")
     parser.add_argument("--profile", action="store_true",
-                        help="add Gatework's per-gate times of the LeNet step")
+                        help="add Gatework's per-gate times of each convnet's training step")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     mpi = parser.add_argument_group("--mpi: data-parallel throughput")
     mpi.add_argument("--mpi", action="store_true",

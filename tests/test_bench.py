@@ -43,18 +43,22 @@ def test_quick_run_prints_every_section():
     assert results["memory"][0]["gatework_mb"] > 0 and results["memory"][0]["numpy_mb"] > 0
     assert results["scalar"]["gatework_us"] > 0 and results["backward_over_forward"]["ratio"] > 0
     assert results["machine"]["cores"] >= 1
-    lenet = results["lenet"]
-    assert lenet["ms"]["gatework"] > 0 and lenet["ratio"] is None and "conv2" in lenet["profile"]
+    convnets = results["convnets"]
+    assert [(r["net"], r["mode"], r["threads"]) for r in convnets["rows"]] == [
+        ("lenet", "train", 1), ("lenet", "infer", 1), ("cifar10_quick", "train", 1),
+        ("cifar10_quick", "infer", 1)]
+    assert all(r["ms"]["gatework"] > 0 and r["ratio"] is None for r in convnets["rows"])
+    assert "conv3" in convnets["profiles"]["cifar10_quick/1"]
 
 
-def test_the_text_report_has_the_table_and_the_lenet_section():
+def test_the_text_report_has_the_table_and_the_convnet_section():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
                            "--repeats", "1", "--threads", "1", "--torch-python", "/nonexistent"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     for words in ("Training iteration", "784-256-256-10", "Scalar example", "Chain of N",
-                  "Backward / forward", "Peak memory", "LeNet 28x28", "PyTorch not run",
-                  "its row is skipped", "resident"):
+                  "Backward / forward", "Peak memory", "LeNet 28x28", "cifar10_quick 32x32",
+                  "PyTorch not run", "its column is skipped", "resident"):
         assert words in done.stdout
 
 

@@ -538,11 +538,13 @@ def test_lenet_digits_learns_in_a_few_hundred_steps():
     assert solver.test(data.test)["accuracy"] >= 0.93
 
 
-def test_lenet_benchmark_runs_without_torch():
+def test_convnet_benchmark_runs_without_torch():
     from net import bench_lenet
 
-    result = bench_lenet.run(threads=1, repeats=1, block=0.01, torch_python="/nonexistent/python",
-                             profile_iterations=2)
-    assert result["ms"]["gatework"] > 0 and result["ratio"] is None
+    result = bench_lenet.run(threads=(1,), repeats=1, block=0.01,
+                             torch_python="/nonexistent/python", profile_iterations=2,
+                             nets=("lenet",))
+    assert [r["mode"] for r in result["rows"]] == ["train", "infer"]
+    assert all(r["ms"]["gatework"] > 0 and r["ratio"] is None for r in result["rows"])
     text = bench_lenet.report(result)
     assert "skipped" in text and "resident" in text and "conv2" in text and "SGD update" in text
