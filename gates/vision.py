@@ -67,6 +67,7 @@ class _Buffers:
 
 
 _CHUNK_BYTES = 1 << 20
+_POOL_BLOCK = 1 << 17
 
 
 def _chunks(count: int, bytes_per_item: int) -> tuple[int, list[tuple[int, int]]]:
@@ -512,15 +513,22 @@ class PoolingGate(Gate):
         if self.pool == "AVE":
             for phase, offset in split["taps"]:
                 grads[phase, offset:offset + length] += upstream
-        else:   # each output's upstream goes to the first tap equal to its maximum
-            unclaimed, hit = np.ones(length, bool), np.empty(length, bool)
-            share = np.empty(length, dout.dtype)
-            for phase, offset in split["taps"]:
-                np.equal(self.planes[phase, offset:offset + length], self.wide, out=hit)
-                hit &= unclaimed
-                unclaimed ^= hit
-                np.multiply(upstream, hit, out=share)
-                grads[phase, offset:offset + length] += share
+        else:   # each output's upstream goes to the first tap equal to its maximum, done a
+            # block of outputs at a time so that the nine taps' slices stay in the cache
+            block = min(length, _POOL_BLOCK)
+            unclaimed, hit = np.empty(block, bool), np.empty(block, bool)
+            share = np.empty(block, dout.dtype)
+            for start in range(0, length, block):
+                stop = min(start + block, length)
+                size = stop - start
+                unclaimed[:size] = True
+                for phase, offset in split["taps"]:
+                    np.equal(self.planes[phase, start + offset:stop + offset],
+                             self.wide[start:stop], out=hit[:size])
+                    hit[:size] &= unclaimed[:size]
+                    unclaimed[:size] ^= hit[:size]
+                    np.multiply(upstream[start:stop], hit[:size], out=share[:size])
+                    grads[phase, start + offset:stop + offset] += share[:size]
         grads = grads.reshape(-1, *x.shape[:2], hq, wq)
         dx = np.empty(x.shape, dout.dtype)
         if sum(cells.stop - cells.start for cells, _ in split["rows"]) < x.shape[2] or \

@@ -279,6 +279,57 @@ def test_pooling_gradients(pool, options, shape, out_size):
     numeric_check(make("Pooling", pool=pool, **options), [distinct(shape)])
 
 
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_max_pooling_in_blocks_routes_as_in_one(monkeypatch, block):
+    """The max gradient is routed a block of outputs at a time: any block size, ties included
+    (a plateau of ones and zeros), gives the dx of one block (up to the order of the additions
+    where windows overlap)."""
+    gate = make("Pooling", pool="MAX", kernel_size=3, stride=2, pad=1)
+    x = np.where(RNG.random((2, 3, 9, 8)) < 0.5, 1.0, np.round(RNG.random((2, 3, 9, 8)), 1))
+    dout = RNG.standard_normal(gate.infer_shapes(x.shape)[0])
+    gate.forward(x)
+    (expected,) = gate.backward(dout)
+    monkeypatch.setattr(vision, "_POOL_BLOCK", block)
+    gate.forward(x)
+    (dx,) = gate.backward(dout)
+    np.testing.assert_allclose(dx, expected, rtol=1e-14, atol=1e-15)
+    numeric_check(gate, [distinct(x.shape)])
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_pooling_gradients_are_not_views_of_reused_buffers(pool):
+    gate = make("Pooling", pool=pool, kernel_size=3, stride=2)
+    x = RNG.standard_normal((2, 3, 7, 7))
+    out = gate.forward(x)
+    (first,) = gate.backward(np.ones_like(out))
+    kept = first.copy()
+    out2 = gate.forward(-x)
+    gate.backward(-np.ones_like(out))
+    np.testing.assert_array_equal(first, kept)
+    assert not np.shares_memory(out, out2)
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_pooling_buffers_do_not_grow(pool):
+    gate = make("Pooling", pool=pool, kernel_size=3, stride=2)
+    x = RNG.standard_normal((8, 4, 12, 12)).astype(np.float32)
+
+    def step():
+        gate.backward(np.ones_like(gate.forward(x)))
+
+    step()
+    buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
+    tracemalloc.start()
+    step()
+    first = tracemalloc.get_traced_memory()[0]
+    for _ in range(10):
+        step()
+    grown = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert buffers and all(gate._buffers.kept[n][1] is a for n, a in buffers.items())
+    assert grown < 4096
+
+
 def test_max_pooling_tie_goes_to_the_first_element():
     """All four inputs tie: the top-left one (first in row-major order) takes the gradient."""
     gate = make("Pooling", pool="MAX", kernel_size=2, stride=2)
