@@ -534,11 +534,13 @@ class PoolingGate(Gate):
         if sum(cells.stop - cells.start for cells, _ in split["rows"]) < x.shape[2] or \
                 sum(cells.stop - cells.start for cells, _ in split["cols"]) < x.shape[3]:
             dx.fill(0)                          # pixels in no window: no phase holds them
-        phase = 0
-        for cells_h, rows in split["rows"]:
-            for cells_w, cols in split["cols"]:
-                dx[:, :, rows, cols] = grads[phase, :, :, cells_h, cells_w]
-                phase += 1
+        images = max(1, _CHUNK_BYTES // 2 // (dx[0].nbytes or 1))   # the phases interleave:
+        for start in range(0, len(dx), images):     # fill a few images' cache lines at a time
+            phase, part = 0, slice(start, start + images)
+            for cells_h, rows in split["rows"]:
+                for cells_w, cols in split["cols"]:
+                    dx[part, :, rows, cols] = grads[phase, part, :, cells_h, cells_w]
+                    phase += 1
         return (dx,)
 
     def _one_window(self, x: np.ndarray) -> np.ndarray:
