@@ -1,10 +1,12 @@
 """Image gates on NCHW arrays: Convolution and Pooling, with Caffe's options and output sizes.
 
-Both are vectorised numpy: a convolution copies its input's windows into one column matrix
-(im2col through `sliding_window_view`) and does one matrix product per call (batched over
-groups); pooling works on strided views, one pass per kernel offset. Nothing loops over batch
-items or output pixels. Scratch buffers are reused between calls and replaced, never added to,
-when the shapes change, so memory does not grow with the number of iterations.
+Both are vectorised numpy, and built for speed where the work is (see each class's comments):
+a convolution works a few images at a time, channels last, its windows copied into a column
+matrix that stays in the cache and multiplied by W in one BLAS call; pooling splits its input
+by the stride into phases, so that every window tap is one contiguous slice. Nothing loops over
+pixels. Scratch buffers are reused between calls and replaced, never added to, when the shapes
+change, so memory does not grow with the number of iterations; what a call returns is never
+one of them.
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ class _Buffers:
         return kept[1]
 
 
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 21
 _POOL_BLOCK = 1 << 17
 
 
@@ -188,9 +190,9 @@ class ConvolutionGate(Gate):
         taps = kh * kw * (channels // groups)
         size, chunks = _chunks(n, groups * oh * ow * (taps + with_ones) * x.itemsize)
         padded = self._buffers.get("padded", (size, height + 2 * ph, width + 2 * pw, channels),
-                               x.dtype, 0)      # the border is never written: it stays zero
-        cols = self._buffers.get(f"columns{int(with_ones)}", (groups, size * oh * ow,
-                                                           taps + with_ones), x.dtype, 1)
+                                   x.dtype, 0)      # the border is never written: it stays zero
+        cols = self._buffers.get(f"columns{int(with_ones)}",
+                                 (groups, size * oh * ow, taps + with_ones), x.dtype, 1)
         inside = padded[:, ph:ph + height, pw:pw + width]
         windows = _windows(padded, (0, 0), (oh, ow), self.kernel, self.strides, self.dilations)
         windows = windows.reshape(size, oh, ow, kh, kw, groups, -1).transpose(5, 0, 1, 2, 3, 4, 6)
@@ -269,8 +271,8 @@ class ConvolutionGate(Gate):
         size, chunks = _chunks(n, groups * oh * ow * rows.shape[2] * x.itemsize)
         upstream = self._buffers.get("upstream", (groups, size * oh * ow, per_group), x.dtype)
         dcols = self._buffers.get("dcols", (groups, size * oh * ow, rows.shape[2]), x.dtype)
-        padded = self._buffers.get("dx padded", (size, height + 2 * ph, width + 2 * pw,
-                                                 channels), x.dtype)
+        padded = self._buffers.get("dx padded",
+                                   (size, height + 2 * ph, width + 2 * pw, channels), x.dtype)
         taps = dcols.reshape(groups, size, oh, ow, kh, kw, -1).transpose(1, 2, 3, 4, 5, 0, 6)
         dx = np.empty(x.shape, x.dtype)
         for start, stop in chunks:
@@ -285,7 +287,8 @@ class ConvolutionGate(Gate):
                                     j * dw:j * dw + (ow - 1) * sw + 1:sw]
                     target = target.reshape(m, oh, ow, groups, -1)
                     target += taps[:m, :, :, i, j]
-            np.copyto(dx[start:stop], padded[:m, ph:ph + height, pw:pw + width].transpose(0, 3, 1, 2))
+            inside = padded[:m, ph:ph + height, pw:pw + width]
+            np.copyto(dx[start:stop], inside.transpose(0, 3, 1, 2))
         return dx
 
     def _grads_by_gathering(self, dout: np.ndarray, weight: bool):
@@ -300,35 +303,36 @@ class ConvolutionGate(Gate):
         eh, ew = (d * (k - 1) + 1 for d, k in zip(self.dilations, self.kernel))
         depth = kh * kw * per_group
         size, chunks = _chunks(n, groups * height * width * depth * x.itemsize)
-        # dout placed every stride-th pixel, extent - 1 zeros around: window (y, x) of the
-        # flipped kernel then starts at (y + ph, x + pw)
-        spread = self._buffers.get("spread", (size, max((oh - 1) * sh + 2 * eh - 1, height + ph + eh),
-                                          max((ow - 1) * sw + 2 * ew - 1, width + pw + ew),
-                                          self.num_output), x.dtype, 0)
-        placed = spread[:, eh - 1:eh - 1 + (oh - 1) * sh + 1:sh, ew - 1:ew - 1 + (ow - 1) * sw + 1:sw]
+        # dout placed every stride-th pixel with extent - 1 zeros around it (the rest of the
+        # buffer is never written): the flipped kernel's window for pixel (y, x) starts at
+        # (y + ph, x + pw)
+        rows = max((oh - 1) * sh + 2 * eh - 1, height + ph + eh)
+        cols = max((ow - 1) * sw + 2 * ew - 1, width + pw + ew)
+        spread = self._buffers.get("spread", (size, rows, cols, self.num_output), x.dtype, 0)
+        placed = spread[:, eh - 1:eh + (oh - 1) * sh:sh, ew - 1:ew + (ow - 1) * sw:sw]
         windows = _windows(spread, (ph, pw), (height, width), self.kernel, (1, 1), self.dilations)
         windows = windows.reshape(size, height, width, kh, kw, groups, per_group)
         windows = windows.transpose(5, 0, 1, 2, 3, 4, 6)
-        matrix = self._buffers.get("upstream windows", (groups, size * height * width, depth), x.dtype)
+        matrix = self._buffers.get("upstream windows", (groups, size * height * width, depth),
+                                   x.dtype)
         target = matrix.reshape(windows.shape)
-        flipped = W.reshape(groups, per_group, -1, kh, kw)[..., ::-1, ::-1].transpose(0, 3, 4, 1, 2)
-        flipped = flipped.reshape(groups, depth, -1)                  # (G, kh kw O/G, C/G)
-        products = self._buffers.get("dx products", (groups, size * height * width,
-                                                 channels // groups), x.dtype)
-        pixels = self._buffers.get("pixels", (size, height, width, channels), x.dtype)
+        flipped = W.reshape(groups, per_group, -1, kh, kw)[..., ::-1, ::-1]
+        flipped = flipped.transpose(0, 3, 4, 1, 2).reshape(groups, depth, -1)  # (G, kh kw O/G, C/G)
+        products = self._buffers.get("dx products",
+                                     (groups, size * height * width, channels // groups), x.dtype)
         dx = np.empty(x.shape, x.dtype)
         total = 0
         for start, stop in chunks:
-            m, rows = stop - start, (stop - start) * height * width
+            m, pixels = stop - start, (stop - start) * height * width
             np.copyto(placed[:m], dout[start:stop].transpose(0, 2, 3, 1))
             np.copyto(target[:, :m], windows[:, :m])
-            product = np.matmul(matrix[:, :rows], flipped, out=products[:, :rows])
+            product = np.matmul(matrix[:, :pixels], flipped, out=products[:, :pixels])
             np.copyto(dx[start:stop].reshape(m, groups, -1, height * width),
                       product.reshape(groups, m, height * width, -1).transpose(1, 0, 3, 2))
-            if weight:
-                np.copyto(pixels[:m], x[start:stop].transpose(0, 2, 3, 1))
-                images = pixels[:m].reshape(rows, groups, -1).transpose(1, 2, 0)
-                total = total + np.matmul(images, matrix[:, :rows])
+            if weight:      # per image, x (C/G, H W) of each group times its windows
+                images = x[start:stop].reshape(m, groups, -1, height * width)
+                per_image = matrix[:, :pixels].reshape(groups, m, height * width, depth)
+                total = total + np.matmul(images, per_image.transpose(1, 0, 2, 3)).sum(axis=0)
         if not weight:
             return dx, None
         dW = total.reshape(groups, -1, kh, kw, per_group)[:, :, ::-1, ::-1]
