@@ -480,7 +480,7 @@ class PoolingGate(Gate):
                 planes[phase, :, :, cells_h, cells_w] = x[:, :, rows, cols]
                 phase += 1
         flat, length = planes.reshape(len(planes), -1), split["length"]
-        wide = np.empty((n, channels, hq, wq), x.dtype)
+        wide = self._buffers.get("wide", (n, channels, hq, wq), x.dtype)
         result = wide.reshape(-1)[:length]
         combine = np.maximum if self.pool == "MAX" else np.add
         (first, offset), *others = split["taps"]
