@@ -11,11 +11,20 @@ one of them.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
+from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .base import Gate, Option, register_gate
+
+try:            # optional: lets the gates' own threads call a BLAS kept single-threaded
+    from threadpoolctl import ThreadpoolController
+except ImportError:
+    ThreadpoolController = None
 
 _INT_OR_PAIR = (int, list)
 
@@ -68,15 +77,71 @@ class _Buffers:
         return kept[1]
 
 
+#: Threads a Convolution or Pooling gate splits its batch over; None: as many as numpy's BLAS
+#: uses (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, ..., else one per core).
+THREADS: int | None = None
+_BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads], once
+_EXECUTOR: list[tuple[int, ThreadPoolExecutor]] = []     # [(its threads, the executor)]
+
+
+def _blas() -> tuple:
+    """(threadpoolctl's controller of the BLAS numpy loaded, or None without threadpoolctl;
+    the threads that BLAS uses), looked up once."""
+    if not _BLAS:
+        blas = (ThreadpoolController().select(user_api="blas")
+                if ThreadpoolController is not None else None)
+        if blas is not None and blas.lib_controllers:
+            threads = max(c.num_threads for c in blas.lib_controllers)
+        else:
+            blas = None
+            variables = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+            set_to = [os.environ[v] for v in variables if os.environ.get(v, "").isdigit()]
+            threads = int(set_to[0]) if set_to else os.cpu_count() or 1
+        _BLAS[:] = [blas, threads]
+    return tuple(_BLAS)
+
+
+def _threads(calls_blas: bool) -> int:
+    """How many parts to split a batch into. A part that calls BLAS runs in a thread of its
+    own only where the BLAS can be kept single-threaded meanwhile (threadpoolctl): a BLAS
+    running its own threads beside ours would fight them for the cores, so then the BLAS
+    alone goes parallel."""
+    blas, threads = _blas()
+    if calls_blas and blas is None and threads > 1 and THREADS is None:
+        return 1
+    return max(1, THREADS or threads)
+
+
+def _in_parts(count: int, parts: int, work: Callable[[int, int, int], object]) -> list:
+    """work(part, start, stop) on `parts` contiguous slices of range(count), each in its own
+    thread (the caller's takes the first), with the BLAS single-threaded meanwhile; returns
+    the results in part order. numpy lets go of the GIL inside its copies, ufuncs and BLAS
+    calls, which is where the time goes."""
+    parts = max(1, min(parts, count))
+    bounds = [(p, count * p // parts, count * (p + 1) // parts) for p in range(parts)]
+    if parts == 1:
+        return [work(*bounds[0])]
+    if not _EXECUTOR or _EXECUTOR[0][0] < parts - 1:
+        _EXECUTOR[:] = [(parts - 1, ThreadPoolExecutor(parts - 1, "gatework"))]
+    blas = _blas()[0]
+    with blas.limit(limits=1) if blas is not None else nullcontext():
+        others = [_EXECUTOR[0][1].submit(work, *b) for b in bounds[1:]]
+        try:
+            first = work(*bounds[0])
+        finally:
+            wait(others)            # none outlives the call, not even when one part fails
+        return [first] + [future.result() for future in others]
+
+
 _CHUNK_BYTES = 1 << 21
 _POOL_BLOCK = 1 << 17
 
 
-def _chunks(count: int, bytes_per_item: int) -> tuple[int, list[tuple[int, int]]]:
-    """Split `count` images into chunks whose working buffers hold about _CHUNK_BYTES (one
-    core's L2 cache), at least one image each: (chunk size, [(start, stop), ...])."""
-    size = max(1, min(count, _CHUNK_BYTES // max(bytes_per_item, 1)))
-    return size, [(start, min(start + size, count)) for start in range(0, count, size)]
+def _chunks(first: int, last: int, bytes_per_item: int) -> tuple[int, list[tuple[int, int]]]:
+    """Split images first:last into chunks whose working buffers hold about _CHUNK_BYTES (a
+    core's L2 cache or two), at least one image each: (chunk size, [(start, stop), ...])."""
+    size = max(1, min(last - first, _CHUNK_BYTES // max(bytes_per_item, 1)))
+    return size, [(start, min(start + size, last)) for start in range(first, last, size)]
 
 
 def _windows(images: np.ndarray, start: tuple[int, int], size: tuple[int, int],
@@ -179,19 +244,23 @@ class ConvolutionGate(Gate):
 
     # Both passes work on chunks of a few images whose buffers stay in the cache, channels
     # last: the rows of the column matrix are then whole kernel rows of pixels (kw C values in
-    # a row), copied in long runs, and each matrix product is one BLAS call per group.
+    # a row), copied in long runs, and each matrix product is one BLAS call per group. With
+    # several threads, each takes a part of the batch, with buffers of its own.
 
-    def _columns(self, x: np.ndarray, oh: int, ow: int, with_ones: bool):
-        """(chunk size, chunks, fill) for the column matrix of x: fill(start, stop) copies
-        images start:stop into a (G, m OH OW, kh kw C/G) matrix and returns it, a last column
-        of ones after the taps when `with_ones` (so that a bias row of W^T adds b)."""
+    def _columns(self, x: np.ndarray, part: tuple[int, int, int], oh: int, ow: int,
+                 with_ones: bool):
+        """(chunks, fill) for the column matrix of part = (index, first, last) of x:
+        fill(start, stop) copies images start:stop into a (G, m OH OW, kh kw C/G) matrix and
+        returns it, a last column of ones after the taps when `with_ones` (so that a bias
+        row of W^T adds b)."""
         n, channels, height, width = x.shape
         (kh, kw), (ph, pw), groups = self.kernel, self.pads, self.group
         taps = kh * kw * (channels // groups)
-        size, chunks = _chunks(n, groups * oh * ow * (taps + with_ones) * x.itemsize)
-        padded = self._buffers.get("padded", (size, height + 2 * ph, width + 2 * pw, channels),
-                                   x.dtype, 0)      # the border is never written: it stays zero
-        cols = self._buffers.get(f"columns{int(with_ones)}",
+        index, first, last = part
+        size, chunks = _chunks(first, last, groups * oh * ow * (taps + with_ones) * x.itemsize)
+        padded = self._buffers.get(f"padded{index}", (size, height + 2 * ph, width + 2 * pw,
+                                                      channels), x.dtype, 0)   # border stays 0
+        cols = self._buffers.get(f"columns{int(with_ones)}.{index}",
                                  (groups, size * oh * ow, taps + with_ones), x.dtype, 1)
         inside = padded[:, ph:ph + height, pw:pw + width]
         windows = _windows(padded, (0, 0), (oh, ow), self.kernel, self.strides, self.dilations)
@@ -202,7 +271,7 @@ class ConvolutionGate(Gate):
             np.copyto(inside[:stop - start], x[start:stop].transpose(0, 2, 3, 1))
             np.copyto(target[:, :stop - start], windows[:, :stop - start])
             return cols[:, :(stop - start) * oh * ow]
-        return size, chunks, fill
+        return chunks, fill
 
     def forward(self, x, W, b=None):
         n, channels, height, width = x.shape
@@ -213,14 +282,20 @@ class ConvolutionGate(Gate):
         weights = weights.reshape(groups, -1, per_group)               # (G, kh kw C/G, O/G)
         if b is not None:
             weights = np.concatenate([weights, b.reshape(groups, 1, per_group)], axis=1)
-        size, chunks, columns = self._columns(x, oh, ow, b is not None)
-        products = self._buffers.get("products", (groups, size * oh * ow, per_group), x.dtype)
         out = np.empty((n, self.num_output, oh, ow), x.dtype)
-        for start, stop in chunks:
-            m = stop - start
-            product = np.matmul(columns(start, stop), weights, out=products[:, :m * oh * ow])
-            np.copyto(out[start:stop].reshape(m, groups, per_group, oh * ow),
-                      product.reshape(groups, m, oh * ow, per_group).transpose(1, 0, 3, 2))
+
+        def part(index: int, first: int, last: int) -> None:
+            chunks, columns = self._columns(x, (index, first, last), oh, ow, b is not None)
+            size = chunks[0][1] - chunks[0][0]
+            products = self._buffers.get(f"products{index}", (groups, size * oh * ow, per_group),
+                                         x.dtype)
+            for start, stop in chunks:
+                m = stop - start
+                product = np.matmul(columns(start, stop), weights, out=products[:, :m * oh * ow])
+                np.copyto(out[start:stop].reshape(m, groups, per_group, oh * ow),
+                          product.reshape(groups, m, oh * ow, per_group).transpose(1, 0, 3, 2))
+        self.parts = _threads(calls_blas=True)
+        _in_parts(n, self.parts, part)
         self.x, self.W, self.biased = x, W, b is not None
         return out
 
@@ -245,14 +320,18 @@ class ConvolutionGate(Gate):
 
     def _weight_grad(self, dout: np.ndarray) -> np.ndarray:
         """dW = dout^T cols, chunk by chunk (when x needs no gradient: the first layer)."""
-        n, groups, per_group = dout.shape[0], self.group, self.num_output // self.group
+        groups, per_group = self.group, self.num_output // self.group
         oh, ow = dout.shape[2:]
-        size, chunks, columns = self._columns(self.x, oh, ow, self.biased)
-        total = 0
-        for start, stop in chunks:
-            cols = columns(start, stop).reshape(groups, stop - start, oh * ow, -1)
-            upstream = dout[start:stop].reshape(stop - start, groups, per_group, oh * ow)
-            total = total + np.matmul(upstream, cols.transpose(1, 0, 2, 3)).sum(axis=0)
+
+        def part(index: int, first: int, last: int):
+            chunks, columns = self._columns(self.x, (index, first, last), oh, ow, self.biased)
+            total = 0
+            for start, stop in chunks:
+                cols = columns(start, stop).reshape(groups, stop - start, oh * ow, -1)
+                upstream = dout[start:stop].reshape(stop - start, groups, per_group, oh * ow)
+                total = total + np.matmul(upstream, cols.transpose(1, 0, 2, 3)).sum(axis=0)
+            return total
+        total = sum(_in_parts(len(dout), self.parts, part))
         taps = total[..., :total.shape[-1] - self.biased]               # drop the ones' column
         return taps.reshape(groups, per_group, *self.kernel, -1).transpose(0, 1, 4, 2, 3) \
             .reshape(self.W.shape)
@@ -268,27 +347,33 @@ class ConvolutionGate(Gate):
         groups, per_group = self.group, self.num_output // self.group
         rows = W.reshape(groups, per_group, -1, kh, kw).transpose(0, 1, 3, 4, 2)
         rows = rows.reshape(groups, per_group, -1)                    # (G, O/G, kh kw C/G)
-        size, chunks = _chunks(n, groups * oh * ow * rows.shape[2] * x.itemsize)
-        upstream = self._buffers.get("upstream", (groups, size * oh * ow, per_group), x.dtype)
-        dcols = self._buffers.get("dcols", (groups, size * oh * ow, rows.shape[2]), x.dtype)
-        padded = self._buffers.get("dx padded",
-                                   (size, height + 2 * ph, width + 2 * pw, channels), x.dtype)
-        taps = dcols.reshape(groups, size, oh, ow, kh, kw, -1).transpose(1, 2, 3, 4, 5, 0, 6)
         dx = np.empty(x.shape, x.dtype)
-        for start, stop in chunks:
-            m = stop - start
-            np.copyto(upstream[:, :m * oh * ow].reshape(groups, m, oh * ow, per_group),
-                      dout[start:stop].reshape(m, groups, per_group, oh * ow).transpose(1, 0, 3, 2))
-            np.matmul(upstream[:, :m * oh * ow], rows, out=dcols[:, :m * oh * ow])
-            padded[:m] = 0
-            for i in range(kh):
-                for j in range(kw):
-                    target = padded[:m, i * dh:i * dh + (oh - 1) * sh + 1:sh,
-                                    j * dw:j * dw + (ow - 1) * sw + 1:sw]
-                    target = target.reshape(m, oh, ow, groups, -1)
-                    target += taps[:m, :, :, i, j]
-            inside = padded[:m, ph:ph + height, pw:pw + width]
-            np.copyto(dx[start:stop], inside.transpose(0, 3, 1, 2))
+
+        def part(index: int, first: int, last: int) -> None:
+            size, chunks = _chunks(first, last, groups * oh * ow * rows.shape[2] * x.itemsize)
+            upstream = self._buffers.get(f"upstream{index}", (groups, size * oh * ow, per_group),
+                                         x.dtype)
+            dcols = self._buffers.get(f"dcols{index}", (groups, size * oh * ow, rows.shape[2]),
+                                      x.dtype)
+            padded = self._buffers.get(f"dx padded{index}",
+                                       (size, height + 2 * ph, width + 2 * pw, channels), x.dtype)
+            taps = dcols.reshape(groups, size, oh, ow, kh, kw, -1).transpose(1, 2, 3, 4, 5, 0, 6)
+            for start, stop in chunks:
+                m = stop - start
+                np.copyto(upstream[:, :m * oh * ow].reshape(groups, m, oh * ow, per_group),
+                          dout[start:stop].reshape(m, groups, per_group, oh * ow)
+                          .transpose(1, 0, 3, 2))
+                np.matmul(upstream[:, :m * oh * ow], rows, out=dcols[:, :m * oh * ow])
+                padded[:m] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        target = padded[:m, i * dh:i * dh + (oh - 1) * sh + 1:sh,
+                                        j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                        target = target.reshape(m, oh, ow, groups, -1)
+                        target += taps[:m, :, :, i, j]
+                inside = padded[:m, ph:ph + height, pw:pw + width]
+                np.copyto(dx[start:stop], inside.transpose(0, 3, 1, 2))
+        _in_parts(n, self.parts, part)
         return dx
 
     def _grads_by_gathering(self, dout: np.ndarray, weight: bool):
@@ -302,40 +387,47 @@ class ConvolutionGate(Gate):
         groups, per_group = self.group, self.num_output // self.group
         eh, ew = (d * (k - 1) + 1 for d, k in zip(self.dilations, self.kernel))
         depth = kh * kw * per_group
-        size, chunks = _chunks(n, groups * height * width * depth * x.itemsize)
-        # dout placed every stride-th pixel with extent - 1 zeros around it (the rest of the
-        # buffer is never written): the flipped kernel's window for pixel (y, x) starts at
-        # (y + ph, x + pw)
-        rows = max((oh - 1) * sh + 2 * eh - 1, height + ph + eh)
-        cols = max((ow - 1) * sw + 2 * ew - 1, width + pw + ew)
-        spread = self._buffers.get("spread", (size, rows, cols, self.num_output), x.dtype, 0)
-        placed = spread[:, eh - 1:eh + (oh - 1) * sh:sh, ew - 1:ew + (ow - 1) * sw:sw]
-        windows = _windows(spread, (ph, pw), (height, width), self.kernel, (1, 1), self.dilations)
-        windows = windows.reshape(size, height, width, kh, kw, groups, per_group)
-        windows = windows.transpose(5, 0, 1, 2, 3, 4, 6)
-        matrix = self._buffers.get("upstream windows", (groups, size * height * width, depth),
-                                   x.dtype)
-        target = matrix.reshape(windows.shape)
         flipped = W.reshape(groups, per_group, -1, kh, kw)[..., ::-1, ::-1]
         flipped = flipped.transpose(0, 3, 4, 1, 2).reshape(groups, depth, -1)  # (G, kh kw O/G, C/G)
-        products = self._buffers.get("dx products",
-                                     (groups, size * height * width, channels // groups), x.dtype)
         dx = np.empty(x.shape, x.dtype)
-        total = 0
-        for start, stop in chunks:
-            m, pixels = stop - start, (stop - start) * height * width
-            np.copyto(placed[:m], dout[start:stop].transpose(0, 2, 3, 1))
-            np.copyto(target[:, :m], windows[:, :m])
-            product = np.matmul(matrix[:, :pixels], flipped, out=products[:, :pixels])
-            np.copyto(dx[start:stop].reshape(m, groups, -1, height * width),
-                      product.reshape(groups, m, height * width, -1).transpose(1, 0, 3, 2))
-            if weight:      # per image, x (C/G, H W) of each group times its windows
-                images = x[start:stop].reshape(m, groups, -1, height * width)
-                per_image = matrix[:, :pixels].reshape(groups, m, height * width, depth)
-                total = total + np.matmul(images, per_image.transpose(1, 0, 2, 3)).sum(axis=0)
+
+        def part(index: int, first: int, last: int):
+            size, chunks = _chunks(first, last, groups * height * width * depth * x.itemsize)
+            # dout placed every stride-th pixel with extent - 1 zeros around it (the rest of
+            # the buffer is never written): the flipped kernel's window for pixel (y, x) starts
+            # at (y + ph, x + pw)
+            rows = max((oh - 1) * sh + 2 * eh - 1, height + ph + eh)
+            cols = max((ow - 1) * sw + 2 * ew - 1, width + pw + ew)
+            spread = self._buffers.get(f"spread{index}", (size, rows, cols, self.num_output),
+                                       x.dtype, 0)
+            placed = spread[:, eh - 1:eh + (oh - 1) * sh:sh, ew - 1:ew + (ow - 1) * sw:sw]
+            windows = _windows(spread, (ph, pw), (height, width), self.kernel, (1, 1),
+                               self.dilations)
+            windows = windows.reshape(size, height, width, kh, kw, groups, per_group)
+            windows = windows.transpose(5, 0, 1, 2, 3, 4, 6)
+            matrix = self._buffers.get(f"upstream windows{index}",
+                                       (groups, size * height * width, depth), x.dtype)
+            target = matrix.reshape(windows.shape)
+            products = self._buffers.get(f"dx products{index}",
+                                         (groups, size * height * width, channels // groups),
+                                         x.dtype)
+            total = 0
+            for start, stop in chunks:
+                m, pixels = stop - start, (stop - start) * height * width
+                np.copyto(placed[:m], dout[start:stop].transpose(0, 2, 3, 1))
+                np.copyto(target[:, :m], windows[:, :m])
+                product = np.matmul(matrix[:, :pixels], flipped, out=products[:, :pixels])
+                np.copyto(dx[start:stop].reshape(m, groups, -1, height * width),
+                          product.reshape(groups, m, height * width, -1).transpose(1, 0, 3, 2))
+                if weight:      # per image, x (C/G, H W) of each group times its windows
+                    images = x[start:stop].reshape(m, groups, -1, height * width)
+                    per_image = matrix[:, :pixels].reshape(groups, m, height * width, depth)
+                    total = total + np.matmul(images, per_image.transpose(1, 0, 2, 3)).sum(0)
+            return total
+        totals = _in_parts(n, self.parts, part)
         if not weight:
             return dx, None
-        dW = total.reshape(groups, -1, kh, kw, per_group)[:, :, ::-1, ::-1]
+        dW = sum(totals).reshape(groups, -1, kh, kw, per_group)[:, :, ::-1, ::-1]
         return dx, dW.transpose(0, 4, 1, 2, 3).reshape(W.shape)
 
 
@@ -466,32 +558,44 @@ class PoolingGate(Gate):
 
     def forward(self, x):
         n, channels, height, width = x.shape
-        split = self.split = self._phases(x.shape)
-        (kh, kw), (oh, ow), (hq, wq) = split["kernel"], split["out"], split["grid"]
+        (kh, kw), (oh, ow), _ = self._plane(height, width)
         self.x = x
         if (oh, ow) == (1, 1):
-            return self._one_window(x)
-        planes = self._buffers.get("phases", (len(split["rows"]) * len(split["cols"]), n,
-                                              channels, hq, wq), x.dtype,
+            return self._one_window(x, kh, kw)
+        if self.pool == "AVE":
+            self.divisor = self._divisor(height, width, kh, kw, oh, ow).astype(x.dtype)
+        out = np.empty((n, channels, oh, ow), x.dtype)
+        self.parts = _in_parts(n, _threads(calls_blas=False),
+                               lambda index, first, last: self._forward_part(
+                                   x[first:last], out[first:last], index))
+        return out
+
+    def _forward_part(self, x: np.ndarray, out: np.ndarray, index: int) -> tuple:
+        """Pool images x into out, with part `index`'s buffers; returns what backward needs:
+        the split, the phases (flat) and the maxima or sums on the grid (flat)."""
+        split = self._phases(x.shape)
+        (oh, ow), (hq, wq), length = split["out"], split["grid"], split["length"]
+        planes = self._buffers.get(f"phases{index}", (len(split["rows"]) * len(split["cols"]),
+                                                      *x.shape[:2], hq, wq), x.dtype,
                                    -np.inf if self.pool == "MAX" else 0)
         phase = 0
         for cells_h, rows in split["rows"]:             # the fill stays where no pixel lands
             for cells_w, cols in split["cols"]:
                 planes[phase, :, :, cells_h, cells_w] = x[:, :, rows, cols]
                 phase += 1
-        flat, length = planes.reshape(len(planes), -1), split["length"]
-        wide = self._buffers.get("wide", (n, channels, hq, wq), x.dtype)
-        result = wide.reshape(-1)[:length]
+        flat = planes.reshape(len(planes), -1)
+        grid = self._buffers.get(f"grid{index}", (*x.shape[:2], hq, wq), x.dtype)
+        result = grid.reshape(-1)[:length]
         combine = np.maximum if self.pool == "MAX" else np.add
         (first, offset), *others = split["taps"]
         np.copyto(result, flat[first, offset:offset + length])
         for phase, offset in others:
             combine(result, flat[phase, offset:offset + length], out=result)
-        self.planes, self.wide = flat, result
         if self.pool == "MAX":
-            return wide[:, :, :oh, :ow].copy()
-        self.divisor = self._divisor(height, width, kh, kw, oh, ow).astype(x.dtype)
-        return wide[:, :, :oh, :ow] / self.divisor
+            np.copyto(out, grid[:, :, :oh, :ow])
+        else:
+            np.divide(grid[:, :, :oh, :ow], self.divisor, out=out)
+        return split, flat, result
 
     def _divisor(self, height, width, kh, kw, oh, ow) -> np.ndarray:
         """Caffe's AVE divisor per output: the window clipped to the padded input, not the image."""
@@ -502,17 +606,26 @@ class PoolingGate(Gate):
         return np.outer(size_h, size_w)
 
     def backward(self, dout):
-        split, x = self.split, self.x
-        (oh, ow), (hq, wq), length = split["out"], split["grid"], split["length"]
-        if (oh, ow) == (1, 1):
+        x = self.x
+        if dout.shape[2:] == (1, 1):
             return (self._one_window_grad(dout),)
-        upstream = self._buffers.get("upstream", (*dout.shape[:2], hq, wq), dout.dtype, 0)
-        if self.pool == "MAX":                  # the scratch part of the grid stays zero
+        dx = np.empty(x.shape, dout.dtype)
+        _in_parts(len(x), len(self.parts), lambda index, first, last: self._backward_part(
+            dout[first:last], dx[first:last], index))
+        return (dx,)
+
+    def _backward_part(self, dout: np.ndarray, dx: np.ndarray, index: int) -> None:
+        """dx of part `index` from its dout, through the phases its forward kept."""
+        split, planes, maxima = self.parts[index]
+        (oh, ow), (hq, wq), length = split["out"], split["grid"], split["length"]
+        upstream = self._buffers.get(f"upstream{index}", (*dout.shape[:2], hq, wq), dout.dtype,
+                                     0)         # the scratch part of the grid stays zero
+        if self.pool == "MAX":
             upstream[:, :, :oh, :ow] = dout
         else:
             np.divide(dout, self.divisor, out=upstream[:, :, :oh, :ow])
         upstream = upstream.reshape(-1)[:length]
-        grads = self._buffers.get("grads", self.planes.shape, dout.dtype)
+        grads = self._buffers.get(f"grads{index}", planes.shape, dout.dtype)
         grads.fill(0)
         if self.pool == "AVE":
             for phase, offset in split["taps"]:
@@ -527,31 +640,29 @@ class PoolingGate(Gate):
                 size = stop - start
                 unclaimed[:size] = True
                 for phase, offset in split["taps"]:
-                    np.equal(self.planes[phase, start + offset:stop + offset],
-                             self.wide[start:stop], out=hit[:size])
+                    np.equal(planes[phase, start + offset:stop + offset], maxima[start:stop],
+                             out=hit[:size])
                     hit[:size] &= unclaimed[:size]
                     unclaimed[:size] ^= hit[:size]
                     np.multiply(upstream[start:stop], hit[:size], out=share[:size])
                     grads[phase, start + offset:stop + offset] += share[:size]
-        grads = grads.reshape(-1, *x.shape[:2], hq, wq)
-        dx = np.empty(x.shape, dout.dtype)
-        if sum(cells.stop - cells.start for cells, _ in split["rows"]) < x.shape[2] or \
-                sum(cells.stop - cells.start for cells, _ in split["cols"]) < x.shape[3]:
+        grads = grads.reshape(-1, *dx.shape[:2], hq, wq)
+        if sum(cells.stop - cells.start for cells, _ in split["rows"]) < dx.shape[2] or \
+                sum(cells.stop - cells.start for cells, _ in split["cols"]) < dx.shape[3]:
             dx.fill(0)                          # pixels in no window: no phase holds them
-        images = max(1, _CHUNK_BYTES // 2 // (dx[0].nbytes or 1))   # the phases interleave:
+        images = max(1, _CHUNK_BYTES // 4 // (dx[0].nbytes or 1))   # the phases interleave:
         for start in range(0, len(dx), images):     # fill a few images' cache lines at a time
             phase, part = 0, slice(start, start + images)
             for cells_h, rows in split["rows"]:
                 for cells_w, cols in split["cols"]:
                     dx[part, :, rows, cols] = grads[phase, part, :, cells_h, cells_w]
                     phase += 1
-        return (dx,)
 
-    def _one_window(self, x: np.ndarray) -> np.ndarray:
+    def _one_window(self, x: np.ndarray, kh: int, kw: int) -> np.ndarray:
         """A single output per plane (global pooling): a reduction over the window's pixels."""
-        (kh, kw), (ph, pw) = self.split["kernel"], self.pads
-        window = x[:, :, :kh - ph, :kw - pw]
-        pixels = window.reshape(*x.shape[:2], -1)
+        ph, pw = self.pads
+        self.window = (kh, kw)
+        pixels = x[:, :, :kh - ph, :kw - pw].reshape(*x.shape[:2], -1)
         if self.pool == "MAX":
             return pixels.max(axis=2)[:, :, None, None]
         self.divisor = self._divisor(*x.shape[2:], kh, kw, 1, 1).astype(x.dtype)
@@ -560,7 +671,7 @@ class PoolingGate(Gate):
     def _one_window_grad(self, dout: np.ndarray) -> np.ndarray:
         """The single window's gradient: all of dout to the first maximal pixel (argmax takes
         the first, in row-major order), or dout / divisor to every pixel."""
-        x, (kh, kw), (ph, pw) = self.x, self.split["kernel"], self.pads
+        x, (kh, kw), (ph, pw) = self.x, self.window, self.pads
         dx = np.zeros(x.shape, dout.dtype)
         window = dx[:, :, :kh - ph, :kw - pw]
         if self.pool == "AVE":

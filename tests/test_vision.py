@@ -93,8 +93,8 @@ def test_convolution_chunks_agree(monkeypatch, case, per_chunk):
     """The passes work a few images at a time: one image per chunk, a short last chunk (5 = 2 +
     2 + 1) and the whole batch in one chunk all match the direct loops and the centred
     differences, with and without the input's gradient."""
-    monkeypatch.setattr(vision, "_chunks", lambda count, _: (per_chunk, [
-        (start, min(start + per_chunk, count)) for start in range(0, count, per_chunk)]))
+    monkeypatch.setattr(vision, "_chunks", lambda first, last, _: (per_chunk, [
+        (start, min(start + per_chunk, last)) for start in range(first, last, per_chunk)]))
     options, shape = CONV_CASES[case].values
     shape = (5,) + shape[1:]
     gate = make("Convolution", **options)
@@ -106,7 +106,7 @@ def test_convolution_chunks_agree(monkeypatch, case, per_chunk):
     numeric_check(gate, [x])
     gate.needs_input_grad = (False, True, True)
     expected = gate.backward(np.ones(gate.infer_shapes(shape)[0]))
-    monkeypatch.setattr(vision, "_chunks", lambda count, _: (count, [(0, count)]))
+    monkeypatch.setattr(vision, "_chunks", lambda first, last, _: (last - first, [(first, last)]))
     gate.forward(x, W, *b)
     for got, want in zip(gate.backward(np.ones(gate.infer_shapes(shape)[0]))[1:], expected[1:]):
         np.testing.assert_allclose(got, want, atol=1e-12)
@@ -121,10 +121,74 @@ def test_convolution_input_gradient_routes_agree(monkeypatch, gathers, options, 
     numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
 
 
+THREADED_CASES = [
+    pytest.param("Convolution", {"num_output": 4, "kernel_size": 3, "pad": 1}, (True, True, True),
+                 id="conv-gathered"),
+    pytest.param("Convolution", CONV_CASES[-1].values[0], (True, True, True), id="conv-scattered"),
+    pytest.param("Convolution", {"num_output": 3, "kernel_size": 2}, (False, True, True),
+                 id="conv-weights-only"),
+    pytest.param("Pooling", {"pool": "MAX", "kernel_size": 3, "stride": 2}, (True,), id="max"),
+    pytest.param("Pooling", {"pool": "AVE", "kernel_size": 3, "stride": 2, "pad": 1}, (True,),
+                 id="ave"),
+]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("type_name, options, needs", THREADED_CASES)
+def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, options, needs):
+    """With several threads a gate hands each a part of the batch (5 images: parts of 3 and 2,
+    or 2, 2 and 1): the same outputs and gradients as one thread, and centred differences."""
+    x = distinct((5, 4, 7, 6))
+    gate = make(type_name, **options)
+    params = [RNG.standard_normal(shape) for shape, _ in gate.param_specs(x.shape).values()] \
+        if type_name == "Convolution" else []
+    dout = RNG.standard_normal(gate.infer_shapes(x.shape)[0])
+    results = []
+    for count in (1, threads):
+        monkeypatch.setattr(vision, "THREADS", count)
+        gate.needs_input_grad = needs
+        results.append((gate.forward(x, *params), gate.backward(dout)))
+    (out, grads), (threaded_out, threaded_grads) = results
+    np.testing.assert_allclose(threaded_out, out, rtol=1e-13, atol=1e-13)
+    for threaded, single in zip(threaded_grads, grads):
+        assert (threaded is None) == (single is None)
+        if single is not None:
+            np.testing.assert_allclose(threaded, single, rtol=1e-12, atol=1e-12)
+    numeric_check(gate, [x])
+
+
+def test_threads_follow_the_blas_unless_it_cannot_be_held_to_one(monkeypatch):
+    """A part that calls BLAS gets a thread of its own only where threadpoolctl can keep the
+    BLAS single-threaded meanwhile; pooling calls no BLAS; THREADS overrides."""
+    monkeypatch.setattr(vision, "THREADS", None)
+    monkeypatch.setattr(vision, "_BLAS", [None, 2])
+    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=False)) == (1, 2)
+    monkeypatch.setattr(vision, "_BLAS", [object(), 2])
+    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=False)) == (2, 2)
+    monkeypatch.setattr(vision, "THREADS", 3)
+    assert vision._threads(calls_blas=True) == 3
+
+
+def test_a_failing_part_is_reported_after_the_others_end():
+    ended = []
+
+    def work(part, start, stop):
+        if part == 0:
+            raise ValueError("part 0 failed")
+        ended.append(part)
+        return part
+    with pytest.raises(ValueError, match="part 0 failed"):
+        vision._in_parts(6, 3, work)
+    assert sorted(ended) == [1, 2]
+    assert vision._in_parts(6, 3, lambda part, start, stop: (start, stop)) == [(0, 2), (2, 4),
+                                                                              (4, 6)]
+
+
 def test_chunks_cover_the_batch_within_the_budget():
-    assert vision._chunks(10, vision._CHUNK_BYTES // 3) == (3, [(0, 3), (3, 6), (6, 9), (9, 10)])
-    assert vision._chunks(4, 10 * vision._CHUNK_BYTES) == (1, [(0, 1), (1, 2), (2, 3), (3, 4)])
-    assert vision._chunks(2, 1) == (2, [(0, 2)])
+    budget = vision._CHUNK_BYTES
+    assert vision._chunks(0, 10, budget // 3) == (3, [(0, 3), (3, 6), (6, 9), (9, 10)])
+    assert vision._chunks(5, 9, 10 * budget) == (1, [(5, 6), (6, 7), (7, 8), (8, 9)])
+    assert vision._chunks(3, 5, 1) == (2, [(3, 5)])
 
 
 def test_convolution_padding_buffer_survives_shape_changes():
@@ -209,7 +273,8 @@ def test_convolution_buffers_do_not_grow():
         out = gate.forward(x, W, b)
         gate.backward(np.ones_like(out))
 
-    step()
+    for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
+        step()
     buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
     tracemalloc.start()
     step()
@@ -317,7 +382,8 @@ def test_pooling_buffers_do_not_grow(pool):
     def step():
         gate.backward(np.ones_like(gate.forward(x)))
 
-    step()
+    for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
+        step()
     buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
     tracemalloc.start()
     step()
