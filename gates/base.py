@@ -32,26 +32,38 @@ class Option:
     taken for an int, and numpy scalars count as the Python numbers they hold. A float option is
     always finite. `choices` restricts the value to a fixed set (strings are matched exactly).
     `range` bounds a number, written as an interval: "[0, 1)", "(0, inf)", "[1, inf)"; a list
-    of numbers (a per-axis `stride: [2, 1]`) is bounded element by element.
+    of numbers (a per-axis `stride: [2, 1]`) is bounded element by element. `items` is the kind
+    of every element of a list value.
     """
 
     def __init__(self, kind: type | tuple[type, ...], default: Any = REQUIRED, doc: str = "",
-                 choices: tuple | None = None, range: str | None = None):
+                 choices: tuple | None = None, range: str | None = None,
+                 items: type | tuple[type, ...] | None = None):
         self.kinds = kind if isinstance(kind, tuple) else (kind,)
         self.default = default
         self.doc = doc
         self.choices = choices
         self.range = _Interval(range) if range else None
+        self.items = Option(items, range=range) if items is not None else None
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
 
     def type_name(self) -> str:
-        return " or ".join("null" if k is type(None) else k.__name__ for k in self.kinds)
+        """What the option takes, in words: "a positive integer", "one of MAX, AVE", ..."""
+        if self.choices is not None:
+            return "one of " + ", ".join("null" if c is None else str(c) for c in self.choices)
+        words = [_kind_phrase(kind, self.range) for kind in self.kinds if kind is not type(None)]
+        if self.items is not None:
+            words = [f"a list of {self.items.type_name().removeprefix('a ').removeprefix('an ')}"
+                     "s" if w == "a list" else w for w in words]
+        words += ["null"] if type(None) in self.kinds else []
+        return " or ".join(words)
 
     def convert(self, value: Any) -> Any:
-        """Return `value` checked against this option; raise ValueError saying what was expected."""
+        """Return `value` checked against this option; raise ValueError saying, as "must be
+        <what it takes>, got <value>", what was expected."""
         if isinstance(value, np.generic) and value.ndim == 0 and value.dtype.kind in "biuf":
             value = value.item()
         ok = False
@@ -64,17 +76,29 @@ class Option:
             if isinstance(value, kind):
                 ok = True
                 break
-        if not ok:
-            raise ValueError(f"expected {self.type_name()}, got {type(value).__name__} "
-                             f"{short_repr(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"expected a finite number, got {value}")
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"expected one of {', '.join(map(str, self.choices))}, "
-                             f"got {short_repr(value)}")
-        if self.range is not None:
-            self.range.check(value)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        if ok and self.items is not None and isinstance(value, list):
+            try:
+                value = [self.items.convert(item) for item in value]
+            except ValueError:
+                ok = False
+        if not ok or (self.choices is not None and value not in self.choices) or (
+                self.range is not None and not self.range.holds(value)):
+            raise ValueError(f"must be {self.type_name()}, got {short_repr(value)}")
         return value
+
+
+class RetiredOption(Option):
+    """An option a gate type no longer takes. Naming it is an error whose message says what to
+    use instead (a config keeps failing at its line with the fix, not with "unknown option")."""
+
+    def __init__(self, message: str):
+        super().__init__(object, None, f"retired: {message}")
+        self.message = message
+
+    def convert(self, value: Any) -> Any:
+        raise ValueError(f"is retired: {self.message}")
 
 
 class _Interval:
@@ -86,13 +110,30 @@ class _Interval:
         self.low, self.high = float(low), float(high)
         self.low_open, self.high_open = text[0] == "(", text[-1] == ")"
 
-    def check(self, value: Any) -> None:
+    def holds(self, value: Any) -> bool:
+        """Whether a number (or every number of a list) lies inside; other values pass."""
         for number in value if isinstance(value, (list, tuple)) else (value,):
             if not isinstance(number, (int, float)) or isinstance(number, bool):
                 continue    # a null, or a type the option's kind already vetted
             if (number < self.low or number > self.high or (self.low_open and number == self.low)
                     or (self.high_open and number == self.high)):
-                raise ValueError(f"expected a number in {self.text}, got {short_repr(value)}")
+                return False
+        return True
+
+
+def _kind_phrase(kind: type, interval: _Interval | None) -> str:
+    """"an integer", "a positive number", "a number in [0, 1)", "true or false", ..."""
+    if kind not in (int, float):
+        return {bool: "true or false", str: "text", list: "a list", dict: "a mapping",
+                tuple: "a list"}.get(kind, f"a {kind.__name__}")
+    noun = "integer" if kind is int else "number"
+    if interval is None or (interval.low == -math.inf and interval.high == math.inf):
+        return f"an {noun}" if kind is int else f"a {noun}"
+    if interval.high == math.inf and interval.low == 0:
+        return f"a {'positive' if interval.low_open else 'non-negative'} {noun}"
+    if interval.high == math.inf and kind is int and interval.low == 1:
+        return f"a positive {noun}"
+    return f"a{'n' if kind is int else ''} {noun} in {interval.text}"
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -130,7 +171,12 @@ class Gate:
     ---------------------------------------------------------------------------------
     num_bottoms      how many bottoms: an int, or (min, max) with max None for "any number".
                      Default: the number of positional parameters of ``forward``.
-    num_tops         how many tops (outputs). Default 1.
+    num_tops         how many tops (outputs): an int (default 1), or (min, max) with max None for
+                     "any number" when the config decides (optional second tops, Split, Slice).
+                     On an instance it is the actual count: the Net sets it to the config's
+                     count before the gate's __init__ runs, an __init__ may set it from its
+                     options (RNN's expose_hidden, Slice's slice_point), and a gate built by hand
+                     gets the class minimum.
     options          dict name -> Option: what the YAML may set; each becomes an attribute.
     param_specs()    the learnable parameters, as name -> (shape, filler), from the bottom shapes.
                      The Net owns the arrays and passes them to forward after the bottoms.
@@ -164,7 +210,7 @@ class Gate:
 
     type_name: ClassVar[str] = ""
     num_bottoms: ClassVar[int | tuple[int, int | None] | None] = None
-    num_tops: ClassVar[int] = 1
+    num_tops: ClassVar[int | tuple[int, int | None]] = 1
     options: ClassVar[dict[str, Option]] = {}
     kink_note: ClassVar[str] = ""
     check_options: ClassVar[dict[str, Any]] = {}
@@ -182,12 +228,14 @@ class Gate:
                 try:
                     value = spec.convert(options[key])
                 except ValueError as err:
-                    raise ValueError(f"option {key!r}: {err}") from None
+                    raise ValueError(f"option {key!r} {err}") from None
             elif spec.required:
                 raise ValueError(f"option {key!r} is required for {type(self).__name__}")
             else:
                 value = spec.default
             setattr(self, key, value)
+        if "num_tops" not in vars(self):
+            self.num_tops = self.top_range()[0]
         self.name = type(self).__name__
         self.phase = "train"
         self.needs_input_grad: tuple[bool, ...] = ALL_INPUTS
@@ -230,6 +278,12 @@ class Gate:
         return n
 
     @classmethod
+    def top_range(cls) -> tuple[int, int | None]:
+        """(min, max) number of tops; max None means any number."""
+        n = cls.num_tops
+        return (n, n) if isinstance(n, int) else n
+
+    @classmethod
     def loss_gate(cls) -> bool:
         return cls.type_name.endswith("Loss") if cls.is_loss is None else cls.is_loss
 
@@ -259,6 +313,7 @@ def _known_list(options: dict) -> str:
 
 # -- the registry --------------------------------------------------------------------------------
 _REGISTRY: dict[str, type[Gate]] = {}
+_ALIASES: dict[str, str] = {}      # another name a config may use -> the registered type name
 
 
 class UnknownGateType(KeyError):
@@ -286,6 +341,8 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
         if code is not None and "__init__" not in code.co_names:
             raise TypeError(f"gate class {cls.__qualname__}: its __init__ does not call "
                             "Gate.__init__; add super().__init__(**options)")
+        if name in _ALIASES:
+            raise ValueError(f"gate type {name!r} is already an alias of {_ALIASES[name]!r}")
         other = _REGISTRY.get(name)
         if other is not None and (other.__module__, other.__qualname__) != (cls.__module__,
                                                                             cls.__qualname__):
@@ -302,10 +359,24 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
     return decorate(cls_or_name)
 
 
-def build_gate(cls: type[Gate], options: dict[str, Any]) -> Gate:
+def register_alias(alias: str, type_name: str) -> None:
+    """Let configs name the registered type `type_name` also `alias` (Caffe's ``TanH`` for
+    ``Tanh``). An alias is not listed by `registered_gates`, so each type is checked once."""
+    if alias in _REGISTRY:
+        raise ValueError(f"{alias!r} is a registered gate type, not free for an alias")
+    if type_name not in _REGISTRY:
+        raise UnknownGateType(f"cannot alias {alias!r} to {type_name!r}: no such gate type")
+    _ALIASES[alias] = type_name
+
+
+def build_gate(cls: type[Gate], options: dict[str, Any], num_tops: int | None = None) -> Gate:
     """An instance of `cls` with `options`, checked to have run ``Gate.__init__`` (a gate class
-    that skips it lacks the attributes the Net and the runner set and read)."""
-    gate = cls(**options)
+    that skips it lacks the attributes the Net and the runner set and read). `num_tops`, when
+    given, is set before the gate's __init__ runs (which may still change it)."""
+    gate = cls.__new__(cls)
+    if num_tops is not None:
+        gate.num_tops = num_tops
+    gate.__init__(**options)
     if "needs_input_grad" not in vars(gate):
         raise TypeError(f"gate class {cls.__qualname__}: its __init__ does not call "
                         "Gate.__init__; add super().__init__(**options)")
@@ -313,14 +384,15 @@ def build_gate(cls: type[Gate], options: dict[str, Any]) -> Gate:
 
 
 def gate_class(type_name: str) -> type[Gate]:
-    """The registered class for a YAML `type` (``Multiply`` or ``MultiplyGate``)."""
-    cls = _REGISTRY.get(type_name)
+    """The registered class for a YAML `type` (``Multiply``, ``MultiplyGate``, or an alias)."""
+    cls = _REGISTRY.get(_ALIASES.get(type_name, type_name))
     if cls is None and type_name.endswith("Gate"):
         cls = _REGISTRY.get(type_name[:-4])
         if cls is not None and cls.__name__ != type_name:
             cls = None
     if cls is None:
-        close = difflib.get_close_matches(type_name, list(_REGISTRY), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(type_name, list(_REGISTRY) + list(_ALIASES), n=1,
+                                          cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UnknownGateType(f"unknown gate type {type_name!r}{hint} "
                               f"(known types: {', '.join(sorted(_REGISTRY))})")
@@ -358,6 +430,15 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
             raise ValueError(f"shapes {' and '.join(map(format_shape, shapes))} do not broadcast")
         out.append(known.pop() if known else (None if None in dims else 1))
     return tuple(out)
+
+
+def canonical_axis(axis: int, ndim: int, name: str = "axis") -> int:
+    """`axis` counted from the front (Caffe's CanonicalAxisIndex): -1 is the last of `ndim` axes;
+    anything outside [-ndim, ndim) is an error naming the option."""
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name} {axis} is out of range for an input of {ndim} dimension"
+                         f"{'' if ndim == 1 else 's'}")
+    return axis % ndim
 
 
 def format_shape(shape: Shape) -> str:

@@ -1,5 +1,6 @@
-"""Matrix products: MatMul (two bottoms) and InnerProduct (Caffe's fully connected layer, which
-owns its weights W and bias b)."""
+"""Matrix products: MatMul (two bottoms), InnerProduct (Caffe's fully connected layer, which
+owns its weights W and bias b) and Embed (a lookup of rows of W by integer index, which is
+InnerProduct applied to one-hot vectors)."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,8 @@ class MatMulGate(Gate):
     def backward(self, dout):
         a = self.a[None, :] if self.a.ndim == 1 else self.a
         b = self.b[:, None] if self.b.ndim == 1 else self.b
-        dout = dout.reshape(broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]))
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        dout = dout.reshape(batch + (a.shape[-2], b.shape[-1]))
         da = db = None
         if self.needs_input_grad[0]:
             da = unbroadcast(dout @ np.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
@@ -103,3 +105,68 @@ class InnerProductGate(Gate):
         if None in tail:
             raise ValueError(f"the feature dimensions {tail} must be known to size W")
         return int(np.prod(tail))
+
+
+@register_gate
+class EmbedGate(Gate):
+    """Caffe's Embed: out[...] = W[index[...]] + b, a learned vector per integer index (a word's
+    embedding); the same as InnerProduct on one-hot vectors of length `input_dim`.
+    Inputs: indices, any shape, integers in [0, input_dim) (an input declared `dtype: int`;
+    floats with integer values are taken too); parameters W (input_dim, num_output) (Caffe's
+    layout: one row per index, not transposed as InnerProduct's) and b (num_output,) (absent
+    when `bias_term` is false). Returns: out, the indices' shape + (num_output,).
+    Local gradients: dW[k] = the sum of dout over the positions holding index k; db = dout summed
+    over every position; none for the indices (they are not differentiable)."""
+
+    num_bottoms = 1
+    options = {
+        "num_output": Option(int, doc="length of each embedding vector", range="[1, inf)"),
+        "input_dim": Option(int, doc="number of indices (rows of W)", range="[1, inf)"),
+        "bias_term": Option(bool, True, "add a learnable bias b"),
+        "weight_filler": Option(dict, {"type": "xavier"}, "how W is initialised"),
+        "bias_filler": Option(dict, {"type": "constant", "value": 0.0}, "how b is initialised"),
+    }
+    check_options = {"num_output": 3, "input_dim": 5}
+
+    def sample_inputs(self, rng):
+        return [rng.integers(0, self.input_dim, (4, 2))]
+
+    def param_specs(self, index_shape):
+        specs = {"W": ((self.input_dim, self.num_output), self.weight_filler)}
+        if self.bias_term:
+            specs["b"] = ((self.num_output,), self.bias_filler)
+        return specs
+
+    def forward(self, indices, W, b=None):
+        self.indices = self._checked(indices)
+        self.W_shape = W.shape
+        out = W[self.indices]
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, dout):
+        needs = self.needs_input_grad
+        flat = dout.reshape(-1, self.num_output)
+        dW = None
+        if needs[1]:
+            dW = np.zeros(self.W_shape, dtype=dout.dtype)
+            np.add.at(dW, self.indices.reshape(-1), flat)
+        grads = (None, dW)
+        if self.bias_term:
+            grads += (flat.sum(axis=0) if needs[2] else None,)
+        return grads
+
+    def infer_shapes(self, index_shape, *param_shapes):
+        return (tuple(index_shape) + (self.num_output,),)
+
+    def _checked(self, indices: np.ndarray) -> np.ndarray:
+        if indices.dtype.kind not in "iu":
+            if indices.dtype.kind != "f" or not np.all(np.mod(indices, 1) == 0):
+                raise ValueError("Embed takes integer indices (declare the input `dtype: int`)")
+            indices = indices.astype(np.intp)
+        outside = (indices < 0) | (indices >= self.input_dim)
+        if outside.any():
+            raise ValueError(f"index {int(indices[outside][0])} is out of range for input_dim "
+                             f"{self.input_dim} (indices must lie in [0, {self.input_dim}))")
+        return indices

@@ -1,13 +1,18 @@
-"""Normalisation: BatchNorm, with Caffe's batch statistics, moving averages and use_global_stats.
+"""Normalisation: BatchNorm (Caffe's batch statistics, moving averages and use_global_stats), MVN
+(mean and variance normalisation of each item) and LRN (local response normalisation, across
+channels or within each channel).
 
 Caffe's BatchNorm only normalises; the learnable scale and shift are a separate Scale layer
-there. Here `affine: true` adds them (gamma and beta per channel) to the same gate.
+there (gates/arithmetic.py has it). Here `affine: true` also adds them (gamma and beta per
+channel) to the same gate.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Gate, Option, register_gate
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .base import Gate, Option, format_shape, register_gate
 
 
 @register_gate
@@ -115,3 +120,116 @@ class BatchNormGate(Gate):
         dgamma = (dout * self.y).sum(axis=axes) if needs[1] else None
         dbeta = dout.sum(axis=axes) if needs[2] else None
         return dx, dgamma, dbeta
+
+
+@register_gate
+class MVNGate(Gate):
+    """Caffe's MVN: each item's mean subtracted and, with `normalize_variance`, the result divided
+    by its standard deviation plus `eps` (Caffe adds eps to the std, not to the variance).
+
+    Input: x (N, C, ...). The statistics are taken per item and channel over the axes after C,
+    or per item over every axis after N with `across_channels` (the variance is the biased one).
+    Returns: out, the shape of x.
+    Local gradient, with y the output, D = std + eps and means over the same axes:
+    dx = (dout - mean(dout) - (x - mean(x)) / std * mean(dout * y)) / D, the exact derivative
+    (Caffe's backward writes y for (x - mean) / std, which differs by a factor std / D, 1 - 1e-9
+    for a std near 1 and the default eps); without normalize_variance, dx = dout - mean(dout).
+    """
+
+    num_bottoms = 1
+    options = {
+        "normalize_variance": Option(bool, True, "also divide by the standard deviation"),
+        "across_channels": Option(bool, False, "one mean (and std) per item, not per channel"),
+        "eps": Option(float, 1e-9, "added to the standard deviation", range="[0, inf)"),
+    }
+    check_shapes = ((2, 3, 4),)
+
+    def infer_shapes(self, shape):
+        if len(shape) < 1:
+            raise ValueError("MVN needs an input of at least one dimension (N, ...)")
+        return (tuple(shape),)
+
+    def forward(self, x):
+        self.axes = tuple(range(1 if self.across_channels else 2, x.ndim))
+        centred = x - x.mean(axis=self.axes, keepdims=True)
+        if not self.normalize_variance:
+            return centred
+        std = np.sqrt(np.mean(centred * centred, axis=self.axes, keepdims=True))
+        self.inv_d = 1 / (std + x.dtype.type(self.eps))
+        self.out = centred * self.inv_d
+        self.ratio = np.divide(centred, std, out=np.zeros_like(centred), where=std > 0)
+        return self.out
+
+    def backward(self, dout):
+        dx = dout - dout.mean(axis=self.axes, keepdims=True)
+        if self.normalize_variance:
+            dx -= self.ratio * np.mean(dout * self.out, axis=self.axes, keepdims=True)
+            dx *= self.inv_d
+        return (dx,)
+
+
+def _window_sum(values: np.ndarray, size: int, axes: tuple[int, ...]) -> np.ndarray:
+    """Sum over a centred window of `size` along each of `axes`, zeros padded outside (size is
+    odd, so (size - 1) / 2 on either side)."""
+    half = (size - 1) // 2
+    pad = [(half, half) if axis in axes else (0, 0) for axis in range(values.ndim)]
+    windows = sliding_window_view(np.pad(values, pad), (size,) * len(axes), axis=axes)
+    return windows.sum(axis=tuple(range(-len(axes), 0)))
+
+
+@register_gate
+class LRNGate(Gate):
+    """Local response normalisation (Caffe's LRN) of NCHW input:
+    out = x * (shift + a * S)^-beta, S the sum of x^2 over a window of `local_size` around each
+    element, zeros beyond the edges:
+    - ACROSS_CHANNELS: the window runs over local_size neighbouring channels; shift = k and
+      a = alpha / local_size (PyTorch's local_response_norm with the same numbers).
+    - WITHIN_CHANNEL: a local_size x local_size square in the same channel; a = alpha /
+      local_size^2, and shift = 1: Caffe builds this one from its Power layer with shift 1, so
+      `k` is not used. (Caffe pools the squares with a padded AVE pooling whose divisor is always
+      local_size^2.)
+    Input: x (N, C, H, W). Returns: out, the same shape.
+    Local gradient, with s = shift + a S and W the same (symmetric) window sum:
+    dx = dout * s^-beta - 2 a beta x W(dout * out / s).
+    """
+
+    num_bottoms = 1
+    options = {
+        "local_size": Option(int, 5, "window side (odd)", range="[1, inf)"),
+        "alpha": Option(float, 1.0, "scale of the sum of squares (divided by the window size)"),
+        "beta": Option(float, 0.75, "the exponent"),
+        "norm_region": Option(str, "ACROSS_CHANNELS", "ACROSS_CHANNELS or WITHIN_CHANNEL",
+                              choices=("ACROSS_CHANNELS", "WITHIN_CHANNEL")),
+        "k": Option(float, 1.0, "ACROSS_CHANNELS: added to the scaled sum"),
+    }
+    check_options = {"local_size": 3}
+    check_shapes = ((2, 4, 3, 3),)
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if self.local_size % 2 == 0:
+            raise ValueError(f"local_size must be odd (Caffe's LRN), got {self.local_size}")
+        if self.norm_region == "ACROSS_CHANNELS":
+            self.window_axes, self.shift = (1,), self.k
+            self.factor = self.alpha / self.local_size
+        else:
+            self.window_axes, self.shift = (2, 3), 1.0
+            self.factor = self.alpha / self.local_size ** 2
+
+    def infer_shapes(self, shape):
+        if len(shape) != 4:
+            raise ValueError(f"LRN expects NCHW input (4 dimensions), got shape "
+                             f"{format_shape(shape)}")
+        return (tuple(shape),)
+
+    def forward(self, x):
+        self.x = x
+        self.scale = self.shift + self.factor * _window_sum(x * x, self.local_size,
+                                                            self.window_axes)
+        self.scale_pow = self.scale ** -self.beta
+        self.out = x * self.scale_pow
+        return self.out
+
+    def backward(self, dout):
+        spread = _window_sum(dout * self.out / self.scale, self.local_size, self.window_axes)
+        return (dout * self.scale_pow - (2 * self.factor * self.beta) * self.x * spread,)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from net.cli import add_common_arguments, guarded
-from net.gradcheck import cost_rows, format_cost
+from net.tools.cli import add_common_arguments, guarded
+from net.tools.cost import cost_rows, format_cost
 
 
 def main(args: argparse.Namespace) -> int:

@@ -16,9 +16,9 @@ import argparse
 import sys
 
 from net import Net
-from net.cli import add_common_arguments, guarded, parse_assignments
-from net.draw import digraph, trace, values_feed, write
-from net.snapshot import load_weights
+from net.tools.cli import add_common_arguments, guarded, parse_assignments
+from net.tools.draw import digraph, trace, values_feed, write
+from net.train.snapshot import load_weights
 
 
 def main(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from gates import gate_class, registered_gates
 from net import Net
-from net.cli import add_common_arguments, guarded
-from net.config import load_plugins
+from net.tools.cli import add_common_arguments, guarded
+from net.core.plugins import load_plugins
 from net.gradcheck import (GradcheckReport, GradcheckWarning, check_gate, check_net,
                            check_net_gates, format_table)
 

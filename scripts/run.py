@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from net import Net
-from net.cli import add_common_arguments, dump_json, format_values, guarded, jsonable, \
+from net.tools.cli import add_common_arguments, dump_json, format_values, guarded, jsonable, \
     parse_assignments
 
 

@@ -15,8 +15,8 @@ import argparse
 import sys
 
 from net import Net
-from net.cli import add_common_arguments, dump_json, guarded
-from net.timing import default_batch_size, has_batch_dimension, random_feed, time_net
+from net.tools.cli import add_common_arguments, dump_json, guarded
+from net.tools.timing import default_batch_size, has_batch_dimension, random_feed, time_net
 
 
 def main(args: argparse.Namespace) -> int:

@@ -18,79 +18,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import nullcontext
-from pathlib import Path
 
-from net import Net, Solver, load_config
-from net.cli import add_common_arguments
-from net.data import load_data
-from net.distributed import DataParallelSolver, communicator, guarded_job
-from net.metrics import MetricsLog, plot_curves, read_metrics
-from net.snapshot import load_weights, restore
+from net.tools.cli import add_common_arguments, guarded_job
+from net.train.session import outcome, train
+from net.train.distributed import launched_rank
 
 
 def main(args: argparse.Namespace) -> int:
-    comm = communicator()
-    spec = load_config(args.config)
-    net = Net(spec, seed=args.seed)
-    if args.debug_nan:
-        net.debug = True
-    kind = Solver if comm.size == 1 else DataParallelSolver
-    solver = kind.from_config(net, max_iter=args.max_iter, random_seed=args.seed)
-    if comm.size > 1 and (args.debug or args.debug_nan):
-        solver.check_every = solver.config.display
-    data = load_data(net, solver.config.random_seed, comm.rank, comm.size)
-    solver.data = data
-    output = Path(args.output_dir) if args.output_dir else Path("runs") / Path(args.config).stem
-    say = print if comm.is_root else (lambda *_: None)
-    say(f"net {net.name!r}: {sum(p.size for p in net.params.values())} parameters; "
-        f"solver {solver.config.type}, base_lr {solver.config.base_lr}, "
-        f"max_iter {solver.config.max_iter}")
-    for line in data.describe():
-        say(line)
-    if comm.size > 1:
-        say(f"data-parallel over {comm.size} processes (MPI): batch sizes are per process, the "
-            f"global train batch is {comm.size} x {data.specs['train'].batch_size}"
-            + (f"; parameters compared every {solver.check_every} iterations"
-               if solver.check_every else ""))
-    if args.weights:
-        report = load_weights(net, args.weights)
-        line = f"weights from {Path(args.weights).resolve()}: {len(report['loaded'])} arrays"
-        if report["missing"]:
-            line += f"; kept the initial values of {', '.join(report['missing'])}"
-        if report["ignored"]:
-            line += f"; ignored {', '.join(report['ignored'])} (not in the net)"
-        say(line)
-    if args.resume:
-        weights = restore(solver, args.resume, data)
-        say(f"resumed at iteration {solver.iter} from {Path(args.resume).resolve()} "
-            f"(weights {weights.resolve()})")
-    solver.output_dir = output
-    say(f"output: {output.resolve()} (snapshots {solver.snapshot_prefix().resolve()}_iter_N.*)")
-    metrics = MetricsLog(output / "metrics.jsonl", append=bool(args.resume)) \
-        if comm.is_root else nullcontext()
-    with metrics:
-        result = solver.solve(data, progress=comm.is_root and not args.no_progress, log=say,
-                              on_event=metrics.write if comm.is_root else None)
-    if comm.is_root:
-        print_outcome(result, output, net.name)
-    comm.barrier()              # the other ranks exit only once rank 0 has written everything
+    result = train(args.config, output_dir=args.output_dir, max_iter=args.max_iter,
+                   weights=args.weights, resume=args.resume, seed=args.seed,
+                   progress=not args.no_progress, log=print, debug_nan=args.debug_nan,
+                   check_sync=args.debug or args.debug_nan)
+    if launched_rank() == 0:
+        print("\n".join(outcome(result)))
     return 130 if result["interrupted"] else 0
-
-
-def print_outcome(result: dict, output: Path, name: str) -> None:
-    """Plot the curves and print how the run ended."""
-    curves = plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png", name)
-    status = "interrupted" if result["interrupted"] else "done"
-    print(f"{status} at iteration {result['iter']}: train loss {result['loss']:.6g}"
-          if result["loss"] is not None else f"{status} at iteration {result['iter']}")
-    if result["test"]:
-        when = "final test" if result["test_iter"] == result["iter"] else \
-            f"last test (iteration {result['test_iter']})"
-        print(f"{when}: " + ", ".join(f"{k} = {v:.6g}" for k, v in result["test"].items()))
-    if result["snapshot"]:
-        print(f"snapshot: {result['snapshot'][0]} and {result['snapshot'][1].name}")
-    print(f"metrics: {output / 'metrics.jsonl'}" + (f", curves: {curves}" if curves else ""))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

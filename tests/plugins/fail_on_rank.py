@@ -1,9 +1,9 @@
-"""A pass-through gate that fails on one process of an MPI job, for tests/test_distributed.py:
+"""A pass-through gate that fails on one process of an MPI job, for tests/train/test_distributed.py:
 the other processes are then waiting in a collective, and the job must still end at once."""
 from __future__ import annotations
 
 from gates import Gate, Option, register_gate
-from net.distributed import launched_rank
+from net.train.distributed import launched_rank
 from net.errors import DataError
 
 

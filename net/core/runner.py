@@ -1,0 +1,145 @@
+"""The runner: the one place that calls gates' forward and backward in a loop.
+
+Forward visits the steps in topological order. Backward visits them in reverse, hands each gate
+the gradient of its tops, checks what comes back (one gradient per input, each of its input's
+shape) and sums gradients where a blob fans out to several gates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from gates import Gate
+
+from .spec import GateSpec
+from ..errors import GateworkError
+
+Hook = Callable[["Step", str, tuple], None]
+
+
+@dataclass(eq=False)
+class Step:
+    """One gate in the execution order, with the blob names it reads and writes."""
+    gate: Gate
+    spec: GateSpec
+    inputs: tuple[str, ...]        # bottoms, then the gate's parameters
+    tops: tuple[str, ...]
+
+    def where(self, file: str | None = None) -> str:
+        place = f" ({file}:{self.spec.line})" if file and self.spec.line else ""
+        return f"gate {self.spec.name!r} ({self.spec.type}){place}"
+
+
+class ContractError(RuntimeError):
+    """A gate returned something that breaks the Gate contract (a bug in that gate)."""
+
+
+class Runner:
+    """Runs a fixed list of steps forward and backward over a dict of blobs."""
+
+    def __init__(self, steps: list[Step], file: str | None = None):
+        self.steps = steps
+        self.file = file
+        self._plans: dict[frozenset, list[tuple[Step, tuple[bool, ...]]]] = {}
+        self._needed: dict[frozenset, tuple[list[Step], frozenset[str]]] = {}
+
+    def needed(self, wanted: frozenset[str]) -> tuple[list[Step], frozenset[str]]:
+        """The steps whose outputs `wanted` blobs depend on (in order), and every blob they
+        read. Computed once per set of wanted blobs."""
+        found = self._needed.get(wanted)
+        if found is None:
+            required, kept = set(wanted), []
+            for step in reversed(self.steps):
+                if required.intersection(step.tops):
+                    kept.append(step)
+                    required.update(step.inputs)
+            found = self._needed[wanted] = (kept[::-1], frozenset(required))
+        return found
+
+    def forward(self, blobs: dict[str, np.ndarray], hook: Hook | None = None,
+                steps: list[Step] | None = None) -> None:
+        """Compute every top from its bottoms, in order, writing into `blobs` (only `steps`, a
+        part of the order from `needed`, when given)."""
+        step = None
+        try:
+            for step in self.steps if steps is None else steps:
+                out = step.gate.forward(*[blobs[name] for name in step.inputs])
+                if len(step.tops) == 1:
+                    blobs[step.tops[0]] = out
+                else:
+                    if not isinstance(out, (tuple, list)) or len(out) != len(step.tops):
+                        raise ContractError(f"{step.where(self.file)}: forward must return "
+                                            f"{len(step.tops)} outputs, one per top")
+                    blobs.update(zip(step.tops, out))
+                if hook is not None:
+                    hook(step, "forward", tuple(blobs[t] for t in step.tops))
+        except Exception as err:
+            if step is not None and not isinstance(err, (ContractError, GateworkError)):
+                err.add_note(f"in the forward pass of {step.where(self.file)}")
+            raise
+
+    def plan(self, wanted: frozenset[str]) -> list[tuple[Step, tuple[bool, ...]]]:
+        """The steps whose backward is needed to reach `wanted` blobs, reversed, each with the
+        `needs_input_grad` flags of its inputs. Computed once per set of wanted blobs."""
+        plan = self._plans.get(wanted)
+        if plan is None:
+            requires = set(wanted)
+            flags = []
+            for step in self.steps:
+                needs = tuple(name in requires for name in step.inputs)
+                if any(needs):
+                    requires.update(step.tops)
+                    flags.append((step, needs))
+            plan = self._plans[wanted] = flags[::-1]
+        return plan
+
+    def backward(self, blobs: dict[str, np.ndarray], grads: dict[str, np.ndarray],
+                 wanted: frozenset[str], hook: Hook | None = None) -> dict[str, np.ndarray]:
+        """Propagate the seeded `grads` back to the `wanted` blobs; returns `grads`, which then
+        holds the gradient of every blob reached."""
+        owned: set[str] = set()    # arrays this pass allocated, safe to add into in place
+        step = None
+        try:
+            for step, needs in self.plan(wanted):
+                if len(step.tops) == 1:
+                    dout = grads.get(step.tops[0])
+                    if dout is None:
+                        continue
+                else:
+                    douts = [grads.get(top) for top in step.tops]
+                    if all(d is None for d in douts):
+                        continue
+                    dout = tuple(np.zeros_like(blobs[t]) if d is None else d
+                                 for t, d in zip(step.tops, douts))
+                step.gate.needs_input_grad = needs
+                result = step.gate.backward(dout)
+                if not isinstance(result, (tuple, list)) or len(result) != len(step.inputs):
+                    got = len(result) if isinstance(result, (tuple, list)) else type(result).__name__
+                    raise ContractError(
+                        f"{step.where(self.file)}: backward must return a tuple of "
+                        f"{len(step.inputs)} gradients (one per input: {', '.join(step.inputs)}), "
+                        f"got {got}")
+                for name, grad, need in zip(step.inputs, result, needs):
+                    if grad is None or not need:
+                        continue
+                    shape = getattr(grad, "shape", None)   # np.shape costs 0.3 us a call
+                    if shape != blobs[name].shape and np.shape(grad) != blobs[name].shape:
+                        raise ContractError(
+                            f"{step.where(self.file)}: the gradient for input {name!r} has shape "
+                            f"{np.shape(grad)}, but the input has shape {blobs[name].shape}")
+                    if name not in grads:
+                        grads[name] = grad
+                    elif name in owned:
+                        grads[name] += grad
+                    else:
+                        grads[name] = grads[name] + grad
+                        owned.add(name)
+                if hook is not None:
+                    hook(step, "backward", tuple(result))
+        except Exception as err:
+            if step is not None and not isinstance(err, (ContractError, GateworkError)):
+                err.add_note(f"in the backward pass of {step.where(self.file)}")
+            raise
+        return grads

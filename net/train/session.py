@@ -1,0 +1,118 @@
+"""A training run from start to finish, as `scripts/train.py` (Caffe's `caffe train`) does it,
+callable from Python:
+
+    from net.train import train
+    result = train("configs/digits_mlp.yaml", output_dir="runs/short", max_iter=200)
+    result["test"]["accuracy"]
+
+The run builds the net, loads and describes its data, applies `weights` or `resume`, trains with
+the config's solver (data-parallel when started under mpirun with several processes), writes
+metrics.jsonl, snapshots and curves.png into the output directory and returns what happened.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.config import load_config
+from ..core.net import Net
+from .data import load_data
+from .distributed import DataParallelSolver, communicator
+from .metrics import MetricsLog, plot_curves, read_metrics
+from .snapshot import load_weights, restore
+from .solver import Solver
+
+
+def train(config: str | Path, *, output_dir: str | Path | None = None,
+          max_iter: int | None = None, weights: str | Path | None = None,
+          resume: str | Path | None = None, seed: int | None = None, progress: bool = False,
+          log: Callable[[str], None] | None = None, debug_nan: bool = False,
+          check_sync: bool = False) -> dict[str, Any]:
+    """Train the net of `config` (a YAML file with `data:` and `solver:` sections).
+
+    output_dir: where metrics, curves and snapshots go (default runs/<config name>).
+    max_iter, seed: override the solver's `max_iter` and `random_seed`.
+    weights: initialise parameters by name from a weights file; resume: continue from a
+        .solverstate.npz file (its weights file beside it). Not both.
+    log: receives every line train.py prints (default: nothing is printed).
+    debug_nan: stop at the first NaN/Inf, naming the gate, with a snapshot of the state before.
+    check_sync: in a data-parallel run, compare the processes' parameters every `display`
+        iterations.
+    Returns Solver.solve's result ("iter", "loss", "test", "test_iter", "snapshot",
+    "interrupted") plus "net" (its name), "output" (the directory), "metrics" and "curves" (the
+    files written; curves is None without matplotlib) and "processes".
+    """
+    if weights is not None and resume is not None:
+        raise ValueError("weights and resume exclude each other (a snapshot has its weights)")
+    comm = communicator()
+    say = (log or (lambda line: None)) if comm.is_root else (lambda line: None)
+    net = Net(load_config(config), seed=seed)
+    net.debug = net.debug or debug_nan
+    kind = Solver if comm.size == 1 else DataParallelSolver
+    solver = kind.from_config(net, max_iter=max_iter, random_seed=seed)
+    if comm.size > 1 and check_sync:
+        solver.check_every = solver.config.display
+    data = load_data(net, solver.config.random_seed, comm.rank, comm.size)
+    solver.data = data
+    output = Path(output_dir) if output_dir else Path("runs") / Path(config).stem
+    for line in _setup_lines(net, solver, data, comm.size):
+        say(line)
+    if weights is not None:
+        say(_weights_line(weights, load_weights(net, weights)))
+    if resume is not None:
+        used = restore(solver, resume, data)
+        say(f"resumed at iteration {solver.iter} from {Path(resume).resolve()} "
+            f"(weights {used.resolve()})")
+    solver.output_dir = output
+    say(f"output: {output.resolve()} (snapshots {solver.snapshot_prefix().resolve()}_iter_N.*)")
+    metrics = MetricsLog(output / "metrics.jsonl", append=resume is not None) \
+        if comm.is_root else nullcontext()
+    with metrics:
+        result = solver.solve(data, progress=progress and comm.is_root, log=say,
+                              on_event=metrics.write if comm.is_root else None)
+    curves = None
+    if comm.is_root:
+        curves = plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png",
+                             net.name)
+    comm.barrier()              # the other ranks return only once rank 0 has written everything
+    return {**result, "net": net.name, "output": output, "metrics": output / "metrics.jsonl",
+            "curves": curves, "processes": comm.size}
+
+
+def _setup_lines(net: Net, solver: Solver, data: Any, processes: int) -> list[str]:
+    lines = [f"net {net.name!r}: {sum(p.size for p in net.params.values())} parameters; "
+             f"solver {solver.config.type}, base_lr {solver.config.base_lr}, "
+             f"max_iter {solver.config.max_iter}", *data.describe()]
+    if processes > 1:
+        lines.append(f"data-parallel over {processes} processes (MPI): batch sizes are per "
+                     f"process, the global train batch is {processes} x "
+                     f"{data.train.batch_size}" + (f"; parameters compared every "
+                                                   f"{solver.check_every} iterations"
+                                                   if solver.check_every else ""))
+    return lines
+
+
+def _weights_line(path: str | Path, report: dict[str, list[str]]) -> str:
+    line = f"weights from {Path(path).resolve()}: {len(report['loaded'])} arrays"
+    if report["missing"]:
+        line += f"; kept the initial values of {', '.join(report['missing'])}"
+    if report["ignored"]:
+        line += f"; ignored {', '.join(report['ignored'])} (not in the net)"
+    return line
+
+
+def outcome(result: dict[str, Any]) -> list[str]:
+    """How a run ended, as the lines train.py prints last."""
+    status = "interrupted" if result["interrupted"] else "done"
+    lines = [f"{status} at iteration {result['iter']}: train loss {result['loss']:.6g}"
+             if result["loss"] is not None else f"{status} at iteration {result['iter']}"]
+    if result["test"]:
+        when = "final test" if result["test_iter"] == result["iter"] else \
+            f"last test (iteration {result['test_iter']})"
+        lines.append(f"{when}: " + ", ".join(f"{k} = {v:.6g}" for k, v in result["test"].items()))
+    if result["snapshot"]:
+        lines.append(f"snapshot: {result['snapshot'][0]} and {result['snapshot'][1].name}")
+    lines.append(f"metrics: {result['metrics']}"
+                 + (f", curves: {result['curves']}" if result["curves"] else ""))
+    return lines

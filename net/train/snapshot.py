@@ -1,0 +1,155 @@
+"""Weights and solver-state files: written atomically, read safely, validated against the net.
+
+    <prefix>_iter_<N>.weights.npz      one array per parameter, keyed by name (`fc1.W`), and one
+                                       per gate buffer (`bn1.mean`): plain `np.load`-able arrays
+    <prefix>_iter_<N>.solverstate.npz  the iteration, solver type and hyperparameters, the solver
+                                       history, the data position, every gate's RNG state, the
+                                       recent losses, and the name of its weights file
+
+Writes go to a temporary file in the same folder, flushed and fsync'ed, then renamed over the
+real name, so a crash never leaves a half-written file there. Reads use
+`np.load(allow_pickle=False)` and check names, shapes and dtypes before touching the net; any
+problem is a DataError naming the file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.state import (check_rng_states, register_weights_reader, rng_states,
+                          set_rng_states, weight_arrays)
+from ..errors import DataError
+from .files import atomic_savez, read_npz
+
+STATE_FORMAT = "gatework-solverstate/1"
+
+
+# -- weights ---------------------------------------------------------------------------------------
+def save_weights(net: Any, path: str | Path) -> Path:
+    """Write the net's parameters and buffers to `path` (atomically)."""
+    return atomic_savez(path, weight_arrays(net))
+
+
+def load_weights(net: Any, path: str | Path, strict: bool = False) -> dict[str, list[str]]:
+    """`net.load_weights(path, strict)`: kept here for code written against it."""
+    return net.load_weights(path, strict)
+
+
+def read_weights_npz(path: Path, net: Any = None) -> dict[str, np.ndarray]:
+    """The arrays of a Gatework weights file (the reader `Net.load_weights` uses for .npz)."""
+    arrays = read_npz(path, "weights file")
+    if "format" in arrays and "iter" in arrays:
+        raise DataError(f"{path}: is a solver state, not a weights file: pass the .weights.npz "
+                        "beside it (or resume from this file)")
+    return arrays
+
+
+register_weights_reader(".npz", read_weights_npz)
+
+
+# -- solver state ----------------------------------------------------------------------------------
+def save_solverstate(solver: Any, path: str | Path, weights: str | Path) -> Path:
+    """Write everything `restore` needs to continue `solver` bit for bit (atomically)."""
+    arrays: dict[str, Any] = {
+        "format": np.array(STATE_FORMAT),
+        "net": np.array(solver.net.name),
+        "iter": np.array(solver.iter, dtype=np.int64),
+        "type": np.array(solver.config.type),
+        "hyperparameters": np.array(json.dumps(solver.config.hyperparameters(), sort_keys=True)),
+        "weights": np.array(Path(weights).name),
+        "rng": np.array(json.dumps(rng_states(solver.net.gates))),
+        "losses": np.array(list(solver.losses), dtype=np.float64),
+    }
+    for slot, per_param in solver.history.items():
+        for name, value in per_param.items():
+            arrays[f"history:{slot}:{name}"] = value
+    train = getattr(solver.data, "train", None)
+    if train is not None:
+        arrays["data_position"] = np.array([train.epoch, train.cursor, train.seed],
+                                           dtype=np.int64)
+    return atomic_savez(path, arrays)
+
+
+def snapshot(solver: Any, prefix: str | Path) -> tuple[Path, Path]:
+    """Write `<prefix>_iter_<N>.weights.npz`, then `<prefix>_iter_<N>.solverstate.npz`."""
+    base = f"{prefix}_iter_{solver.iter}"
+    weights = save_weights(solver.net, f"{base}.weights.npz")
+    return weights, save_solverstate(solver, f"{base}.solverstate.npz", weights)
+
+
+def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
+    """Continue from a solverstate file: its weights file (from the same folder), the iteration,
+    history, loss window, gate RNG states and the train data position (of `data`, default
+    `solver.data`). Everything is checked before anything changes. Returns the weights path."""
+    path = Path(path)
+    state = read_npz(path, "solver state file")
+    if "format" not in state:
+        raise DataError(f"{path}: not a Gatework solver state (no 'format' entry); resuming takes "
+                        "the .solverstate.npz file of a snapshot")
+    if _text(state, "format", path) != STATE_FORMAT:
+        raise DataError(f"{path}: not a Gatework solver state (format "
+                        f"{_text(state, 'format', path)!r}); pass the .solverstate.npz file")
+    kind = _text(state, "type", path)
+    if kind != solver.config.type:
+        raise DataError(f"{path}: holds the state of solver type {kind}, but the config asks for "
+                        f"{solver.config.type}")
+    iteration = _integer(state, "iter", path)
+    histories = {}
+    for slot, per_param in solver.history.items():
+        for name, target in per_param.items():
+            key = f"history:{slot}:{name}"
+            if key not in state:
+                raise DataError(f"{path}: no solver history for parameter {name!r} (is it from "
+                                "another net, or were lr_mult settings changed?)")
+            if state[key].shape != target.shape or state[key].dtype.kind != "f":
+                raise DataError(f"{path}: history of {name!r} is {state[key].dtype} "
+                                f"{state[key].shape}, the net needs {target.shape}")
+            histories[key] = (target, state[key])
+    extra = [k[8:] for k in state if k.startswith("history:") and k not in histories]
+    if extra:
+        raise DataError(f"{path}: holds history for parameters the solver does not train: "
+                        f"{', '.join(extra)}")
+    try:
+        generators = check_rng_states(solver.net.gates, json.loads(_text(state, "rng", path)))
+    except ValueError as err:
+        raise DataError(f"{path}: unreadable RNG state ({err})") from None
+    data = data if data is not None else solver.data
+    position = state.get("data_position")
+    train = getattr(data, "train", None)
+    if train is not None and position is not None:
+        if position.shape != (3,) or position.dtype.kind not in "iu" or not (
+                0 <= position[1] < len(train)):
+            raise DataError(f"{path}: its data position {position.tolist()} does not fit the "
+                            f"train set of {len(train)} samples (was the data changed?)")
+    losses = state.get("losses", np.zeros(0))
+    weights = path.parent / _text(state, "weights", path)
+    if Path(_text(state, "weights", path)).name != _text(state, "weights", path):
+        raise DataError(f"{path}: the weights file name must be a plain name in its folder")
+    load_weights(solver.net, weights, strict=True)
+    for target, value in histories.values():
+        np.copyto(target, value, casting="same_kind")
+    set_rng_states(solver.net.gates, generators)
+    if train is not None and position is not None:
+        train.seed = int(position[2])
+        train.set_state(int(position[0]), int(position[1]))
+    solver.iter = iteration
+    solver.losses.clear()
+    solver.losses.extend(float(v) for v in np.ravel(losses)[-solver.losses.maxlen:])
+    return weights
+
+
+def _text(state: dict, key: str, path: Path) -> str:
+    value = state.get(key)
+    if value is None or value.shape != () or value.dtype.kind != "U":
+        raise DataError(f"{path}: missing or malformed entry {key!r}")
+    return str(value)
+
+
+def _integer(state: dict, key: str, path: Path) -> int:
+    value = state.get(key)
+    if value is None or value.shape != () or value.dtype.kind not in "iu" or value < 0:
+        raise DataError(f"{path}: missing or malformed entry {key!r}")
+    return int(value)

@@ -1,0 +1,129 @@
+"""The loss gates: SoftmaxWithLoss, EuclideanLoss, Accuracy.
+
+Hand-computed values first, then a centred-difference gradient check of each gate (float64), then
+the gates inside a Net (loss weights, phases)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from net import Net
+from tests.helpers import centred_difference_check, make
+
+
+# -- SoftmaxWithLoss -------------------------------------------------------------------------------
+def test_softmax_loss_by_hand():
+    gate = make("SoftmaxWithLoss")
+    loss = gate.forward(np.zeros((2, 3)), np.array([0, 2]))
+    assert loss.shape == () and loss == pytest.approx(np.log(3))
+    dscores, dlabel = gate.backward(np.asarray(1.0))
+    np.testing.assert_allclose(dscores, (np.full((2, 3), 1 / 3) - np.eye(3)[[0, 2]]) / 2)
+    assert dlabel is None
+
+
+def test_softmax_loss_is_stable_and_keeps_dtype():
+    gate = make("SoftmaxWithLoss")
+    scores = np.array([[1000.0, 0.0], [-1000.0, 0.0]], dtype=np.float32)
+    loss = gate.forward(scores, np.array([0, 1]))
+    assert loss.dtype == np.float32 and np.isfinite(loss) and loss == pytest.approx(0.0, abs=1e-6)
+    clamped = -np.log(np.finfo(np.float32).tiny)       # Caffe clamps p at FLT_MIN: 87.34
+    assert gate.forward(scores, np.array([1, 0])) == pytest.approx(clamped)
+
+
+@pytest.mark.parametrize("options", [{}, {"ignore_label": 1}])
+def test_softmax_loss_gradient(options):
+    rng = np.random.default_rng(0)
+    centred_difference_check(make("SoftmaxWithLoss", **options),
+                  [rng.standard_normal((5, 4)), np.array([0, 1, 3, 1, 2])])
+
+
+def test_softmax_loss_ignore_label_averages_the_rest():
+    gate = make("SoftmaxWithLoss", ignore_label=-1)
+    loss = gate.forward(np.array([[0.0, 0.0], [5.0, -5.0]]), np.array([0, -1]))
+    assert loss == pytest.approx(np.log(2))
+    assert np.all(gate.backward(np.asarray(1.0))[0][1] == 0)
+
+
+def test_softmax_loss_label_errors():
+    gate = make("SoftmaxWithLoss")
+    with pytest.raises(ValueError, match="label 3 is out of range for 3 classes"):
+        gate.forward(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="integers"):
+        gate.forward(np.zeros((2, 3)), np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match="one label per sample"):
+        gate.forward(np.zeros((2, 3)), np.array([0, 1, 2]))
+    assert gate.forward(np.zeros((2, 3)), np.array([0.0, 2.0])) == pytest.approx(np.log(3))
+
+
+# -- EuclideanLoss ---------------------------------------------------------------------------------
+def test_euclidean_loss_by_hand():
+    gate = make("EuclideanLoss")
+    loss = gate.forward(np.array([[1.0, 2.0], [3.0, 4.0]]), np.zeros((2, 2)))
+    assert loss == pytest.approx((1 + 4 + 9 + 16) / (2 * 2))
+    da, db = gate.backward(np.asarray(1.0))
+    np.testing.assert_allclose(da, [[0.5, 1.0], [1.5, 2.0]])
+    np.testing.assert_allclose(db, -da)
+
+
+def test_euclidean_loss_gradient():
+    rng = np.random.default_rng(0)
+    centred_difference_check(make("EuclideanLoss"), [rng.standard_normal((4, 3)),
+                                          rng.standard_normal((4, 3))], wrt=(0, 1))
+
+
+# -- Accuracy --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("top_k, expected", [(1, 1 / 4), (2, 3 / 4), (3, 1.0)])
+def test_accuracy_top_k(top_k, expected):
+    scores = np.array([[0.9, 0.1, 0.0],    # label 0: best
+                       [0.9, 0.5, 0.0],    # label 1: second
+                       [0.1, 0.5, 0.9],    # label 0: third
+                       [0.5, 0.5, 0.0]])   # label 1: tied with class 0: counts against it
+    gate = make("Accuracy", top_k=top_k)
+    assert gate.forward(scores, np.array([0, 1, 0, 1])) == pytest.approx(expected)
+
+
+def test_accuracy_of_nan_scores_is_zero():
+    """A diverged net must not look perfect: NaN compares false with everything."""
+    scores = np.array([[np.nan, np.nan], [np.nan, 1.0], [2.0, 1.0]])
+    assert make("Accuracy").forward(scores, np.array([0, 1, 0])) == pytest.approx(1 / 3)
+
+
+def test_accuracy_passes_no_gradient():
+    gate = make("Accuracy")
+    scores = np.random.default_rng(0).standard_normal((3, 4))
+    gate.forward(scores, np.array([0, 1, 2]))
+    dscores, dlabel = gate.backward(np.asarray(1.0))
+    assert dlabel is None and not dscores.any()
+    with pytest.raises(ValueError, match="top_k"):
+        make("Accuracy", top_k=0)
+
+
+# -- inside a Net ----------------------------------------------------------------------------------
+CLASSIFIER = {
+    "inputs": {"data": {"shape": [None, 4]}, "label": {"shape": [None], "dtype": "int"}},
+    "gates": [
+        {"name": "fc", "type": "InnerProduct", "bottom": "data", "top": "scores", "num_output": 3},
+        {"name": "drop", "type": "Dropout", "bottom": "scores", "top": "dropped"},
+        {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["dropped", "label"], "top": "loss"},
+        {"name": "acc", "type": "Accuracy", "bottom": ["scores", "label"], "top": "accuracy",
+         "phase": "test"},
+    ],
+}
+
+
+def test_loss_in_a_net_seeds_its_weight_and_phases_switch_gates():
+    feed = {"data": np.random.default_rng(0).standard_normal((6, 4)),
+            "label": np.array([0, 1, 2, 0, 1, 2])}
+    net = Net.from_config(CLASSIFIER)
+    assert net.loss_weights == {"loss": 1.0} and net.outputs == ["loss"]
+    net.forward(feed)
+    grads = net.backward()
+    assert grads["label"] is None and grads["fc.W"].shape == (3, 4)
+    weighted = dict(CLASSIFIER, gates=[dict(g, loss_weight=2.0) if g["name"] == "loss" else g
+                                       for g in CLASSIFIER["gates"]])
+    net2 = Net.from_config(weighted)
+    net2.phase = "test"                       # no dropout: the two nets now agree exactly
+    net.phase = "test"
+    assert sorted(net2.forward(feed)) == ["accuracy", "loss"]
+    net.forward(feed)
+    np.testing.assert_allclose(net2.backward()["fc.W"], 2 * net.backward()["fc.W"], rtol=1e-6)

@@ -1,0 +1,508 @@
+"""Convolution and Pooling: against direct loop references and hand values, centred-difference
+gradients over the geometry variants (stride, padding, dilation, groups, overlapping and clipped
+windows), Caffe's conventions, and the gates inside a Net (LeNet-style nets and configs)."""
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from gates import vision
+from net import ConfigError, Net
+from tests.helpers import CONFIGS, make, numeric_check
+
+RNG = np.random.default_rng(7)
+
+
+def distinct(shape):
+    """Well-separated values in random order: no max window near a tie."""
+    return RNG.permutation(np.linspace(-1, 1, int(np.prod(shape)))).reshape(shape)
+
+
+# -- Convolution -----------------------------------------------------------------------------------
+def reference_conv(x, W, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1):
+    """Caffe's convolution as direct loops over every output element."""
+    n, c, height, width = x.shape
+    out_c, c_per_group, kh, kw = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    oh = (height + 2 * pad[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (width + 2 * pad[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    out = np.zeros((n, out_c, oh, ow))
+    per_group = out_c // group
+    for o in range(out_c):
+        g = o // per_group
+        for i in range(oh):
+            for j in range(ow):
+                rows = i * stride[0] + dilation[0] * np.arange(kh)
+                cols = j * stride[1] + dilation[1] * np.arange(kw)
+                patch = xp[:, g * c_per_group:(g + 1) * c_per_group][:, :, rows][:, :, :, cols]
+                out[:, o, i, j] = np.sum(patch * W[o], axis=(1, 2, 3)) + (b[o] if b is not None
+                                                                          else 0)
+    return out
+
+
+CONV_CASES = [
+    pytest.param({"num_output": 3, "kernel_size": 3}, (2, 2, 5, 5), id="plain"),
+    pytest.param({"num_output": 2, "kernel_size": 3, "stride": 2}, (2, 2, 7, 6), id="stride2"),
+    pytest.param({"num_output": 2, "kernel_size": 3, "pad": 1}, (1, 2, 4, 5), id="pad1"),
+    pytest.param({"num_output": 2, "kernel_size": 2, "dilation": 2}, (1, 2, 5, 5), id="dilation2"),
+    pytest.param({"num_output": 4, "kernel_size": 1, "group": 2}, (2, 4, 3, 3), id="group2"),
+    pytest.param({"num_output": 6, "kernel_h": 2, "kernel_w": 3, "stride": [1, 2], "pad": [1, 0],
+                  "group": 3, "bias_term": False}, (2, 3, 4, 7), id="rectangular-nobias"),
+    pytest.param({"num_output": 4, "kernel_size": 3, "stride": 2, "pad": 1, "dilation": 2,
+                  "group": 2}, (2, 4, 7, 6), id="everything"),
+]
+
+
+@pytest.mark.parametrize("options, shape", CONV_CASES)
+def test_convolution_matches_direct_loops(options, shape):
+    gate = make("Convolution", **options)
+    specs = gate.param_specs(shape)
+    x = RNG.standard_normal(shape)
+    W = RNG.standard_normal(specs["W"][0])
+    b = RNG.standard_normal(specs["b"][0]) if "b" in specs else None
+    out = gate.forward(x, W, *([b] if b is not None else []))
+    expected = reference_conv(x, W, b, gate.strides, gate.pads, gate.dilations, gate.group)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert gate.infer_shapes(shape) == (out.shape,)
+    assert gate.infer_shapes((None,) + shape[1:]) == ((None,) + out.shape[1:],)
+
+
+@pytest.mark.parametrize("options, shape", CONV_CASES)
+def test_convolution_gradients(options, shape):
+    numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2, 5])
+@pytest.mark.parametrize("case", [0, 2, -1], ids=["plain", "pad1", "everything"])
+def test_convolution_chunks_agree(monkeypatch, case, per_chunk):
+    """The passes work a few images at a time: one image per chunk, a short last chunk (5 = 2 +
+    2 + 1) and the whole batch in one chunk all match the direct loops and the centred
+    differences, with and without the input's gradient."""
+    monkeypatch.setattr(vision, "_chunks", lambda first, last, _: (per_chunk, [
+        (start, min(start + per_chunk, last)) for start in range(first, last, per_chunk)]))
+    options, shape = CONV_CASES[case].values
+    shape = (5,) + shape[1:]
+    gate = make("Convolution", **options)
+    specs = gate.param_specs(shape)
+    x, W = RNG.standard_normal(shape), RNG.standard_normal(specs["W"][0])
+    b = [RNG.standard_normal(specs["b"][0])] if "b" in specs else []
+    np.testing.assert_allclose(gate.forward(x, W, *b), reference_conv(
+        x, W, *(b or [None]), gate.strides, gate.pads, gate.dilations, gate.group), atol=1e-12)
+    numeric_check(gate, [x])
+    gate.needs_input_grad = (False, True, True)
+    expected = gate.backward(np.ones(gate.infer_shapes(shape)[0]))
+    monkeypatch.setattr(vision, "_chunks", lambda first, last, _: (last - first, [(first, last)]))
+    gate.forward(x, W, *b)
+    for got, want in zip(gate.backward(np.ones(gate.infer_shapes(shape)[0]))[1:], expected[1:]):
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("gathers", [True, False], ids=["gathered", "scattered"])
+@pytest.mark.parametrize("options, shape", [c for c in CONV_CASES if "stride" not in c.values[0]])
+def test_convolution_input_gradient_routes_agree(monkeypatch, gathers, options, shape):
+    """dx is gathered (dout convolved with the flipped kernel) or scattered (col2im), whichever
+    moves less data; at stride 1 either must do, and both match the centred differences."""
+    monkeypatch.setattr(vision.ConvolutionGate, "_gathers", lambda self, *shapes: gathers)
+    numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
+
+
+THREADED_CASES = [
+    pytest.param("Convolution", {"num_output": 4, "kernel_size": 3, "pad": 1}, (True, True, True),
+                 id="conv-gathered"),
+    pytest.param("Convolution", CONV_CASES[-1].values[0], (True, True, True), id="conv-scattered"),
+    pytest.param("Convolution", {"num_output": 3, "kernel_size": 2}, (False, True, True),
+                 id="conv-weights-only"),
+    pytest.param("Pooling", {"pool": "MAX", "kernel_size": 3, "stride": 2}, (True,), id="max"),
+    pytest.param("Pooling", {"pool": "AVE", "kernel_size": 3, "stride": 2, "pad": 1}, (True,),
+                 id="ave"),
+]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("type_name, options, needs", THREADED_CASES)
+def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, options, needs):
+    """With several threads a gate hands each a part of the batch (5 images: parts of 3 and 2,
+    or 2, 2 and 1): the same outputs and gradients as one thread, and centred differences."""
+    x = distinct((5, 4, 7, 6))
+    gate = make(type_name, **options)
+    params = [RNG.standard_normal(shape) for shape, _ in gate.param_specs(x.shape).values()] \
+        if type_name == "Convolution" else []
+    dout = RNG.standard_normal(gate.infer_shapes(x.shape)[0])
+    results = []
+    for count in (1, threads):
+        monkeypatch.setattr(vision, "THREADS", count)
+        gate.needs_input_grad = needs
+        results.append((gate.forward(x, *params), gate.backward(dout)))
+    (out, grads), (threaded_out, threaded_grads) = results
+    np.testing.assert_allclose(threaded_out, out, rtol=1e-13, atol=1e-13)
+    for threaded, single in zip(threaded_grads, grads):
+        assert (threaded is None) == (single is None)
+        if single is not None:
+            np.testing.assert_allclose(threaded, single, rtol=1e-12, atol=1e-12)
+    numeric_check(gate, [x])
+
+
+def test_threads_follow_the_blas_unless_it_cannot_be_held_to_one(monkeypatch):
+    """A part that calls BLAS gets a thread of its own only where threadpoolctl can keep the
+    BLAS single-threaded meanwhile; pooling calls no BLAS; THREADS overrides."""
+    monkeypatch.setattr(vision, "THREADS", None)
+    monkeypatch.setattr(vision, "_BLAS", [None, 2])
+    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=False)) == (1, 2)
+    monkeypatch.setattr(vision, "_BLAS", [object(), 2])
+    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=False)) == (2, 2)
+    monkeypatch.setattr(vision, "THREADS", 3)
+    assert vision._threads(calls_blas=True) == 3
+
+
+def test_a_failing_part_is_reported_after_the_others_end():
+    ended = []
+
+    def work(part, start, stop):
+        if part == 0:
+            raise ValueError("part 0 failed")
+        ended.append(part)
+        return part
+    with pytest.raises(ValueError, match="part 0 failed"):
+        vision._in_parts(6, 3, work)
+    assert sorted(ended) == [1, 2]
+    assert vision._in_parts(6, 3, lambda part, start, stop: (start, stop)) == [(0, 2), (2, 4),
+                                                                              (4, 6)]
+
+
+def test_chunks_cover_the_batch_within_the_budget():
+    budget = vision._CHUNK_BYTES
+    assert vision._chunks(0, 10, budget // 3) == (3, [(0, 3), (3, 6), (6, 9), (9, 10)])
+    assert vision._chunks(5, 9, 10 * budget) == (1, [(5, 6), (6, 7), (7, 8), (8, 9)])
+    assert vision._chunks(3, 5, 1) == (2, [(3, 5)])
+
+
+def test_convolution_padding_buffer_survives_shape_changes():
+    """The zero-bordered scratch buffers are replaced, not reused, when the input's shape
+    changes, even to a transposed one whose buffers hold as many values."""
+    gate = make("Convolution", num_output=2, kernel_size=3, pad=1)
+    W, b = RNG.standard_normal((2, 1, 3, 3)), RNG.standard_normal(2)
+    for shape in [(20, 1, 8, 18), (20, 1, 18, 8), (20, 1, 8, 18), (3, 1, 4, 4)]:
+        x = RNG.standard_normal(shape)
+        np.testing.assert_allclose(gate.forward(x, W, b),
+                                   reference_conv(x, W, b, pad=(1, 1)), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 5, 5), (3, 1, 5, 5), (1, 2, 20, 20), (4, 2, 6, 6)])
+def test_convolution_gradients_are_not_views_of_reused_buffers(shape):
+    """Scratch buffers are reused by the next call: what a call returns must stay as it was."""
+    gate = make("Convolution", num_output=2, kernel_size=3)
+    x, W, b = RNG.standard_normal(shape), RNG.standard_normal((2, shape[1], 3, 3)), np.zeros(2)
+    out = gate.forward(x, W, b)
+    first = gate.backward(np.ones_like(out))
+    kept = [g.copy() for g in first]
+    out2 = gate.forward(2 * x, W, b)
+    gate.backward(-np.ones_like(out))
+    for g, k in zip(first, kept):
+        np.testing.assert_array_equal(g, k)
+    assert not np.shares_memory(out, out2)
+
+
+def test_convolution_by_hand():
+    """A 1x1x3x3 input, a 2x2 kernel of ones and a bias of 1: each output is its window's sum
+    plus 1."""
+    gate = make("Convolution", num_output=1, kernel_size=2)
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    out = gate.forward(x, np.ones((1, 1, 2, 2)), np.ones(1))
+    np.testing.assert_array_equal(out, [[[[0 + 1 + 3 + 4 + 1, 1 + 2 + 4 + 5 + 1],
+                                          [3 + 4 + 6 + 7 + 1, 4 + 5 + 7 + 8 + 1]]]])
+    dx, dW, db = gate.backward(np.ones_like(out))
+    np.testing.assert_array_equal(dx, [[[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]])  # windows covering
+    np.testing.assert_array_equal(dW, [[[[8, 12], [20, 24]]]])
+    np.testing.assert_array_equal(db, [4])
+
+
+def test_convolution_weight_shape_and_dtype():
+    gate = make("Convolution", num_output=6, kernel_size=[3, 2], group=2)
+    assert gate.param_specs((None, 4, 9, 9))["W"][0] == (6, 2, 3, 2)
+    x = RNG.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    W = RNG.standard_normal((6, 2, 3, 2)).astype(np.float32)
+    out = gate.forward(x, W, np.zeros(6, np.float32))
+    assert out.dtype == np.float32 and out.shape == (2, 6, 3, 4)
+    assert all(g.dtype == np.float32 for g in gate.backward(np.ones_like(out)))
+
+
+def test_convolution_skips_input_gradient_when_not_needed():
+    gate = make("Convolution", num_output=2, kernel_size=3)
+    x = RNG.standard_normal((2, 1, 5, 5))
+    out = gate.forward(x, RNG.standard_normal((2, 1, 3, 3)), np.zeros(2))
+    gate.needs_input_grad = (False, True, True)
+    dx, dW, db = gate.backward(np.ones_like(out))
+    assert dx is None and dW.shape == (2, 1, 3, 3) and db.shape == (2,)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_output": 2}, "kernel_size"),
+    ({"num_output": 3, "kernel_size": 3, "group": 2}, "divisible"),
+    ({"num_output": 2, "kernel_size": 0}, "positive"),
+    ({"num_output": 2, "kernel_size": 3, "pad": -1}, "non-negative"),
+    ({"num_output": 2, "kernel_size": [1, 2, 3]}, "one or two"),
+    ({"num_output": 2, "kernel_size": 3, "kernel_h": 3, "kernel_w": 3}, "not both"),
+])
+def test_convolution_rejects_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        make("Convolution", **options)
+
+
+def test_convolution_buffers_do_not_grow():
+    gate = make("Convolution", num_output=4, kernel_size=3, pad=1)
+    x = RNG.standard_normal((8, 3, 12, 12)).astype(np.float32)
+    W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(4, np.float32)
+
+    def step():
+        out = gate.forward(x, W, b)
+        gate.backward(np.ones_like(out))
+
+    for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
+        step()
+    buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
+    tracemalloc.start()
+    step()
+    first = tracemalloc.get_traced_memory()[0]
+    for _ in range(10):
+        step()
+    grown = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert all(gate._buffers.kept[name][1] is array for name, array in buffers.items())
+    assert grown < 4096
+
+
+# -- Pooling ---------------------------------------------------------------------------------------
+def reference_pool(x, pool, kernel, stride, pad, out_size):
+    """Caffe's pooling loops (pooling_layer.cpp), window by window."""
+    n, c, height, width = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, pad, out_size
+    out = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * sh - ph, j * sw - pw
+            h1, w1 = min(h0 + kh, height + ph), min(w0 + kw, width + pw)
+            size = (h1 - h0) * (w1 - w0)
+            h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, height), min(w1, width)
+            window = x[:, :, h0:h1, w0:w1]
+            out[:, :, i, j] = window.max(axis=(2, 3)) if pool == "MAX" else \
+                window.sum(axis=(2, 3)) / size
+    return out
+
+
+POOL_CASES = [
+    pytest.param({"kernel_size": 2, "stride": 2}, (2, 2, 6, 6), (3, 3), id="2x2-s2"),
+    pytest.param({"kernel_size": 3, "stride": 2}, (1, 2, 6, 7), (3, 3), id="overlap-ceil"),
+    pytest.param({"kernel_size": 3, "stride": 2, "round_mode": "FLOOR"}, (1, 2, 6, 7), (2, 3),
+                 id="overlap-floor"),
+    pytest.param({"kernel_size": 3, "stride": 2, "pad": 1}, (2, 1, 6, 5), (4, 3), id="pad1"),
+    pytest.param({"kernel_size": 2, "stride": 2, "pad": 1}, (1, 2, 5, 4), (3, 3),
+                 id="pad-last-window-dropped"),
+    pytest.param({"kernel_size": 3, "stride": 1, "pad": 1}, (1, 2, 4, 4), (4, 4), id="same"),
+    pytest.param({"kernel_h": 2, "kernel_w": 3, "stride": [1, 2]}, (1, 2, 4, 7), (3, 3),
+                 id="rectangular"),
+    pytest.param({"global_pooling": True}, (2, 3, 3, 4), (1, 1), id="global"),
+    pytest.param({"kernel_size": 2, "stride": 3}, (1, 2, 6, 6), (2, 2),
+                 id="stride-over-kernel-no-empty-window"),
+    pytest.param({"kernel_h": 3, "kernel_w": 2, "stride": [2, 3]}, (1, 1, 6, 6), (3, 2),
+                 id="rectangular-stride-over-kernel"),
+]
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+@pytest.mark.parametrize("options, shape, out_size", POOL_CASES)
+def test_pooling_matches_caffe_loops(pool, options, shape, out_size):
+    gate = make("Pooling", pool=pool, **options)
+    x = RNG.standard_normal(shape)
+    out = gate.forward(x)
+    assert out.shape == shape[:2] + out_size
+    kernel = shape[2:] if gate.global_pooling else gate.kernel
+    np.testing.assert_allclose(out, reference_pool(x, pool, kernel, gate.strides, gate.pads,
+                                                   out_size), rtol=1e-12)
+    assert gate.infer_shapes(shape) == (out.shape,)
+    assert gate.infer_shapes((None,) + shape[1:]) == ((None,) + out.shape[1:],)
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+@pytest.mark.parametrize("options, shape, out_size", POOL_CASES)
+def test_pooling_gradients(pool, options, shape, out_size):
+    numeric_check(make("Pooling", pool=pool, **options), [distinct(shape)])
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_max_pooling_in_blocks_routes_as_in_one(monkeypatch, block):
+    """The max gradient is routed a block of outputs at a time: any block size, ties included
+    (a plateau of ones and zeros), gives the dx of one block (up to the order of the additions
+    where windows overlap)."""
+    gate = make("Pooling", pool="MAX", kernel_size=3, stride=2, pad=1)
+    x = np.where(RNG.random((2, 3, 9, 8)) < 0.5, 1.0, np.round(RNG.random((2, 3, 9, 8)), 1))
+    dout = RNG.standard_normal(gate.infer_shapes(x.shape)[0])
+    gate.forward(x)
+    (expected,) = gate.backward(dout)
+    monkeypatch.setattr(vision, "_POOL_BLOCK", block)
+    gate.forward(x)
+    (dx,) = gate.backward(dout)
+    np.testing.assert_allclose(dx, expected, rtol=1e-14, atol=1e-15)
+    numeric_check(gate, [distinct(x.shape)])
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_pooling_gradients_are_not_views_of_reused_buffers(pool):
+    gate = make("Pooling", pool=pool, kernel_size=3, stride=2)
+    x = RNG.standard_normal((2, 3, 7, 7))
+    out = gate.forward(x)
+    (first,) = gate.backward(np.ones_like(out))
+    kept = first.copy()
+    out2 = gate.forward(-x)
+    gate.backward(-np.ones_like(out))
+    np.testing.assert_array_equal(first, kept)
+    assert not np.shares_memory(out, out2)
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_pooling_buffers_do_not_grow(pool):
+    gate = make("Pooling", pool=pool, kernel_size=3, stride=2)
+    x = RNG.standard_normal((8, 4, 12, 12)).astype(np.float32)
+
+    def step():
+        gate.backward(np.ones_like(gate.forward(x)))
+
+    for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
+        step()
+    buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
+    tracemalloc.start()
+    step()
+    first = tracemalloc.get_traced_memory()[0]
+    for _ in range(10):
+        step()
+    grown = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert buffers and all(gate._buffers.kept[n][1] is a for n, a in buffers.items())
+    assert grown < 4096
+
+
+def test_max_pooling_tie_goes_to_the_first_element():
+    """All four inputs tie: the top-left one (first in row-major order) takes the gradient."""
+    gate = make("Pooling", pool="MAX", kernel_size=2, stride=2)
+    out = gate.forward(np.ones((1, 1, 2, 2)))
+    (dx,) = gate.backward(np.full_like(out, 5.0))
+    np.testing.assert_array_equal(dx, [[[[5, 0], [0, 0]]]])
+    out = gate.forward(np.array([[[[0.0, 3.0], [3.0, 3.0]]]]))
+    (dx,) = gate.backward(np.ones_like(out))
+    np.testing.assert_array_equal(dx, [[[[0, 1], [0, 0]]]])
+
+
+def test_overlapping_max_windows_add_up():
+    """3 wins both overlapping windows of a 1x3 row pooled 1x2 at stride 1."""
+    gate = make("Pooling", pool="MAX", kernel_h=1, kernel_w=2, stride=1)
+    out = gate.forward(np.array([[[[1.0, 3.0, 2.0]]]]))
+    np.testing.assert_array_equal(out, [[[[3, 3]]]])
+    (dx,) = gate.backward(np.array([[[[1.0, 10.0]]]]))
+    np.testing.assert_array_equal(dx, [[[[0, 11, 0]]]])
+
+
+def test_average_divisor_counts_padding_as_caffe():
+    """2x2 windows at stride 2 with pad 1 on a 2x2 plane of ones: each window holds one real
+    element and three padded ones, so each output is 1/4, as in Caffe."""
+    gate = make("Pooling", pool="AVE", kernel_size=2, stride=2, pad=1)
+    out = gate.forward(np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 0.25))
+    # a ceil-mode window hanging past the input (no padding) is divided by its real part only
+    gate = make("Pooling", pool="AVE", kernel_size=2, stride=2)
+    out = gate.forward(np.ones((1, 1, 3, 3)))
+    np.testing.assert_array_equal(out, np.ones((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("size, kernel, stride, pad, ceil, floor", [
+    (24, 2, 2, 0, 12, 12),      # LeNet
+    (6, 3, 2, 0, 3, 2),         # ceil keeps a partial window, floor drops it
+    (7, 3, 2, 1, 4, 4),
+    (5, 2, 2, 1, 3, 3),         # ceil's 4th window would start in the padding: dropped
+    (13, 3, 2, 0, 6, 6),
+    (6, 2, 3, 0, 2, 2),         # ceil's 3rd window would start past the input: dropped
+])
+def test_pooling_output_size_rule(size, kernel, stride, pad, ceil, floor):
+    for mode, expected in (("CEIL", ceil), ("FLOOR", floor)):
+        gate = make("Pooling", kernel_size=kernel, stride=stride, pad=pad, round_mode=mode)
+        assert gate.infer_shapes((1, 1, size, size)) == ((1, 1, expected, expected),)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({}, "kernel_size"),
+    ({"kernel_size": 2, "pad": 2}, "smaller than the kernel"),
+    ({"global_pooling": True, "kernel_size": 2}, "drop kernel_size"),
+    ({"kernel_size": 2, "pool": "MIN"}, "MAX, AVE"),
+    ({"kernel_size": 2, "round_mode": "UP"}, "CEIL, FLOOR"),
+])
+def test_pooling_rejects_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        make("Pooling", **options)
+
+
+def test_max_pooling_kinks_measure_the_deciding_gap():
+    gate = make("Pooling", pool="MAX", kernel_size=2, stride=2)
+    x = np.array([[[[1.0, 0.5], [0.9, -1.0]]]])
+    (distance,) = gate.kinks(x)
+    np.testing.assert_allclose(distance, [[[[0.1, 0.5], [0.1, 2.0]]]])
+
+
+# -- in a Net: LeNet-style composition -------------------------------------------------------------
+LENET_LIKE = {
+    "name": "tiny_lenet",
+    "inputs": {"data": {"shape": [None, 1, 8, 8]}},
+    "gates": [
+        {"name": "conv1", "type": "Convolution", "bottom": "data", "top": "c1", "num_output": 4,
+         "kernel_size": 3, "pad": 1},
+        {"name": "pool1", "type": "Pooling", "bottom": "c1", "top": "p1", "kernel_size": 2,
+         "stride": 2},
+        {"name": "relu1", "type": "ReLU", "bottom": "p1", "top": "r1"},
+        {"name": "conv2", "type": "Convolution", "bottom": "r1", "top": "c2", "num_output": 6,
+         "kernel_size": 3},
+        {"name": "flat", "type": "Flatten", "bottom": "c2", "top": "f"},
+        {"name": "fc", "type": "InnerProduct", "bottom": "f", "top": "scores", "num_output": 3},
+    ],
+}
+
+
+def test_shapes_flow_through_a_conv_net_with_an_open_batch():
+    net = Net.from_config(LENET_LIKE)
+    shapes = net.shapes
+    assert shapes["c1"] == (None, 4, 8, 8) and shapes["p1"] == (None, 4, 4, 4)
+    assert shapes["c2"] == (None, 6, 2, 2) and shapes["f"] == (None, 24)
+    assert shapes["scores"] == (None, 3)
+    assert net.params["conv1.W"].shape == (4, 1, 3, 3) and net.params["fc.W"].shape == (3, 24)
+    assert "conv1" in net.summary()
+    out = net.forward({"data": RNG.standard_normal((5, 1, 8, 8))})["scores"]
+    assert out.shape == (5, 3) and out.dtype == np.float32
+    grads = net.backward(wrt=["conv1.W", "conv2.W", "fc.W"])
+    assert grads["conv1.W"].shape == (4, 1, 3, 3)
+
+
+def test_first_convolution_gets_no_input_gradient_request():
+    net = Net.from_config(LENET_LIKE)
+    net.forward({"data": RNG.standard_normal((2, 1, 8, 8))})
+    net.backward(wrt=list(net.params))
+    assert net.gates["conv1"].needs_input_grad == (False, True, True)
+
+
+def test_config_errors_name_the_gate_line():
+    config = {"inputs": {"data": {"shape": [None, 1, 4, 4]}}, "gates": [
+        {"name": "pool", "type": "Pooling", "bottom": "data", "top": "p", "kernel_size": 5}]}
+    with pytest.raises(ConfigError, match="pool.*larger than the input"):
+        Net.from_config(config)
+    config["gates"][0] = {"name": "conv", "type": "Convolution", "bottom": "data", "top": "c",
+                          "num_output": 2, "kernel_size": 3, "group": 2}
+    with pytest.raises(ConfigError, match="conv.*not divisible by group"):
+        Net.from_config(config)
+
+
+# -- the LeNet configs -----------------------------------------------------------------------------
+def test_lenet_configs_build():
+    mnist = Net.from_yaml(CONFIGS / "lenet_mnist.yaml")
+    assert mnist.shapes["pool2"] == (None, 50, 4, 4) and mnist.shapes["scores"] == (None, 10)
+    assert sum(p.size for p in mnist.params.values()) == 431080       # Caffe's LeNet
+    assert "conv2" in mnist.summary()
+    digits = Net.from_yaml(CONFIGS / "lenet_digits.yaml", phase="test")
+    assert digits.shapes["data"] == (None, 1, 8, 8) and "accuracy" in digits.outputs

@@ -1,0 +1,89 @@
+"""The benchmark compares like with like, and its quick runs (the MLPs, the convnets, one and
+two MPI processes) give every section; no timing is asserted."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from net.tools.bench import mlp as bench
+from tests.helpers import ROOT, needs_mpi
+
+
+def test_hand_written_loop_does_the_same_arithmetic_as_gatework():
+    mlp = bench.MLPS[0]
+    gatework = bench.GateworkMLP(mlp)
+    by_hand = bench.NumpyMLP(list(gatework.net.params.values()), mlp)
+    feed = bench.mlp_batch(mlp)
+    for _ in range(3):
+        assert gatework.step(feed) == by_hand.step(feed)
+    for ours, theirs in zip(gatework.net.params.values(), by_hand.params):
+        assert ours.dtype == theirs.dtype == np.float32
+        assert np.array_equal(ours, theirs)   # bit for bit: same operations, same order
+
+
+def test_alternate_rotates_who_goes_first():
+    calls = []
+    bench.alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_section():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--json",
+                           "--profile", "--torch-python", "/nonexistent/python"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results["torch"] is None
+    assert [row["mlp"] for row in results["mlp"]] == ["64-32-10", "784-256-256-10"]
+    assert {"gatework_ms", "numpy_ms", "gatework_over_numpy"} <= set(results["mlp"][0])
+    assert [row["n"] for row in results["chain"]] == [10, 100, 1000]
+    assert results["memory"][0]["gatework_mb"] > 0 and results["memory"][0]["numpy_mb"] > 0
+    assert results["scalar"]["gatework_us"] > 0 and results["backward_over_forward"]["ratio"] > 0
+    assert results["machine"]["cores"] >= 1
+    convnets = results["convnets"]
+    assert [(r["net"], r["mode"], r["threads"]) for r in convnets["rows"]] == [
+        ("lenet", "train", 1), ("lenet", "infer", 1), ("cifar10_quick", "train", 1),
+        ("cifar10_quick", "infer", 1)]
+    assert all(r["ms"]["gatework"] > 0 and r["ratio"] is None for r in convnets["rows"])
+    assert "conv3" in convnets["profiles"]["cifar10_quick/1"]
+
+
+@pytest.mark.slow
+def test_the_text_report_has_the_table_and_the_convnet_section():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
+                           "--repeats", "1", "--threads", "1", "--torch-python", "/nonexistent"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for words in ("Training iteration", "784-256-256-10", "Scalar example", "Chain of N",
+                  "Backward / forward", "Peak memory", "LeNet 28x28", "cifar10_quick 32x32",
+                  "PyTorch not run", "its column is skipped", "resident"):
+        assert words in done.stdout
+
+
+@pytest.mark.slow
+def test_convnet_benchmark_runs_without_torch():
+    from net.tools.bench import convnets
+
+    result = convnets.run(threads=(1,), repeats=1, block=0.01, torch_python="/nonexistent/python",
+                          profile_iterations=2, nets=("lenet",))
+    assert [r["mode"] for r in result["rows"]] == ["train", "infer"]
+    assert all(r["ms"]["gatework"] > 0 and r["ratio"] is None for r in result["rows"])
+    text = convnets.report(result)
+    assert "skipped" in text and "resident" in text and "conv2" in text and "SGD update" in text
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_the_benchmark_runs_one_and_two_processes():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--mpi", "--quick",
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [row["processes"] for row in result["rows"]] == [1, 2]
+    assert all(row["samples_per_s"] > 0 for row in result["rows"])
+    assert result["rows"][1]["allreduce_ms"] > 0 and result["efficiency"] > 0
