@@ -304,7 +304,8 @@ class ConvolutionGate(Gate):
         if needs[0] and self._gathers(self.x.shape, dout.shape):
             dx, dW = self._grads_by_gathering(dout, needs[1])
         else:
-            dx = self._input_grad_by_scattering(dout) if needs[0] else None
+            dx = (None if not needs[0] else self._input_grad_by_scattering_rows(dout)
+                  if self._scatters_rows(self.x.shape) else self._input_grad_by_scattering(dout))
             dW = self._weight_grad(dout) if needs[1] else None
         if not self.bias_term:
             return dx, dW
@@ -317,6 +318,11 @@ class ConvolutionGate(Gate):
         the convolution shrinks the image a lot)."""
         return self.strides == (1, 1) and (
             x_shape[2] * x_shape[3] * out_shape[1] <= 2 * out_shape[2] * out_shape[3] * x_shape[1])
+
+    def _scatters_rows(self, x_shape: tuple) -> bool:
+        """Whether col2im adds in runs of image rows (channels first) rather than of whole
+        pixels (channels last): where a pixel has few channels, a first layer's 1 or 3."""
+        return x_shape[1] // self.group < 8
 
     def _weight_grad(self, dout: np.ndarray) -> np.ndarray:
         """dW = dout^T cols, chunk by chunk (when x needs no gradient: the first layer)."""
@@ -373,6 +379,40 @@ class ConvolutionGate(Gate):
                         target += taps[:m, :, :, i, j]
                 inside = padded[:m, ph:ph + height, pw:pw + width]
                 np.copyto(dx[start:stop], inside.transpose(0, 3, 1, 2))
+        _in_parts(n, self.parts, part)
+        return dx
+
+    def _input_grad_by_scattering_rows(self, dout: np.ndarray) -> np.ndarray:
+        """col2im as above, channels first: dcols (C/G kh kw, OH OW) = W^T dout per image and
+        group, straight from NCHW dout, and each tap's (OH, OW) planes added onto the image."""
+        x, W = self.x, self.W
+        n, channels, height, width = x.shape
+        oh, ow = dout.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, \
+            self.dilations
+        groups, per_group = self.group, self.num_output // self.group
+        columns = W.reshape(groups, per_group, -1).transpose(0, 2, 1)   # (G, C/G kh kw, O/G)
+        dx = np.empty(x.shape, x.dtype)
+
+        def part(index: int, first: int, last: int) -> None:
+            size, chunks = _chunks(first, last, channels * kh * kw * oh * ow * x.itemsize)
+            dcols = self._buffers.get(f"dcols rows{index}", (size, groups, columns.shape[1],
+                                                              oh * ow), x.dtype)
+            padded = self._buffers.get(f"dx rows{index}",
+                                       (size, channels, height + 2 * ph, width + 2 * pw), x.dtype)
+            taps = dcols.reshape(size, groups, -1, kh, kw, oh, ow)
+            for start, stop in chunks:
+                m = stop - start
+                np.matmul(columns, dout[start:stop].reshape(m, groups, per_group, oh * ow),
+                          out=dcols[:m])
+                padded[:m] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        target = padded[:m, :, i * dh:i * dh + (oh - 1) * sh + 1:sh,
+                                        j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                        target = target.reshape(m, groups, -1, oh, ow)
+                        target += taps[:m, :, :, i, j]
+                dx[start:stop] = padded[:m, :, ph:ph + height, pw:pw + width]
         _in_parts(n, self.parts, part)
         return dx
 

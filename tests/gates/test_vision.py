@@ -99,12 +99,20 @@ def test_convolution_chunks_agree(monkeypatch, case, per_chunk):
         np.testing.assert_allclose(got, want, atol=1e-12)
 
 
-@pytest.mark.parametrize("gathers", [True, False], ids=["gathered", "scattered"])
-@pytest.mark.parametrize("options, shape", [c for c in CONV_CASES if "stride" not in c.values[0]])
-def test_convolution_input_gradient_routes_agree(monkeypatch, gathers, options, shape):
-    """dx is gathered (dout convolved with the flipped kernel) or scattered (col2im), whichever
-    moves less data; at stride 1 either must do, and both match the centred differences."""
+ROUTES = {"gathered": (True, False), "scattered-pixels": (False, False),
+          "scattered-rows": (False, True)}
+
+
+@pytest.mark.parametrize("route, options, shape", [
+    pytest.param(route, *case.values, id=f"{route}-{case.id}") for route in ROUTES
+    for case in CONV_CASES if not (ROUTES[route][0] and "stride" in case.values[0])])
+def test_convolution_input_gradient_routes_agree(monkeypatch, route, options, shape):
+    """dx is gathered (dout convolved with the flipped kernel; stride 1 only) or scattered
+    (col2im, adding in runs of pixels or of rows), whichever moves less data; each must match
+    the centred differences wherever it may be chosen."""
+    gathers, rows = ROUTES[route]
     monkeypatch.setattr(vision.ConvolutionGate, "_gathers", lambda self, *shapes: gathers)
+    monkeypatch.setattr(vision.ConvolutionGate, "_scatters_rows", lambda self, shape: rows)
     numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
 
 
