@@ -82,6 +82,7 @@ class _Buffers:
 THREADS: int | None = None
 _BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads], once
 _EXECUTOR: list[tuple[int, ThreadPoolExecutor]] = []     # [(its threads, the executor)]
+os.register_at_fork(after_in_child=_EXECUTOR.clear)     # a forked child has none of its threads
 
 
 def _blas() -> tuple:

@@ -3,6 +3,8 @@ gradients over the geometry variants (stride, padding, dilation, groups, overlap
 windows), Caffe's conventions, and the gates inside a Net (LeNet-style nets and configs)."""
 from __future__ import annotations
 
+import os
+import signal
 import tracemalloc
 
 import numpy as np
@@ -177,6 +179,22 @@ def test_a_failing_part_is_reported_after_the_others_end():
     assert sorted(ended) == [1, 2]
     assert vision._in_parts(6, 3, lambda part, start, stop: (start, stop)) == [(0, 2), (2, 4),
                                                                               (4, 6)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_starts_its_own_threads(monkeypatch):
+    """A child forked after the gates started their threads (a data loader, a launcher) has
+    none of them: it must start its own instead of waiting on the parent's forever."""
+    monkeypatch.setattr(vision, "THREADS", 2)
+    gate = make("Pooling", pool="MAX", kernel_size=3, stride=2)
+    x = distinct((4, 3, 9, 9))
+    expected = gate.forward(x)
+    pid = os.fork()
+    if pid == 0:                    # the child: killed if it hangs, exit 0 if it pooled right
+        signal.alarm(30)
+        os._exit(0 if np.array_equal(gate.forward(x), expected) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_chunks_cover_the_batch_within_the_budget():
