@@ -113,25 +113,37 @@ def _threads(calls_blas: bool) -> int:
     return max(1, THREADS or threads)
 
 
-def _in_parts(count: int, parts: int, work: Callable[[int, int, int], object]) -> list:
-    """work(part, start, stop) on `parts` contiguous slices of range(count), each in its own
-    thread (the caller's takes the first), with the BLAS single-threaded meanwhile; returns
-    the results in part order. numpy lets go of the GIL inside its copies, ufuncs and BLAS
-    calls, which is where the time goes."""
-    parts = max(1, min(parts, count))
-    bounds = [(p, count * p // parts, count * (p + 1) // parts) for p in range(parts)]
-    if parts == 1:
-        return [work(*bounds[0])]
-    if not _EXECUTOR or _EXECUTOR[0][0] < parts - 1:
-        _EXECUTOR[:] = [(parts - 1, ThreadPoolExecutor(parts - 1, "gatework"))]
+def _spread(chunks: list[tuple[int, int]], threads: int, setup: Callable[[int], object],
+            task: Callable[[object, int, int], object]) -> list:
+    """task(state, start, stop) for every chunk of images, on up to `threads` threads (the
+    caller's among them), the BLAS single-threaded meanwhile; returns the results in chunk
+    order. Each thread first makes its own state (its buffers) with setup(its slot number),
+    then takes the next chunk whenever it is free, so a thread that the machine holds up
+    delays no one. numpy lets go of the GIL inside its copies, ufuncs and BLAS calls, which is
+    where the time goes."""
+    threads = max(1, min(threads, len(chunks)))
+    results = [None] * len(chunks)
+    queue = iter(enumerate(chunks))             # next() on it is atomic: one chunk per taker
+
+    def drain(slot: int) -> None:
+        state = setup(slot)
+        for i, (start, stop) in queue:
+            results[i] = task(state, start, stop)
+    if threads == 1:
+        drain(0)
+        return results
+    if not _EXECUTOR or _EXECUTOR[0][0] < threads - 1:
+        _EXECUTOR[:] = [(threads - 1, ThreadPoolExecutor(threads - 1, "gatework"))]
     blas = _blas()[0]
     with blas.limit(limits=1) if blas is not None else nullcontext():
-        others = [_EXECUTOR[0][1].submit(work, *b) for b in bounds[1:]]
+        others = [_EXECUTOR[0][1].submit(drain, slot) for slot in range(1, threads)]
         try:
-            first = work(*bounds[0])
+            drain(0)
         finally:
-            wait(others)            # none outlives the call, not even when one part fails
-        return [first] + [future.result() for future in others]
+            wait(others)            # none outlives the call, not even when one task fails
+        for other in others:
+            other.result()
+    return results
 
 
 _CHUNK_BYTES = 1 << 21
@@ -246,22 +258,18 @@ class ConvolutionGate(Gate):
     # Both passes work on chunks of a few images whose buffers stay in the cache, channels
     # last: the rows of the column matrix are then whole kernel rows of pixels (kw C values in
     # a row), copied in long runs, and each matrix product is one BLAS call per group. With
-    # several threads, each takes a part of the batch, with buffers of its own.
+    # several threads, each takes chunks as it frees up, with buffers of its own.
 
-    def _columns(self, x: np.ndarray, part: tuple[int, int, int], oh: int, ow: int,
-                 with_ones: bool):
-        """(chunks, fill) for the column matrix of part = (index, first, last) of x:
-        fill(start, stop) copies images start:stop into a (G, m OH OW, kh kw C/G) matrix and
-        returns it, a last column of ones after the taps when `with_ones` (so that a bias
-        row of W^T adds b)."""
+    def _columns(self, x: np.ndarray, slot: int, size: int, oh: int, ow: int, with_ones: bool):
+        """fill(start, stop), copying images start:stop (at most `size`) of x into thread
+        `slot`'s (G, m OH OW, kh kw C/G) column matrix and returning it, with a last column of
+        ones after the taps when `with_ones` (so that a bias row of W^T adds b)."""
         n, channels, height, width = x.shape
         (kh, kw), (ph, pw), groups = self.kernel, self.pads, self.group
         taps = kh * kw * (channels // groups)
-        index, first, last = part
-        size, chunks = _chunks(first, last, groups * oh * ow * (taps + with_ones) * x.itemsize)
-        padded = self._buffers.get(f"padded{index}", (size, height + 2 * ph, width + 2 * pw,
-                                                      channels), x.dtype, 0)   # border stays 0
-        cols = self._buffers.get(f"columns{int(with_ones)}.{index}",
+        padded = self._buffers.get(f"padded{slot}", (size, height + 2 * ph, width + 2 * pw,
+                                                     channels), x.dtype, 0)   # border stays 0
+        cols = self._buffers.get(f"columns{int(with_ones)}.{slot}",
                                  (groups, size * oh * ow, taps + with_ones), x.dtype, 1)
         inside = padded[:, ph:ph + height, pw:pw + width]
         windows = _windows(padded, (0, 0), (oh, ow), self.kernel, self.strides, self.dilations)
@@ -272,7 +280,12 @@ class ConvolutionGate(Gate):
             np.copyto(inside[:stop - start], x[start:stop].transpose(0, 2, 3, 1))
             np.copyto(target[:, :stop - start], windows[:, :stop - start])
             return cols[:, :(stop - start) * oh * ow]
-        return chunks, fill
+        return fill
+
+    def _column_chunks(self, x: np.ndarray, oh: int, ow: int, with_ones: bool):
+        """(chunk size, chunks) for column matrices of x."""
+        taps = self.kernel[0] * self.kernel[1] * x.shape[1] // self.group
+        return _chunks(0, len(x), self.group * oh * ow * (taps + with_ones) * x.itemsize)
 
     def forward(self, x, W, b=None):
         n, channels, height, width = x.shape
@@ -284,19 +297,21 @@ class ConvolutionGate(Gate):
         if b is not None:
             weights = np.concatenate([weights, b.reshape(groups, 1, per_group)], axis=1)
         out = np.empty((n, self.num_output, oh, ow), x.dtype)
+        size, chunks = self._column_chunks(x, oh, ow, b is not None)
 
-        def part(index: int, first: int, last: int) -> None:
-            chunks, columns = self._columns(x, (index, first, last), oh, ow, b is not None)
-            size = chunks[0][1] - chunks[0][0]
-            products = self._buffers.get(f"products{index}", (groups, size * oh * ow, per_group),
-                                         x.dtype)
-            for start, stop in chunks:
-                m = stop - start
-                product = np.matmul(columns(start, stop), weights, out=products[:, :m * oh * ow])
-                np.copyto(out[start:stop].reshape(m, groups, per_group, oh * ow),
-                          product.reshape(groups, m, oh * ow, per_group).transpose(1, 0, 3, 2))
-        self.parts = _threads(calls_blas=True)
-        _in_parts(n, self.parts, part)
+        def setup(slot: int) -> tuple:
+            return (self._columns(x, slot, size, oh, ow, b is not None),
+                    self._buffers.get(f"products{slot}", (groups, size * oh * ow, per_group),
+                                      x.dtype))
+
+        def task(state: tuple, start: int, stop: int) -> None:
+            columns, products = state
+            m = stop - start
+            product = np.matmul(columns(start, stop), weights, out=products[:, :m * oh * ow])
+            np.copyto(out[start:stop].reshape(m, groups, per_group, oh * ow),
+                      product.reshape(groups, m, oh * ow, per_group).transpose(1, 0, 3, 2))
+        self.threads = _threads(calls_blas=True)
+        _spread(chunks, self.threads, setup, task)
         self.x, self.W, self.biased = x, W, b is not None
         return out
 
@@ -329,16 +344,14 @@ class ConvolutionGate(Gate):
         """dW = dout^T cols, chunk by chunk (when x needs no gradient: the first layer)."""
         groups, per_group = self.group, self.num_output // self.group
         oh, ow = dout.shape[2:]
+        size, chunks = self._column_chunks(self.x, oh, ow, self.biased)
 
-        def part(index: int, first: int, last: int):
-            chunks, columns = self._columns(self.x, (index, first, last), oh, ow, self.biased)
-            total = 0
-            for start, stop in chunks:
-                cols = columns(start, stop).reshape(groups, stop - start, oh * ow, -1)
-                upstream = dout[start:stop].reshape(stop - start, groups, per_group, oh * ow)
-                total = total + np.matmul(upstream, cols.transpose(1, 0, 2, 3)).sum(axis=0)
-            return total
-        total = sum(_in_parts(len(dout), self.parts, part))
+        def task(columns, start: int, stop: int) -> np.ndarray:
+            cols = columns(start, stop).reshape(groups, stop - start, oh * ow, -1)
+            upstream = dout[start:stop].reshape(stop - start, groups, per_group, oh * ow)
+            return np.matmul(upstream, cols.transpose(1, 0, 2, 3)).sum(axis=0)
+        total = sum(_spread(chunks, self.threads, lambda slot: self._columns(
+            self.x, slot, size, oh, ow, self.biased), task))
         taps = total[..., :total.shape[-1] - self.biased]               # drop the ones' column
         return taps.reshape(groups, per_group, *self.kernel, -1).transpose(0, 1, 4, 2, 3) \
             .reshape(self.W.shape)
@@ -355,32 +368,32 @@ class ConvolutionGate(Gate):
         rows = W.reshape(groups, per_group, -1, kh, kw).transpose(0, 1, 3, 4, 2)
         rows = rows.reshape(groups, per_group, -1)                    # (G, O/G, kh kw C/G)
         dx = np.empty(x.shape, x.dtype)
+        size, chunks = _chunks(0, n, groups * oh * ow * rows.shape[2] * x.itemsize)
 
-        def part(index: int, first: int, last: int) -> None:
-            size, chunks = _chunks(first, last, groups * oh * ow * rows.shape[2] * x.itemsize)
-            upstream = self._buffers.get(f"upstream{index}", (groups, size * oh * ow, per_group),
-                                         x.dtype)
-            dcols = self._buffers.get(f"dcols{index}", (groups, size * oh * ow, rows.shape[2]),
-                                      x.dtype)
-            padded = self._buffers.get(f"dx padded{index}",
-                                       (size, height + 2 * ph, width + 2 * pw, channels), x.dtype)
+        def setup(slot: int) -> tuple:
+            return tuple(self._buffers.get(f"{name}{slot}", shape, x.dtype) for name, shape in (
+                ("upstream", (groups, size * oh * ow, per_group)),
+                ("dcols", (groups, size * oh * ow, rows.shape[2])),
+                ("dx padded", (size, height + 2 * ph, width + 2 * pw, channels))))
+
+        def task(state: tuple, start: int, stop: int) -> None:
+            upstream, dcols, padded = state
+            m = stop - start
             taps = dcols.reshape(groups, size, oh, ow, kh, kw, -1).transpose(1, 2, 3, 4, 5, 0, 6)
-            for start, stop in chunks:
-                m = stop - start
-                np.copyto(upstream[:, :m * oh * ow].reshape(groups, m, oh * ow, per_group),
-                          dout[start:stop].reshape(m, groups, per_group, oh * ow)
-                          .transpose(1, 0, 3, 2))
-                np.matmul(upstream[:, :m * oh * ow], rows, out=dcols[:, :m * oh * ow])
-                padded[:m] = 0
-                for i in range(kh):
-                    for j in range(kw):
-                        target = padded[:m, i * dh:i * dh + (oh - 1) * sh + 1:sh,
-                                        j * dw:j * dw + (ow - 1) * sw + 1:sw]
-                        target = target.reshape(m, oh, ow, groups, -1)
-                        target += taps[:m, :, :, i, j]
-                inside = padded[:m, ph:ph + height, pw:pw + width]
-                np.copyto(dx[start:stop], inside.transpose(0, 3, 1, 2))
-        _in_parts(n, self.parts, part)
+            np.copyto(upstream[:, :m * oh * ow].reshape(groups, m, oh * ow, per_group),
+                      dout[start:stop].reshape(m, groups, per_group, oh * ow)
+                      .transpose(1, 0, 3, 2))
+            np.matmul(upstream[:, :m * oh * ow], rows, out=dcols[:, :m * oh * ow])
+            padded[:m] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    target = padded[:m, i * dh:i * dh + (oh - 1) * sh + 1:sh,
+                                    j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                    target = target.reshape(m, oh, ow, groups, -1)
+                    target += taps[:m, :, :, i, j]
+            inside = padded[:m, ph:ph + height, pw:pw + width]
+            np.copyto(dx[start:stop], inside.transpose(0, 3, 1, 2))
+        _spread(chunks, self.threads, setup, task)
         return dx
 
     def _input_grad_by_scattering_rows(self, dout: np.ndarray) -> np.ndarray:
@@ -394,27 +407,29 @@ class ConvolutionGate(Gate):
         groups, per_group = self.group, self.num_output // self.group
         columns = W.reshape(groups, per_group, -1).transpose(0, 2, 1)   # (G, C/G kh kw, O/G)
         dx = np.empty(x.shape, x.dtype)
+        size, chunks = _chunks(0, n, channels * kh * kw * oh * ow * x.itemsize)
 
-        def part(index: int, first: int, last: int) -> None:
-            size, chunks = _chunks(first, last, channels * kh * kw * oh * ow * x.itemsize)
-            dcols = self._buffers.get(f"dcols rows{index}", (size, groups, columns.shape[1],
-                                                              oh * ow), x.dtype)
-            padded = self._buffers.get(f"dx rows{index}",
-                                       (size, channels, height + 2 * ph, width + 2 * pw), x.dtype)
+        def setup(slot: int) -> tuple:
+            return (self._buffers.get(f"dcols rows{slot}",
+                                      (size, groups, columns.shape[1], oh * ow), x.dtype),
+                    self._buffers.get(f"dx rows{slot}",
+                                      (size, channels, height + 2 * ph, width + 2 * pw), x.dtype))
+
+        def task(state: tuple, start: int, stop: int) -> None:
+            dcols, padded = state
+            m = stop - start
             taps = dcols.reshape(size, groups, -1, kh, kw, oh, ow)
-            for start, stop in chunks:
-                m = stop - start
-                np.matmul(columns, dout[start:stop].reshape(m, groups, per_group, oh * ow),
-                          out=dcols[:m])
-                padded[:m] = 0
-                for i in range(kh):
-                    for j in range(kw):
-                        target = padded[:m, :, i * dh:i * dh + (oh - 1) * sh + 1:sh,
-                                        j * dw:j * dw + (ow - 1) * sw + 1:sw]
-                        target = target.reshape(m, groups, -1, oh, ow)
-                        target += taps[:m, :, :, i, j]
-                dx[start:stop] = padded[:m, :, ph:ph + height, pw:pw + width]
-        _in_parts(n, self.parts, part)
+            np.matmul(columns, dout[start:stop].reshape(m, groups, per_group, oh * ow),
+                      out=dcols[:m])
+            padded[:m] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    target = padded[:m, :, i * dh:i * dh + (oh - 1) * sh + 1:sh,
+                                    j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                    target = target.reshape(m, groups, -1, oh, ow)
+                    target += taps[:m, :, :, i, j]
+            dx[start:stop] = padded[:m, :, ph:ph + height, pw:pw + width]
+        _spread(chunks, self.threads, setup, task)
         return dx
 
     def _grads_by_gathering(self, dout: np.ndarray, weight: bool):
@@ -431,41 +446,42 @@ class ConvolutionGate(Gate):
         flipped = W.reshape(groups, per_group, -1, kh, kw)[..., ::-1, ::-1]
         flipped = flipped.transpose(0, 3, 4, 1, 2).reshape(groups, depth, -1)  # (G, kh kw O/G, C/G)
         dx = np.empty(x.shape, x.dtype)
+        size, chunks = _chunks(0, n, groups * height * width * depth * x.itemsize)
 
-        def part(index: int, first: int, last: int):
-            size, chunks = _chunks(first, last, groups * height * width * depth * x.itemsize)
+        def setup(slot: int) -> tuple:
             # dout placed every stride-th pixel with extent - 1 zeros around it (the rest of
             # the buffer is never written): the flipped kernel's window for pixel (y, x) starts
             # at (y + ph, x + pw)
             rows = max((oh - 1) * sh + 2 * eh - 1, height + ph + eh)
             cols = max((ow - 1) * sw + 2 * ew - 1, width + pw + ew)
-            spread = self._buffers.get(f"spread{index}", (size, rows, cols, self.num_output),
+            spread = self._buffers.get(f"spread{slot}", (size, rows, cols, self.num_output),
                                        x.dtype, 0)
             placed = spread[:, eh - 1:eh + (oh - 1) * sh:sh, ew - 1:ew + (ow - 1) * sw:sw]
             windows = _windows(spread, (ph, pw), (height, width), self.kernel, (1, 1),
                                self.dilations)
             windows = windows.reshape(size, height, width, kh, kw, groups, per_group)
             windows = windows.transpose(5, 0, 1, 2, 3, 4, 6)
-            matrix = self._buffers.get(f"upstream windows{index}",
+            matrix = self._buffers.get(f"upstream windows{slot}",
                                        (groups, size * height * width, depth), x.dtype)
-            target = matrix.reshape(windows.shape)
-            products = self._buffers.get(f"dx products{index}",
+            products = self._buffers.get(f"dx products{slot}",
                                          (groups, size * height * width, channels // groups),
                                          x.dtype)
-            total = 0
-            for start, stop in chunks:
-                m, pixels = stop - start, (stop - start) * height * width
-                np.copyto(placed[:m], dout[start:stop].transpose(0, 2, 3, 1))
-                np.copyto(target[:, :m], windows[:, :m])
-                product = np.matmul(matrix[:, :pixels], flipped, out=products[:, :pixels])
-                np.copyto(dx[start:stop].reshape(m, groups, -1, height * width),
-                          product.reshape(groups, m, height * width, -1).transpose(1, 0, 3, 2))
-                if weight:      # per image, x (C/G, H W) of each group times its windows
-                    images = x[start:stop].reshape(m, groups, -1, height * width)
-                    per_image = matrix[:, :pixels].reshape(groups, m, height * width, depth)
-                    total = total + np.matmul(images, per_image.transpose(1, 0, 2, 3)).sum(0)
-            return total
-        totals = _in_parts(n, self.parts, part)
+            return placed, windows, matrix, products
+
+        def task(state: tuple, start: int, stop: int):
+            placed, windows, matrix, products = state
+            m, pixels = stop - start, (stop - start) * height * width
+            np.copyto(placed[:m], dout[start:stop].transpose(0, 2, 3, 1))
+            np.copyto(matrix.reshape(windows.shape)[:, :m], windows[:, :m])
+            product = np.matmul(matrix[:, :pixels], flipped, out=products[:, :pixels])
+            np.copyto(dx[start:stop].reshape(m, groups, -1, height * width),
+                      product.reshape(groups, m, height * width, -1).transpose(1, 0, 3, 2))
+            if weight:          # per image, x (C/G, H W) of each group times its windows
+                images = x[start:stop].reshape(m, groups, -1, height * width)
+                per_image = matrix[:, :pixels].reshape(groups, m, height * width, depth)
+                return np.matmul(images, per_image.transpose(1, 0, 2, 3)).sum(axis=0)
+            return None
+        totals = _spread(chunks, self.threads, setup, task)
         if not weight:
             return dx, None
         dW = sum(totals).reshape(groups, -1, kh, kw, per_group)[:, :, ::-1, ::-1]
@@ -605,38 +621,41 @@ class PoolingGate(Gate):
             return self._one_window(x, kh, kw)
         if self.pool == "AVE":
             self.divisor = self._divisor(height, width, kh, kw, oh, ow).astype(x.dtype)
+        split = self._phases(x.shape)       # the whole batch's buffers; chunks take slices
+        phases, (hq, wq) = len(split["rows"]) * len(split["cols"]), split["grid"]
+        self.planes = self._buffers.get("phases", (phases, n, channels, hq, wq), x.dtype,
+                                        -np.inf if self.pool == "MAX" else 0)
+        self.grid = self._buffers.get("grid", (n, channels, hq, wq), x.dtype)
         out = np.empty((n, channels, oh, ow), x.dtype)
-        self.parts = _in_parts(n, _threads(calls_blas=False),
-                               lambda index, first, last: self._forward_part(
-                                   x[first:last], out[first:last], index))
+        self.threads = _threads(calls_blas=False)
+        pieces = 1 if self.threads == 1 else min(n, 4 * self.threads)   # for the threads to
+        self.chunks = [(n * i // pieces, n * (i + 1) // pieces) for i in range(pieces)]  # share
+        self.splits = _spread(self.chunks, self.threads, lambda slot: None,
+                              lambda state, start, stop: self._forward_chunk(x, out, start, stop))
         return out
 
-    def _forward_part(self, x: np.ndarray, out: np.ndarray, index: int) -> tuple:
-        """Pool images x into out, with part `index`'s buffers; returns what backward needs:
-        the split, the phases (flat) and the maxima or sums on the grid (flat)."""
-        split = self._phases(x.shape)
-        (oh, ow), (hq, wq), length = split["out"], split["grid"], split["length"]
-        planes = self._buffers.get(f"phases{index}", (len(split["rows"]) * len(split["cols"]),
-                                                      *x.shape[:2], hq, wq), x.dtype,
-                                   -np.inf if self.pool == "MAX" else 0)
+    def _forward_chunk(self, x: np.ndarray, out: np.ndarray, start: int, stop: int) -> dict:
+        """Pool images start:stop of x into out, through their slices of the phases and the
+        grid; returns their split."""
+        split = self._phases((stop - start,) + x.shape[1:])
+        (oh, ow), length = split["out"], split["length"]
+        planes, grid = self.planes[:, start:stop], self.grid[start:stop]
         phase = 0
         for cells_h, rows in split["rows"]:             # the fill stays where no pixel lands
             for cells_w, cols in split["cols"]:
-                planes[phase, :, :, cells_h, cells_w] = x[:, :, rows, cols]
+                planes[phase, :, :, cells_h, cells_w] = x[start:stop, :, rows, cols]
                 phase += 1
-        flat = planes.reshape(len(planes), -1)
-        grid = self._buffers.get(f"grid{index}", (*x.shape[:2], hq, wq), x.dtype)
-        result = grid.reshape(-1)[:length]
+        flat, result = planes.reshape(len(planes), -1), grid.reshape(-1)[:length]
         combine = np.maximum if self.pool == "MAX" else np.add
         (first, offset), *others = split["taps"]
         np.copyto(result, flat[first, offset:offset + length])
         for phase, offset in others:
             combine(result, flat[phase, offset:offset + length], out=result)
         if self.pool == "MAX":
-            np.copyto(out, grid[:, :, :oh, :ow])
+            np.copyto(out[start:stop], grid[:, :, :oh, :ow])
         else:
-            np.divide(grid[:, :, :oh, :ow], self.divisor, out=out)
-        return split, flat, result
+            np.divide(grid[:, :, :oh, :ow], self.divisor, out=out[start:stop])
+        return split
 
     def _divisor(self, height, width, kh, kw, oh, ow) -> np.ndarray:
         """Caffe's AVE divisor per output: the window clipped to the padded input, not the image."""
@@ -651,49 +670,54 @@ class PoolingGate(Gate):
         if dout.shape[2:] == (1, 1):
             return (self._one_window_grad(dout),)
         dx = np.empty(x.shape, dout.dtype)
-        _in_parts(len(x), len(self.parts), lambda index, first, last: self._backward_part(
-            dout[first:last], dx[first:last], index))
+        self.upstream = self._buffers.get("upstream", self.grid.shape, dout.dtype, 0)
+        self.grads = self._buffers.get("grads", self.planes.shape, dout.dtype)
+        splits = {start: split for (start, _), split in zip(self.chunks, self.splits)}
+        _spread(self.chunks, self.threads, lambda slot: None, lambda state, start, stop:
+                self._backward_chunk(dout, dx, start, stop, splits[start]))
         return (dx,)
 
-    def _backward_part(self, dout: np.ndarray, dx: np.ndarray, index: int) -> None:
-        """dx of part `index` from its dout, through the phases its forward kept."""
-        split, planes, maxima = self.parts[index]
+    def _backward_chunk(self, dout: np.ndarray, dx: np.ndarray, start: int, stop: int,
+                        split: dict) -> None:
+        """dx of images start:stop from their dout, through the phases their forward kept."""
         (oh, ow), (hq, wq), length = split["out"], split["grid"], split["length"]
-        upstream = self._buffers.get(f"upstream{index}", (*dout.shape[:2], hq, wq), dout.dtype,
-                                     0)         # the scratch part of the grid stays zero
+        upstream = self.upstream[start:stop]        # the scratch part of the grid stays zero
         if self.pool == "MAX":
-            upstream[:, :, :oh, :ow] = dout
+            upstream[:, :, :oh, :ow] = dout[start:stop]
         else:
-            np.divide(dout, self.divisor, out=upstream[:, :, :oh, :ow])
+            np.divide(dout[start:stop], self.divisor, out=upstream[:, :, :oh, :ow])
         upstream = upstream.reshape(-1)[:length]
-        grads = self._buffers.get(f"grads{index}", planes.shape, dout.dtype)
+        planes = self.planes[:, start:stop].reshape(len(self.planes), -1)
+        grads = self.grads[:, start:stop]
         grads.fill(0)
+        flat = grads.reshape(len(grads), -1)
         if self.pool == "AVE":
             for phase, offset in split["taps"]:
-                grads[phase, offset:offset + length] += upstream
+                flat[phase, offset:offset + length] += upstream
         else:   # each output's upstream goes to the first tap equal to its maximum, done a
             # block of outputs at a time so that the nine taps' slices stay in the cache
+            maxima = self.grid[start:stop].reshape(-1)
             block = min(length, _POOL_BLOCK)
             unclaimed, hit = np.empty(block, bool), np.empty(block, bool)
             share = np.empty(block, dout.dtype)
-            for start in range(0, length, block):
-                stop = min(start + block, length)
-                size = stop - start
+            for first in range(0, length, block):
+                last = min(first + block, length)
+                size = last - first
                 unclaimed[:size] = True
                 for phase, offset in split["taps"]:
-                    np.equal(planes[phase, start + offset:stop + offset], maxima[start:stop],
+                    np.equal(planes[phase, first + offset:last + offset], maxima[first:last],
                              out=hit[:size])
                     hit[:size] &= unclaimed[:size]
                     unclaimed[:size] ^= hit[:size]
-                    np.multiply(upstream[start:stop], hit[:size], out=share[:size])
-                    grads[phase, start + offset:stop + offset] += share[:size]
-        grads = grads.reshape(-1, *dx.shape[:2], hq, wq)
+                    np.multiply(upstream[first:last], hit[:size], out=share[:size])
+                    flat[phase, first + offset:last + offset] += share[:size]
+        dx = dx[start:stop]
         if sum(cells.stop - cells.start for cells, _ in split["rows"]) < dx.shape[2] or \
                 sum(cells.stop - cells.start for cells, _ in split["cols"]) < dx.shape[3]:
             dx.fill(0)                          # pixels in no window: no phase holds them
         images = max(1, _CHUNK_BYTES // 4 // (dx[0].nbytes or 1))   # the phases interleave:
-        for start in range(0, len(dx), images):     # fill a few images' cache lines at a time
-            phase, part = 0, slice(start, start + images)
+        for first in range(0, len(dx), images):     # fill a few images' cache lines at a time
+            phase, part = 0, slice(first, first + images)
             for cells_h, rows in split["rows"]:
                 for cells_w, cols in split["cols"]:
                     dx[part, :, rows, cols] = grads[phase, part, :, cells_h, cells_w]

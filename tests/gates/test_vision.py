@@ -133,8 +133,8 @@ THREADED_CASES = [
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("type_name, options, needs", THREADED_CASES)
 def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, options, needs):
-    """With several threads a gate hands each a part of the batch (5 images: parts of 3 and 2,
-    or 2, 2 and 1): the same outputs and gradients as one thread, and centred differences."""
+    """With several threads a gate's chunks (one image each here) go to whichever thread is
+    free: the same outputs and gradients as one thread, and centred differences."""
     x = distinct((5, 4, 7, 6))
     gate = make(type_name, **options)
     params = [RNG.standard_normal(shape) for shape, _ in gate.param_specs(x.shape).values()] \
@@ -143,6 +143,7 @@ def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, opt
     results = []
     for count in (1, threads):
         monkeypatch.setattr(vision, "THREADS", count)
+        monkeypatch.setattr(vision, "_CHUNK_BYTES", 1 if count > 1 else 1 << 21)
         gate.needs_input_grad = needs
         results.append((gate.forward(x, *params), gate.backward(dout)))
     (out, grads), (threaded_out, threaded_grads) = results
@@ -166,19 +167,27 @@ def test_threads_follow_the_blas_unless_it_cannot_be_held_to_one(monkeypatch):
     assert vision._threads(calls_blas=True) == 3
 
 
-def test_a_failing_part_is_reported_after_the_others_end():
-    ended = []
+def test_threads_take_chunks_in_turn_and_failures_wait_for_the_others():
+    """Every chunk is done once, its result in chunk order, each thread with the state it set
+    up; a failing chunk is reported after the other threads end, the other chunks done."""
+    states = []
 
-    def work(part, start, stop):
-        if part == 0:
-            raise ValueError("part 0 failed")
-        ended.append(part)
-        return part
-    with pytest.raises(ValueError, match="part 0 failed"):
-        vision._in_parts(6, 3, work)
-    assert sorted(ended) == [1, 2]
-    assert vision._in_parts(6, 3, lambda part, start, stop: (start, stop)) == [(0, 2), (2, 4),
-                                                                              (4, 6)]
+    def setup(slot):
+        states.append(slot)
+        return slot
+
+    chunks = [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert vision._spread(chunks, 3, setup, lambda state, start, stop: (start, stop)) == chunks
+    assert sorted(states) == [0, 1, 2]
+    done = []
+
+    def task(state, start, stop):
+        if start == 0:
+            raise ValueError("chunk 0 failed")
+        done.append(start)
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        vision._spread(chunks, 3, setup, task)
+    assert sorted(done) == [2, 4, 6]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
