@@ -689,11 +689,19 @@ class PoolingGate(Gate):
         upstream = upstream.reshape(-1)[:length]
         planes = self.planes[:, start:stop].reshape(len(self.planes), -1)
         grads = self.grads[:, start:stop]
-        grads.fill(0)
+        # windows that do not overlap (LeNet's 2x2 at stride 2) give each phase one tap, at
+        # offset 0: its gradient is written, not added to zeros
+        alone = all(offset == 0 for _, offset in split["taps"]) and \
+            len({phase for phase, _ in split["taps"]}) == len(split["taps"])
+        if not alone:
+            grads.fill(0)
         flat = grads.reshape(len(grads), -1)
         if self.pool == "AVE":
             for phase, offset in split["taps"]:
-                flat[phase, offset:offset + length] += upstream
+                if alone:
+                    np.copyto(flat[phase], upstream)
+                else:
+                    flat[phase, offset:offset + length] += upstream
         else:   # each output's upstream goes to the first tap equal to its maximum, done a
             # block of outputs at a time so that the nine taps' slices stay in the cache
             maxima = self.grid[start:stop].reshape(-1)
@@ -709,8 +717,11 @@ class PoolingGate(Gate):
                              out=hit[:size])
                     hit[:size] &= unclaimed[:size]
                     unclaimed[:size] ^= hit[:size]
-                    np.multiply(upstream[first:last], hit[:size], out=share[:size])
-                    flat[phase, first + offset:last + offset] += share[:size]
+                    if alone:
+                        np.multiply(upstream[first:last], hit[:size], out=flat[phase, first:last])
+                    else:
+                        np.multiply(upstream[first:last], hit[:size], out=share[:size])
+                        flat[phase, first + offset:last + offset] += share[:size]
         dx = dx[start:stop]
         if sum(cells.stop - cells.start for cells, _ in split["rows"]) < dx.shape[2] or \
                 sum(cells.stop - cells.start for cells, _ in split["cols"]) < dx.shape[3]:
