@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
@@ -78,9 +77,14 @@ class _Buffers:
 
 
 #: Threads a Convolution or Pooling gate splits its batch over; None: as many as numpy's BLAS
-#: uses (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, ..., else one per core).
+#: uses (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, ..., else one per core). Where a convolution
+#: runs its own threads (with threadpoolctl installed), it sets numpy's BLAS to one thread for
+#: the rest of the process: BLAS threads beside the gates' own would fight them for the cores,
+#: and switching the BLAS back and forth around every call measured slower still (its idle
+#: threads spin). THREADS = 1 leaves the BLAS alone (and parallel).
 THREADS: int | None = None
-_BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads], once
+_BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads, the
+                          # limit holding it to one thread once set], looked up once
 _EXECUTOR: list[tuple[int, ThreadPoolExecutor]] = []     # [(its threads, the executor)]
 os.register_at_fork(after_in_child=_EXECUTOR.clear)     # a forked child has none of its threads
 
@@ -98,26 +102,34 @@ def _blas() -> tuple:
             variables = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
             set_to = [os.environ[v] for v in variables if os.environ.get(v, "").isdigit()]
             threads = int(set_to[0]) if set_to else os.cpu_count() or 1
-        _BLAS[:] = [blas, threads]
-    return tuple(_BLAS)
+        _BLAS[:] = [blas, threads, None]
+    return tuple(_BLAS[:2])
+
+
+def _single_threaded_blas() -> None:
+    """Hold numpy's BLAS to one thread from now on (see THREADS), where threadpoolctl can."""
+    blas = _blas()[0]
+    if blas is not None and _BLAS[2] is None:
+        _BLAS[2] = blas.limit(limits=1)
 
 
 def _threads(calls_blas: bool) -> int:
-    """How many parts to split a batch into. A part that calls BLAS runs in a thread of its
-    own only where the BLAS can be kept single-threaded meanwhile (threadpoolctl): a BLAS
-    running its own threads beside ours would fight them for the cores, so then the BLAS
-    alone goes parallel."""
+    """How many threads a gate's chunks go to. Chunks that call BLAS get threads of their own
+    only where the BLAS can be held to one thread (threadpoolctl; see THREADS), which this
+    then does; without it the BLAS alone goes parallel."""
     blas, threads = _blas()
     if calls_blas and blas is None and threads > 1 and THREADS is None:
         return 1
-    return max(1, THREADS or threads)
+    threads = max(1, THREADS or threads)
+    if calls_blas and threads > 1:
+        _single_threaded_blas()
+    return threads
 
 
 def _spread(chunks: list[tuple[int, int]], threads: int, setup: Callable[[int], object],
             task: Callable[[object, int, int], object]) -> list:
     """task(state, start, stop) for every chunk of images, on up to `threads` threads (the
-    caller's among them), the BLAS single-threaded meanwhile; returns the results in chunk
-    order. Each thread first makes its own state (its buffers) with setup(its slot number),
+    caller's among them); returns the results in chunk order. Each thread first makes its own state (its buffers) with setup(its slot number),
     then takes the next chunk whenever it is free, so a thread that the machine holds up
     delays no one. numpy lets go of the GIL inside its copies, ufuncs and BLAS calls, which is
     where the time goes."""
@@ -134,15 +146,13 @@ def _spread(chunks: list[tuple[int, int]], threads: int, setup: Callable[[int], 
         return results
     if not _EXECUTOR or _EXECUTOR[0][0] < threads - 1:
         _EXECUTOR[:] = [(threads - 1, ThreadPoolExecutor(threads - 1, "gatework"))]
-    blas = _blas()[0]
-    with blas.limit(limits=1) if blas is not None else nullcontext():
-        others = [_EXECUTOR[0][1].submit(drain, slot) for slot in range(1, threads)]
-        try:
-            drain(0)
-        finally:
-            wait(others)            # none outlives the call, not even when one task fails
-        for other in others:
-            other.result()
+    others = [_EXECUTOR[0][1].submit(drain, slot) for slot in range(1, threads)]
+    try:
+        drain(0)
+    finally:
+        wait(others)                # none outlives the call, not even when one task fails
+    for other in others:
+        other.result()
     return results
 
 

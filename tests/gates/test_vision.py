@@ -155,14 +155,31 @@ def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, opt
     numeric_check(gate, [x])
 
 
+class FakeBlas:
+    """threadpoolctl's controller as the gates use it: limit() holds the BLAS to a count."""
+    def __init__(self):
+        self.limits = []
+
+    def limit(self, limits):
+        self.limits.append(limits)
+        return limits
+
+
 def test_threads_follow_the_blas_unless_it_cannot_be_held_to_one(monkeypatch):
-    """A part that calls BLAS gets a thread of its own only where threadpoolctl can keep the
-    BLAS single-threaded meanwhile; pooling calls no BLAS; THREADS overrides."""
+    """Chunks that call BLAS get threads of their own only where threadpoolctl can hold the
+    BLAS to one thread, which happens once and stays; pooling calls no BLAS; THREADS
+    overrides, and THREADS = 1 leaves the BLAS alone."""
     monkeypatch.setattr(vision, "THREADS", None)
-    monkeypatch.setattr(vision, "_BLAS", [None, 2])
+    monkeypatch.setattr(vision, "_BLAS", [None, 2, None])
     assert (vision._threads(calls_blas=True), vision._threads(calls_blas=False)) == (1, 2)
-    monkeypatch.setattr(vision, "_BLAS", [object(), 2])
-    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=False)) == (2, 2)
+    blas = FakeBlas()
+    monkeypatch.setattr(vision, "_BLAS", [blas, 2, None])
+    assert (vision._threads(calls_blas=False), blas.limits) == (2, [])
+    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=True)) == (2, 2)
+    assert blas.limits == [1]
+    monkeypatch.setattr(vision, "_BLAS", [FakeBlas(), 2, None])
+    monkeypatch.setattr(vision, "THREADS", 1)
+    assert (vision._threads(calls_blas=True), vision._BLAS[0].limits) == (1, [])
     monkeypatch.setattr(vision, "THREADS", 3)
     assert vision._threads(calls_blas=True) == 3
 
