@@ -129,10 +129,10 @@ def _threads(calls_blas: bool) -> int:
 def _spread(chunks: list[tuple[int, int]], threads: int, setup: Callable[[int], object],
             task: Callable[[object, int, int], object]) -> list:
     """task(state, start, stop) for every chunk of images, on up to `threads` threads (the
-    caller's among them); returns the results in chunk order. Each thread first makes its own state (its buffers) with setup(its slot number),
-    then takes the next chunk whenever it is free, so a thread that the machine holds up
-    delays no one. numpy lets go of the GIL inside its copies, ufuncs and BLAS calls, which is
-    where the time goes."""
+    caller's among them); returns the results in chunk order. Each thread first makes its own
+    state (its buffers) with setup(its slot number), then takes the next chunk whenever it is
+    free, so a thread that the machine holds up delays no one. numpy lets go of the GIL inside
+    its copies, ufuncs and BLAS calls, which is where the time goes."""
     threads = max(1, min(threads, len(chunks)))
     results = [None] * len(chunks)
     queue = iter(enumerate(chunks))             # next() on it is atomic: one chunk per taker
