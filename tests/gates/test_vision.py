@@ -134,7 +134,7 @@ THREADED_CASES = [
 @pytest.mark.parametrize("type_name, options, needs", THREADED_CASES)
 def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, options, needs):
     """With several threads a gate's chunks (one image each here) go to whichever thread is
-    free: the same outputs and gradients as one thread, and centred differences."""
+    free: the same outputs and gradients as one thread, and (3 threads) centred differences."""
     x = distinct((5, 4, 7, 6))
     gate = make(type_name, **options)
     params = [RNG.standard_normal(shape) for shape, _ in gate.param_specs(x.shape).values()] \
@@ -152,7 +152,8 @@ def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, opt
         assert (threaded is None) == (single is None)
         if single is not None:
             np.testing.assert_allclose(threaded, single, rtol=1e-12, atol=1e-12)
-    numeric_check(gate, [x])
+    if threads == 3:
+        numeric_check(gate, [x])
 
 
 class FakeBlas:
