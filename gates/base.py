@@ -78,6 +78,10 @@ class Option:
                 break
         if ok and isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"must be a finite number, got {value}")
+        if ok and isinstance(value, int) and not isinstance(value, bool) and \
+                abs(value) > INT_LIMIT:
+            raise ValueError(f"must be {self.type_name()} of at most 2^63 - 1, got a "
+                             f"{len(str(abs(value)))}-digit number")
         if ok and self.items is not None and isinstance(value, list):
             try:
                 value = [self.items.convert(item) for item in value]
@@ -87,6 +91,9 @@ class Option:
                 self.range is not None and not self.range.holds(value)):
             raise ValueError(f"must be {self.type_name()}, got {short_repr(value)}")
         return value
+
+
+INT_LIMIT = 2 ** 63 - 1         # an integer option fits numpy's int64
 
 
 class RetiredOption(Option):
@@ -335,7 +342,8 @@ def register_gate(cls_or_name: type[Gate] | str | None = None):
     def decorate(cls: type[Gate], name: str | None = None) -> type[Gate]:
         if not (isinstance(cls, type) and issubclass(cls, Gate)):
             raise TypeError(f"register_gate expects a subclass of gates.Gate, got {cls!r}")
-        name = name or (cls.__name__[:-4] if cls.__name__.endswith("Gate") and cls.__name__ != "Gate"
+        name = name or (cls.__name__[:-4] if cls.__name__.endswith("Gate")
+                        and cls.__name__ != "Gate"
                         else cls.__name__)
         code = getattr(cls.__dict__.get("__init__"), "__code__", None)
         if code is not None and "__init__" not in code.co_names:
@@ -443,4 +451,5 @@ def canonical_axis(axis: int, ndim: int, name: str = "axis") -> int:
 
 def format_shape(shape: Shape) -> str:
     """(3, 4) as "(3, 4)", an open dimension as N: "(N, 4)"."""
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    inner = ", ".join("N" if d is None else str(d) for d in shape)
+    return f"({inner}{',' if len(shape) == 1 else ''})"

@@ -33,4 +33,5 @@ class NumericalError(GateworkError, FloatingPointError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        return (f"iteration {self.iteration}: " if self.iteration is not None else "") + self.message
+        where = f"iteration {self.iteration}: " if self.iteration is not None else ""
+        return where + self.message

@@ -6,9 +6,13 @@
     python scripts/train.py configs/digits_mlp.yaml \
         --resume runs/digits_mlp/digits_mlp_iter_500.solverstate.npz
 
-Writes into the output directory (default runs/<config name>/): metrics.jsonl, curves.png and
-snapshots <prefix>_iter_<N>.weights.npz / .solverstate.npz. Ctrl-C stops after the current
-iteration and snapshots.
+Writes into the output directory (default runs/<config name>/, or the resumed snapshot's folder):
+metrics.jsonl, curves.png and snapshots <prefix>_iter_<N>.weights.npz / .solverstate.npz; the
+directory is locked while the run lasts, and one holding another run is not reused without
+--overwrite. Ctrl-C or SIGTERM stops after the current iteration and snapshots.
+
+Exit status: 0 done; 2 a usage, config or data error (one line); 3 the loss or a parameter became
+NaN or Inf (the last finite snapshot is kept); 130 stopped by Ctrl-C, 143 by SIGTERM.
 
 Under `mpirun -np N` (mpi4py needed) the N processes train one model, data-parallel: batch_size is
 per process, rank 0 alone prints and writes files, an error on any rank ends the job (README:
@@ -20,7 +24,7 @@ import argparse
 import sys
 
 from net.tools.cli import add_common_arguments, guarded_job
-from net.train.session import outcome, train
+from net.train.session import exit_code, outcome, train
 from net.train.distributed import launched_rank
 
 
@@ -28,10 +32,10 @@ def main(args: argparse.Namespace) -> int:
     result = train(args.config, output_dir=args.output_dir, max_iter=args.max_iter,
                    weights=args.weights, resume=args.resume, seed=args.seed,
                    progress=not args.no_progress, log=print, debug_nan=args.debug_nan,
-                   check_sync=args.debug or args.debug_nan)
+                   check_sync=args.debug or args.debug_nan, overwrite=args.overwrite)
     if launched_rank() == 0:
         print("\n".join(outcome(result)))
-    return 130 if result["interrupted"] else 0
+    return exit_code(result)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,6 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="random seed of initialisation, shuffling and dropout "
                              "(overrides solver.random_seed)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="reuse an output directory that holds another run (its metrics, "
+                             "curves and snapshots are removed first)")
     parser.add_argument("--debug-nan", action="store_true",
                         help="stop at the first NaN/Inf, naming the gate, blob and direction, "
                              "with a snapshot of the state before it")

@@ -12,6 +12,7 @@ in the conftest.py files.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,13 @@ from net.gradcheck import check_gate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+#: CI runs the fuzzers with more examples (.ci/run sets GATEWORK_FUZZ_SCALE); locally, as written
+FUZZ_SCALE = max(1, int(os.environ.get("GATEWORK_FUZZ_SCALE", "1") or 1))
+
+
+def examples(count: int) -> int:
+    """A fuzzer's example count: `count`, times FUZZ_SCALE."""
+    return count * FUZZ_SCALE
 
 needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
                                    reason="the built-in datasets need scikit-learn "

@@ -1,14 +1,16 @@
 """Reading a config: a YAML file (or a mapping built in Python) -> a validated `NetSpec`.
 
 One parser for the three sections of a config (the net, `data:` and `solver:`) and one way of
-validating a key: every settable key is declared as a `gates.Option` (type, default, allowed values),
+validating a key: every settable key is declared as a `gates.Option` (type, default, allowed
+values),
 on the gate class for gate options and on the spec dataclasses (`net.core.spec`) for the rest,
 and `_Parser.settings` checks a mapping against such a table, naming the line of a wrong or
 unknown key and suggesting the closest known one. Everything after this module sees specs.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import stat
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
 from gates import Option, UnknownGateType, gate_class, short_repr
@@ -47,6 +49,7 @@ def load_config(path: str | Path) -> NetSpec:
     reader = _READERS.get(path.suffix.lower())
     if reader is not None:
         return reader(path)
+    check_config_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -54,6 +57,22 @@ def load_config(path: str | Path) -> NetSpec:
     except UnicodeDecodeError:
         raise ConfigError("the config is not UTF-8 text", str(path)) from None
     return parse_config(load_yaml(text, str(path)), file=str(path), base_dir=path.parent)
+
+
+MAX_CONFIG_BYTES = 16 << 20      # a config is text a person writes
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse what is not a regular file of a config's size (a device would be read forever)."""
+    try:
+        status = path.stat()
+    except OSError as err:
+        raise ConfigError(f"cannot read config: {err.strerror}", str(path)) from None
+    if not stat.S_ISREG(status.st_mode):
+        raise ConfigError("not a regular file (a config is a text file)", str(path))
+    if status.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{status.st_size / 2**20:.0f} MiB is too large for a config (at most "
+                          f"{MAX_CONFIG_BYTES >> 20} MiB)", str(path))
 
 
 def parse_config(raw: Any, file: str | None = None, base_dir: str | Path | None = None) -> NetSpec:
@@ -75,8 +94,11 @@ def parse_config(raw: Any, file: str | None = None, base_dir: str | Path | None 
     if "gates" not in raw:
         raise p.error("the config has no `gates:` list", raw)
     inputs = p.inputs(raw.get("inputs") or {}, raw)
+    name = raw.get("name", Path(file).stem if file else "net")
+    if not isinstance(name, str) or not name:
+        raise p.error(f"name must be text, got {describe(name)}", raw, "name")
     spec = NetSpec(
-        name=str(raw.get("name", Path(file).stem if file else "net")),
+        name=name,
         dtype=dtype,
         inputs=inputs,
         params=p.params(raw.get("params") or {}, raw),
@@ -95,6 +117,17 @@ def parse_config(raw: Any, file: str | None = None, base_dir: str | Path | None 
 def parse_solver(raw: Any, file: str | None = None) -> SolverConfig:
     """Validate a `solver:` mapping on its own (a Python dict, or a section of a file)."""
     return _Parser(file).solver(raw, None)
+
+
+MAX_RANK = 32                   # numpy's limit on dimensions
+MAX_DIMENSION = 2 ** 31
+
+
+def _numbers(value: Any) -> bool:
+    """Whether `value` is a number (not a bool) or nested lists of numbers."""
+    if isinstance(value, list):
+        return all(_numbers(item) for item in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class _Parser:
@@ -166,11 +199,12 @@ class _Parser:
         return value
 
     def shape(self, value: Any, what: str, parent: Any, key: str, open_dims: bool) -> tuple:
-        ok = isinstance(value, list) and all(
-            (isinstance(d, int) and not isinstance(d, bool) and d > 0) or (open_dims and d is None)
-            for d in value)
+        ok = isinstance(value, list) and len(value) <= MAX_RANK and all(
+            (isinstance(d, int) and not isinstance(d, bool) and 0 < d < MAX_DIMENSION)
+            or (open_dims and d is None) for d in value)
         if not ok:
             allowed = "positive integers or null" if open_dims else "positive integers"
+            allowed += f" (at most {MAX_RANK} of them, each below 2^31)"
             raise self.error(f"{what}: shape must be a list of {allowed}, got "
                              f"{short_repr(value)}", parent, key)
         return tuple(value)
@@ -188,7 +222,11 @@ class _Parser:
                                  f"{short_repr(entry['dtype'])}", entry, "dtype")
             shape = self.shape(entry.get("shape"), what, entry if "shape" in entry else raw,
                                "shape" if "shape" in entry else name, open_dims=True)
-            specs[str(name)] = InputSpec(str(name), shape, entry.get("dtype"), entry.get("value"),
+            value = entry.get("value")
+            if value is not None and not _numbers(value):
+                raise self.error(f"{what}: value must be a number or a list of numbers, got "
+                                 f"{describe(value)}", entry, "value")
+            specs[str(name)] = InputSpec(str(name), shape, entry.get("dtype"), value,
                                          line_of(raw, name) or 0)
         return specs
 
@@ -291,7 +329,7 @@ class _Parser:
                              f"({len(top)}), got {short_repr(value)}", entry,
                              "loss_weight") from None
 
-    # -- the data section ---------------------------------------------------------------------------
+    # -- the data section --------------------------------------------------------------------------
     def data(self, raw: Any, top: dict, inputs: dict[str, InputSpec]) -> DataSpec:
         raw = self.mapping(raw, "`data` (with `train` and/or `test`)", top, "data")
         section = DataSpec(line=line_of(top, "data") or 0)
@@ -303,6 +341,15 @@ class _Parser:
         if "data" not in inputs:
             raise self.error("the `data` section feeds an input named `data`, but the net "
                              f"declares none (inputs: {', '.join(inputs) or 'none'})", top, "data")
+        for source in section.sources().values():
+            for feed in ("data", "label"):
+                first = inputs[feed].shape[0] if feed in inputs and inputs[feed].shape else None
+                if first is not None and first != source.batch_size:
+                    raise self.error(f"input {feed!r} has a fixed batch dimension of {first}, "
+                                     f"but data.{source.phase}.batch_size is "
+                                     f"{source.batch_size}; make it null (open) or equal",
+                                     raw[source.phase], "batch_size" if "batch_size" in
+                                     raw[source.phase] else None)
         return section
 
     def source(self, entry: Any, phase: str, parent: dict) -> SourceSpec:
@@ -336,6 +383,12 @@ class _Parser:
             if key not in values:
                 raise self.error(f"lr_policy {config.lr_policy} needs solver.{key}",
                                  raw, "lr_policy")
+        prefix = PurePosixPath(config.snapshot_prefix.replace("\\", "/"))
+        if config.snapshot_prefix and (prefix.is_absolute() or ".." in prefix.parts
+                                       or prefix.name in ("", ".")):
+            raise self.error(f"solver.snapshot_prefix must name files inside the run's output "
+                             f"directory (a relative path without '..'), got "
+                             f"{short_repr(config.snapshot_prefix)}", raw, "snapshot_prefix")
         if list(config.stepvalue) != sorted(config.stepvalue):
             raise self.error(f"solver.stepvalue must increase, got {config.stepvalue}",
                              raw, "stepvalue")

@@ -5,7 +5,11 @@ fan_out = count / in.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from gates import short_repr
 
 FILLER_KEYS = {
     "constant": ("value",),
@@ -31,8 +35,9 @@ def check_filler(filler: dict) -> None:
         if key == "variance_norm":
             if value not in VARIANCE_NORMS:
                 raise ValueError(f"variance_norm must be one of {', '.join(VARIANCE_NORMS)}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"filler {key!r} must be a number, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value):
+            raise ValueError(f"filler {key!r} must be a finite number, got {short_repr(value)}")
     if kind == "gaussian" and filler.get("std", 1.0) < 0:
         raise ValueError("a gaussian filler's std must not be negative")
 

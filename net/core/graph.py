@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .spec import GateSpec, NetSpec
+from .yaml import suggest
 
 
 @dataclass
@@ -52,10 +53,11 @@ def build_graph(spec: NetSpec, phase: str) -> Graph:
     for gate in gates:
         for index, bottom in enumerate(gate.bottom):
             if bottom not in producer and bottom not in sources:
+                known = [name for name in list(producer) + sorted(sources) if "@" not in name]
                 raise spec.error(
                     f"{gate.where()}: unknown bottom {bottom!r} (bottom #{index + 1}): no gate "
                     f"{'in the ' + phase + ' phase ' if any(g.phase for g in spec.gates) else ''}"
-                    "produces it and it is not an input or parameter",
+                    f"produces it and it is not an input or parameter{suggest(bottom, known)}",
                     gate.key_lines.get("bottom", gate.line))
             consumers.setdefault(bottom, []).append(gate)
 
@@ -71,9 +73,12 @@ def build_graph(spec: NetSpec, phase: str) -> Graph:
                 if waiting[consumer.name] == 0:
                     ready.append(consumer)
     if len(order) < len(gates):
-        stuck = [g for g in gates if g not in order]
+        done = {g.name for g in order}
+        stuck = [g for g in gates if g.name not in done]
         cycle = _find_cycle(stuck, producer)
-        raise spec.error(f"the gates form a cycle: {' -> '.join(cycle)}; a blob cannot depend on "
+        shown = cycle if len(cycle) <= 12 else cycle[:10] + [f"... ({len(cycle) - 1} gates)",
+                                                            cycle[-1]]
+        raise spec.error(f"the gates form a cycle: {' -> '.join(shown)}; a blob cannot depend on "
                          "itself", next(g.line for g in stuck if g.name == cycle[0]))
     consumed = set(consumers)
     outputs = [top for g in order for top in g.top if top not in consumed]
@@ -128,9 +133,10 @@ def _find_cycle(stuck: list[GateSpec], producer: dict[str, GateSpec]) -> list[st
     """Names of the gates on one cycle, in data-flow order. Every stuck gate waits on a stuck
     producer, so walking from producer to producer must come back to a gate already seen."""
     names = {g.name for g in stuck}
-    gate, path = stuck[0], []
-    while gate.name not in path:
+    gate, path, seen = stuck[0], [], set()
+    while gate.name not in seen:
         path.append(gate.name)
+        seen.add(gate.name)
         gate = next(producer[b] for b in gate.bottom if b in producer and producer[b].name in names)
     cycle = path[path.index(gate.name):][::-1]
     rank = {g.name: i for i, g in enumerate(stuck)}

@@ -2,13 +2,16 @@
 forward/backward entry points (the loops themselves are in `net.runner`)."""
 from __future__ import annotations
 
+import math
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from gates import Gate, build_gate, format_shape
+from gates import Gate, build_gate, format_shape, short_repr
 
 from ..errors import ConfigError
 from .config import load_config, parse_config
@@ -64,6 +67,9 @@ class Net:
         self._defaults: dict[str, tuple[Any, np.ndarray]] = {}   # see _default_input
         self.debug = spec.debug     # check every output and gradient for NaN/Inf (net.debug)
         self.phase = phase
+        self._check_namespace()
+        self._check_memory()
+        self._busy = threading.Lock()
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -75,7 +81,7 @@ class Net:
     @classmethod
     def from_config(cls, config: Mapping | NetSpec, phase: str = "train", seed: int | None = None,
                     base_dir: str | Path | None = None) -> "Net":
-        spec = config if isinstance(config, NetSpec) else parse_config(dict(config), None, base_dir)
+        spec = config if isinstance(config, NetSpec) else parse_config(config, None, base_dir)
         return cls(spec, phase, seed)
 
     def _error(self, message: str, line: int | None) -> ConfigError:
@@ -94,6 +100,10 @@ class Net:
         return gate
 
     def _fill(self, shape: tuple, filler: dict, line: int, what: str) -> np.ndarray:
+        needed = math.prod(shape) * self.dtype.itemsize
+        if needed > available_bytes():
+            raise self._error(f"{what}: shape {tuple(shape)} needs {_gib(needed)} of memory, more "
+                              f"than the {_gib(available_bytes())} available", line)
         try:
             return fill(tuple(shape), filler, self._rng, self.dtype)
         except ValueError as err:
@@ -109,7 +119,8 @@ class Net:
             bottom_shapes = [shapes[b] for b in g.bottom]
             param_names = self._gate_params(g, gate, bottom_shapes)
             in_shapes = bottom_shapes + [self.params[p].shape for p in param_names]
-            for top, shape in zip(g.top, self._infer(g, gate, in_shapes, g.bottom + list(param_names))):
+            inferred = self._infer(g, gate, in_shapes, g.bottom + list(param_names))
+            for top, shape in zip(g.top, inferred):
                 shapes[top] = shape
             gate.needs_input_grad = (True,) * (len(g.bottom) + len(param_names))
             steps.append(Step(gate, g, tuple(g.bottom) + param_names, tuple(g.top)))
@@ -121,6 +132,54 @@ class Net:
         used = {b for g in graph.order for b in g.bottom}
         inputs = [name for name in self.inputs if name in used]
         return _Phase(graph, Runner(steps, self.spec.file), shapes, inputs, loss_weights)
+
+    def _check_namespace(self) -> None:
+        """Inputs, parameters, gate buffers and blobs share one namespace: a name may mean one
+        thing only (a top named `fc1.W` would silently become InnerProduct fc1's weight)."""
+        owner: dict[str, tuple[str, str, int]] = {}     # name -> (kind, what, line)
+
+        def claim(name: str, kind: str, what: str, line: int) -> None:
+            first = owner.setdefault(name, (kind, what, line))
+            if first[0] != kind:
+                raise self._error(f"{what} is named {name!r}, like {first[1]} (line "
+                                  f"{first[2]}): inputs, parameters, gate buffers and blobs "
+                                  "share one namespace; rename one of them", line)
+
+        for name, spec in self.inputs.items():
+            claim(name, "input", f"input {name!r}", spec.line)
+        for name, spec in self.spec.params.items():
+            claim(name, "parameter", f"param {name!r}", spec.line)
+        by_name = {g.name: g for g in self.spec.gates}
+        for gate_name, names in self._param_inputs.items():
+            for name in names:
+                claim(name, "parameter", f"the parameter of {by_name[gate_name].where()}",
+                      by_name[gate_name].line)
+        for gate_name, gate in self.gates.items():
+            for key in gate.buffers:
+                claim(f"{gate_name}.{key}", "buffer",
+                      f"the buffer of {by_name[gate_name].where()}", by_name[gate_name].line)
+        for phase in self._phases.values():
+            for g in phase.graph.order:
+                for top in g.top:
+                    claim(top, "blob", f"the blob written by {g.where()}", g.line_of("top"))
+
+    def _check_memory(self) -> None:
+        """Refuse, at build, a net whose parameters and one training batch's blobs (values and
+        gradients) cannot fit in the memory this machine has free."""
+        data = self.spec.data
+        batch = max((s.batch_size for s in data.sources().values()), default=1) \
+            if data is not None else 1
+        shapes = self._phases["train"].shapes
+        per_batch = sum(math.prod(batch if d is None else d for d in shape)
+                        for name, shape in shapes.items() if name not in self.params)
+        needed = (2 * per_batch + 3 * sum(p.size for p in self.params.values())) \
+            * self.dtype.itemsize
+        if needed > available_bytes():
+            raise self._error(f"the net needs about {_gib(needed)} for its parameters and one "
+                              f"batch of {batch} (values and gradients), more than the "
+                              f"{_gib(available_bytes())} this machine has free; lower the batch "
+                              "size or the layer sizes", self.spec.line_of("data" if data
+                                                                            else "gates"))
 
     def _gate_params(self, g: GateSpec, gate: Gate, bottom_shapes: list) -> tuple[str, ...]:
         """Create (once) the parameters a gate owns; returns their blob names in order."""
@@ -245,6 +304,13 @@ class Net:
         outputs: the blobs wanted (any blob, not only the net's outputs: `["prob"]`, `"ip1"`).
         Then only the gates they depend on run, and only the inputs those gates read are needed
         (a trained classifier's scores need no label). Returns those blobs by name."""
+        self._enter()
+        try:
+            return self._forward(feed, hook, outputs)
+        finally:
+            self._busy.release()
+
+    def _forward(self, feed, hook, outputs) -> dict[str, np.ndarray]:
         feed = feed or {}
         active = self._active
         blobs = self.blobs = {}
@@ -290,7 +356,13 @@ class Net:
         if value is None:
             raise KeyError(f"no value for input {name!r}: feed it, or give it a `value:` in the "
                            "config")
-        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        try:
+            array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except ValueError:      # ragged nested lists
+            raise ValueError(f"input {name!r}: {short_repr(value)} is not a rectangular array "
+                             "of numbers") from None
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"input {name!r} takes numbers, got {short_repr(value)}")
         if spec.dtype == "int" or (spec.dtype is None and array.dtype.kind in "iu"
                                    and isinstance(value, np.ndarray)):
             if array.dtype.kind not in "iu":
@@ -300,7 +372,8 @@ class Net:
         elif array.dtype != self.dtype:
             array = array.astype(self.dtype)
         shape = spec.shape
-        if len(shape) != array.ndim or any(d is not None and d != n for d, n in zip(shape, array.shape)):
+        if len(shape) != array.ndim or any(d is not None and d != n
+                                           for d, n in zip(shape, array.shape)):
             raise ValueError(f"input {name!r} has shape {array.shape} but the config declares "
                              f"{format_shape(shape)}")
         return array
@@ -316,6 +389,19 @@ class Net:
             them; an integer input's gradient is None.
         Gradients are summed where a blob fans out. Calling backward twice gives the same result.
         """
+        self._enter()
+        try:
+            return self._backward(top_grads, wrt, hook)
+        finally:
+            self._busy.release()
+
+    def _enter(self) -> None:
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(f"net {self.name!r} is already running in another thread: a Net "
+                               "is not thread-safe (its blobs, gradients and gates' caches are "
+                               "shared); build one Net per thread")
+
+    def _backward(self, top_grads, wrt, hook) -> dict[str, np.ndarray | None]:
         if not self.blobs:
             raise RuntimeError("backward needs a forward pass first")
         self.grads = {}     # let the last pass's gradients go before this pass allocates its own
@@ -404,7 +490,8 @@ class Net:
             params = self._param_inputs.get(step.spec.name, ())
             count = sum(int(self.params[p].size) for p in params)
             rows.append((step.spec.name, step.spec.type,
-                         _shapes_text(step.spec.bottom, [active.shapes[b] for b in step.spec.bottom]),
+                         _shapes_text(step.spec.bottom,
+                                      [active.shapes[b] for b in step.spec.bottom]),
                          _shapes_text(step.tops, [active.shapes[t] for t in step.tops]),
                          str(count) if count else "-"))
         lines = table(("gate", "type", "inputs", "outputs", "params"), rows)
@@ -415,6 +502,25 @@ class Net:
 
     def __repr__(self) -> str:
         return f"<Net {self.name!r}: {len(self._active.runner.steps)} gates, phase {self.phase}>"
+
+
+def available_bytes() -> int:
+    """Memory this machine has free (Linux's MemAvailable; else all of its physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2 ** 40
+
+
+def _gib(size: int | float) -> str:
+    return f"{size / 2 ** 30:.1f} GiB" if size >= 2 ** 28 else f"{size / 2 ** 20:.1f} MiB"
 
 
 def _class_count(gate: Gate, index: int, shapes: list[tuple]) -> int | None:

@@ -116,7 +116,8 @@ class Runner:
                 step.gate.needs_input_grad = needs
                 result = step.gate.backward(dout)
                 if not isinstance(result, (tuple, list)) or len(result) != len(step.inputs):
-                    got = len(result) if isinstance(result, (tuple, list)) else type(result).__name__
+                    got = len(result) if isinstance(result, (tuple, list)) else \
+                        type(result).__name__
                     raise ContractError(
                         f"{step.where(self.file)}: backward must return a tuple of "
                         f"{len(step.inputs)} gradients (one per input: {', '.join(step.inputs)}), "

@@ -38,12 +38,13 @@ def read_weights(net: Any, path: str | Path) -> dict[str, np.ndarray]:
     return reader(path, net)
 
 
-def copy_weights(net: Any, arrays: Mapping[str, np.ndarray], source: str | Path,
+def copy_weights(net: Any, arrays: Mapping[str, np.ndarray | None], source: str | Path,
                  strict: bool = False) -> dict[str, list[str]]:
-    """Copy `arrays` into the net's parameters and buffers, by name (see Net.load_weights).
+    """Copy `arrays` into the net's parameters and buffers, by name (see Net.load_weights); a
+    name mapped to None is in the file but was not read (the net has no such array).
     Everything is checked first; nothing is copied unless all of it is valid."""
     targets = weight_arrays(net)
-    loaded = [n for n in arrays if n in targets]
+    loaded = [n for n in arrays if n in targets and arrays[n] is not None]
     ignored = [n for n in arrays if n not in targets]
     missing = [n for n in targets if n not in arrays]
     if strict and (ignored or missing):
@@ -67,6 +68,11 @@ def copy_weights(net: Any, arrays: Mapping[str, np.ndarray], source: str | Path,
                             "expected floating point")
         if not np.all(np.isfinite(array)):
             raise DataError(f"{source}: parameter {name!r} holds NaN or Inf")
+        if array.dtype.itemsize > target.dtype.itemsize and array.size and \
+                np.max(np.abs(array)) > np.finfo(target.dtype).max:
+            raise DataError(f"{source}: parameter {name!r} holds values up to "
+                            f"{np.max(np.abs(array)):.3g}, beyond {target.dtype.name}'s range "
+                            "(they would become inf)")
     for name in loaded:
         np.copyto(targets[name], arrays[name], casting="same_kind")
     return {"loaded": loaded, "missing": missing, "ignored": ignored}

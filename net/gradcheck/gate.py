@@ -97,8 +97,8 @@ class _GateCheck:
 
     def run(self, inputs, params, dout, names) -> None:
         gate, report = self.gate, self.report
-        bottoms = [as_float64(x, f"input {i}", report)
-                   for i, x in enumerate(gate.sample_inputs(self.rng) if inputs is None else inputs)]
+        given = gate.sample_inputs(self.rng) if inputs is None else inputs
+        bottoms = [as_float64(x, f"input {i}", report) for i, x in enumerate(given)]
         if params is None:
             params = _draw_params(gate, bottoms, self.rng)
         param_names = list(params) if isinstance(params, Mapping) else \
@@ -132,6 +132,9 @@ class _GateCheck:
         gate, report = self.gate, self.report
         self.originals = [v.copy() for v in self.values]
         self.outs = self.forward()
+        for k, out in enumerate(self.outs):
+            _refuse_non_finite(out, f"forward produced {{what}} in output {k}", self.values,
+                               self.names)
         if dout is None:
             douts = [self.rng.standard_normal(o.shape) if is_float(o) else None for o in self.outs]
         else:
@@ -150,6 +153,10 @@ class _GateCheck:
             report.contract.append(f"backward must return a tuple of {len(self.values)} "
                                    f"gradients, one per input ({', '.join(self.names)}), got {got}")
             return None
+        for name, grad in zip(self.names, grads):
+            if grad is not None and np.shape(grad) == np.shape(self.values[self.names.index(name)]):
+                _refuse_non_finite(np.asarray(grad), f"backward produced {{what}} in the gradient "
+                                   f"for {name!r}", self.values, self.names)
         self.entries = [InputCheck(n, v.shape, k)
                         for n, v, k in zip(self.names, self.values, self.kinds)]
         report.inputs = self.entries
@@ -221,6 +228,23 @@ class _GateCheck:
 
             check_elements(entry, value, grad, objective, self.tol,
                            chosen_indices(entry, value, self.check.sample, self.rng), kink_reason)
+
+
+class NonFiniteError(ArithmeticError):
+    """A gate's forward or backward produced NaN or Inf during a check."""
+
+
+def _refuse_non_finite(array: np.ndarray, message: str, values: list[np.ndarray],
+                       names: list[str]) -> None:
+    """Raise NonFiniteError naming the first NaN/Inf element of `array` and the inputs' range."""
+    if array.dtype.kind != "f" or np.all(np.isfinite(array)):
+        return
+    flat = int(np.flatnonzero(~np.isfinite(array))[0])
+    index = tuple(int(i) for i in np.unravel_index(flat, array.shape))
+    what = f"{array.flat[flat]} at element {list(index)}"
+    ranges = ", ".join(f"{n} in [{np.min(v):.3g}, {np.max(v):.3g}]" for n, v in zip(names, values)
+                       if v.dtype.kind == "f" and v.size)
+    raise NonFiniteError(message.format(what=what) + (f" (inputs: {ranges})" if ranges else ""))
 
 
 def gate_kinks(gate: Gate, values: list[np.ndarray]) -> list[np.ndarray | None]:

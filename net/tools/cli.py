@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from typing import Any, Callable
 
 import numpy as np
 
+from ..core.runner import ContractError
 from ..core.yaml import load_yaml
 from ..errors import ConfigError, GateworkError
 from ..train.distributed import launched_rank, launched_size
@@ -30,7 +32,8 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         try:
             values[name] = load_yaml(text, f"--set {name}")
         except ConfigError:
-            raise GateworkError(f"--set {name}: cannot read {text!r} as a number or a list") from None
+            raise GateworkError(f"--set {name}: cannot read {text!r} as a number or a "
+                                "list") from None
     return values
 
 
@@ -59,10 +62,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def guarded(main: Callable[[argparse.Namespace], int], args: argparse.Namespace,
             prefix: str = "") -> int:
     """Run `main(args)`; a user error prints one line (no traceback unless --debug), exit 2.
-    `prefix` starts each such line (one process of an MPI job names its rank there)."""
+    `prefix` starts each such line (one process of an MPI job names its rank there). A reader
+    that goes away (`| head`) ends the output quietly."""
     try:
         return main(args)
-    except (GateworkError, KeyError, ValueError, OSError) as err:
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)     # so the exit's flush fails silently too
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (GateworkError, ContractError, KeyError, ValueError, OSError) as err:
         if getattr(args, "debug", False):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -10,14 +10,24 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write, open_new
+
 
 class MetricsLog:
-    """Appends events to a JSON-lines file, one flushed line each (safe to tail while training)."""
+    """Appends events to a JSON-lines file, one flushed line each (safe to tail while training).
 
-    def __init__(self, path: str | Path, append: bool = False):
+    A new log starts empty; `resume_at=N` keeps the events of the run being resumed from before
+    iteration N (rewritten atomically) and appends after them, so resuming twice from the same
+    snapshot never duplicates records. A symlink at `path` is refused, never written through."""
+
+    def __init__(self, path: str | Path, resume_at: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+        if resume_at is not None and self.path.is_file() and not self.path.is_symlink():
+            kept = [json.dumps(e) + "\n" for e in read_metrics(self.path)
+                    if isinstance(e.get("iter"), int) and e["iter"] < resume_at]
+            atomic_write(self.path, lambda handle: handle.write("".join(kept).encode("utf-8")))
+        self._file = open_new(self.path, append=resume_at is not None)
 
     def write(self, event: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -40,9 +50,11 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     events = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+            event = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             continue
+        if isinstance(event, dict):
+            events.append(event)
     return events
 
 
@@ -59,7 +71,8 @@ def plot_curves(events: list[dict[str, Any]], path: str | Path, title: str = "")
     test = [e for e in events if e.get("phase") == "test"]
     if not train and not test:
         return None
-    others = sorted({k for e in test for k in e} - {"iter", "phase", "loss", "lr"})
+    others = sorted({k for e in test for k, v in e.items() if isinstance(v, (int, float))}
+                    - {"iter", "phase", "loss", "lr"})      # lists (per-class figures) left out
     fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4),
                              squeeze=False)
     loss_axis = axes[0][0]
@@ -77,7 +90,7 @@ def plot_curves(events: list[dict[str, Any]], path: str | Path, title: str = "")
     if others:
         axis = axes[0][1]
         for name in others:
-            points = [e for e in test if e.get(name) is not None]
+            points = [e for e in test if isinstance(e.get(name), (int, float))]
             axis.plot([e["iter"] for e in points], [e[name] for e in points], "o-",
                       label=f"test {name}")
         axis.set_xlabel("iteration")
@@ -87,6 +100,6 @@ def plot_curves(events: list[dict[str, Any]], path: str | Path, title: str = "")
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=100, format="png"))
     plt.close(fig)
     return path

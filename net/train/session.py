@@ -20,6 +20,7 @@ from ..core.net import Net
 from .data import load_data
 from .distributed import DataParallelSolver, communicator
 from .metrics import MetricsLog, plot_curves, read_metrics
+from .rundir import RunDirectory
 from .snapshot import load_weights, restore
 from .solver import Solver
 
@@ -28,10 +29,13 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
           max_iter: int | None = None, weights: str | Path | None = None,
           resume: str | Path | None = None, seed: int | None = None, progress: bool = False,
           log: Callable[[str], None] | None = None, debug_nan: bool = False,
-          check_sync: bool = False) -> dict[str, Any]:
+          check_sync: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Train the net of `config` (a YAML file with `data:` and `solver:` sections).
 
-    output_dir: where metrics, curves and snapshots go (default runs/<config name>).
+    output_dir: where metrics, curves and snapshots go (default: the resumed snapshot's folder,
+        else runs/<config name>, or runs/<config name>-2, -3, ... when that holds another run).
+        The directory is locked while the run writes there (net.train.rundir).
+    overwrite: reuse an output directory that holds another run, removing its files first.
     max_iter, seed: override the solver's `max_iter` and `random_seed`.
     weights: initialise parameters by name from a weights file; resume: continue from a
         .solverstate.npz file (its weights file beside it). Not both.
@@ -40,8 +44,9 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
     check_sync: in a data-parallel run, compare the processes' parameters every `display`
         iterations.
     Returns Solver.solve's result ("iter", "loss", "test", "test_iter", "snapshot",
-    "interrupted") plus "net" (its name), "output" (the directory), "metrics" and "curves" (the
-    files written; curves is None without matplotlib) and "processes".
+    "interrupted", "signal", "diverged") plus "net" (its name), "output" (the directory),
+    "metrics" and "curves" (the files written; curves is None without matplotlib) and
+    "processes".
     """
     if weights is not None and resume is not None:
         raise ValueError("weights and resume exclude each other (a snapshot has its weights)")
@@ -55,7 +60,12 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
         solver.check_every = solver.config.display
     data = load_data(net, solver.config.random_seed, comm.rank, comm.size)
     solver.data = data
-    output = Path(output_dir) if output_dir else Path("runs") / Path(config).stem
+    default = Path("runs") / Path(config).stem
+    if comm.is_root:
+        rundir = RunDirectory.choose(output_dir, default, resume, overwrite)
+    else:
+        rundir = None
+    output = rundir.path if rundir is not None else Path(output_dir or default)
     for line in _setup_lines(net, solver, data, comm.size):
         say(line)
     if weights is not None:
@@ -65,19 +75,38 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
         say(f"resumed at iteration {solver.iter} from {Path(resume).resolve()} "
             f"(weights {used.resolve()})")
     solver.output_dir = output
-    say(f"output: {output.resolve()} (snapshots {solver.snapshot_prefix().resolve()}_iter_N.*)")
-    metrics = MetricsLog(output / "metrics.jsonl", append=resume is not None) \
-        if comm.is_root else nullcontext()
-    with metrics:
-        result = solver.solve(data, progress=progress and comm.is_root, log=say,
-                              on_event=metrics.write if comm.is_root else None)
-    curves = None
-    if comm.is_root:
-        curves = plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png",
-                             net.name)
+    with rundir if rundir is not None else nullcontext():
+        if overwrite and rundir is not None:
+            for path in rundir.clear_earlier_run():
+                say(f"removed {path} (--overwrite)")
+        say(f"output: {output.resolve()} (snapshots "
+            f"{solver.snapshot_prefix().resolve()}_iter_N.*)")
+        metrics = MetricsLog(output / "metrics.jsonl",
+                             resume_at=solver.iter if resume is not None else None) \
+            if comm.is_root else nullcontext()
+        with metrics:
+            result = solver.solve(data, progress=progress and comm.is_root, log=say,
+                                  on_event=metrics.write if comm.is_root else None)
+        curves = None
+        if comm.is_root:
+            curves = plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png",
+                                 net.name)
     comm.barrier()              # the other ranks return only once rank 0 has written everything
     return {**result, "net": net.name, "output": output, "metrics": output / "metrics.jsonl",
             "curves": curves, "processes": comm.size}
+
+
+#: the exit status of train.py for each way a run can end (2 is a usage or config error)
+EXIT_CODES = {"done": 0, "diverged": 3, "SIGINT": 130, "SIGTERM": 143, "interrupted": 130}
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    """train.py's exit status for a run's result (EXIT_CODES)."""
+    if result.get("diverged"):
+        return EXIT_CODES["diverged"]
+    if result["interrupted"]:
+        return EXIT_CODES[result.get("signal") or "interrupted"]
+    return EXIT_CODES["done"]
 
 
 def _setup_lines(net: Net, solver: Solver, data: Any, processes: int) -> list[str]:
@@ -104,7 +133,11 @@ def _weights_line(path: str | Path, report: dict[str, list[str]]) -> str:
 
 def outcome(result: dict[str, Any]) -> list[str]:
     """How a run ended, as the lines train.py prints last."""
-    status = "interrupted" if result["interrupted"] else "done"
+    if result.get("diverged"):
+        status = "diverged"
+    else:
+        status = "stopped by SIGTERM" if result.get("signal") == "SIGTERM" else \
+            "interrupted" if result["interrupted"] else "done"
     lines = [f"{status} at iteration {result['iter']}: train loss {result['loss']:.6g}"
              if result["loss"] is not None else f"{status} at iteration {result['iter']}"]
     if result["test"]:

@@ -25,6 +25,8 @@ from ..errors import DataError
 from .files import atomic_savez, read_npz
 
 STATE_FORMAT = "gatework-solverstate/1"
+TEXT_BYTES = 1 << 20             # a text entry of a solverstate (names, hyperparameters)
+RNG_BYTES = 1 << 24              # the random states of every gate, as JSON
 
 
 # -- weights ---------------------------------------------------------------------------------------
@@ -40,8 +42,12 @@ def load_weights(net: Any, path: str | Path, strict: bool = False) -> dict[str, 
 
 def read_weights_npz(path: Path, net: Any = None) -> dict[str, np.ndarray]:
     """The arrays of a Gatework weights file (the reader `Net.load_weights` uses for .npz)."""
-    arrays = read_npz(path, "weights file")
-    if "format" in arrays and "iter" in arrays:
+    # only the net's names are read, each within a bound its array justifies (float64 of twice
+    # the net's float32 size, and 1 MiB more, so a wrong shape is reported, not refused)
+    expect = {name: 2 * array.size * 8 + (1 << 20)
+              for name, array in weight_arrays(net).items()}
+    arrays = read_npz(path, "weights file", {**expect, "format": TEXT_BYTES, "iter": ()})
+    if arrays.get("format") is not None and arrays.get("iter") is not None:
         raise DataError(f"{path}: is a solver state, not a weights file: pass the .weights.npz "
                         "beside it (or resume from this file)")
     return arrays
@@ -85,8 +91,15 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
     history, loss window, gate RNG states and the train data position (of `data`, default
     `solver.data`). Everything is checked before anything changes. Returns the weights path."""
     path = Path(path)
-    state = read_npz(path, "solver state file")
-    if "format" not in state:
+    expect: dict = {key: TEXT_BYTES for key in ("format", "net", "type", "hyperparameters",
+                                                "weights")}
+    expect.update({"iter": (), "data_position": (3,), "rng": RNG_BYTES,
+                   "losses": 1 << 23})
+    expect.update({f"history:{slot}:{name}": target.shape
+                   for slot, per_param in solver.history.items()
+                   for name, target in per_param.items()})
+    state = read_npz(path, "solver state file", expect)
+    if state.get("format") is None:
         raise DataError(f"{path}: not a Gatework solver state (no 'format' entry); resuming takes "
                         "the .solverstate.npz file of a snapshot")
     if _text(state, "format", path) != STATE_FORMAT:
@@ -101,12 +114,15 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
     for slot, per_param in solver.history.items():
         for name, target in per_param.items():
             key = f"history:{slot}:{name}"
-            if key not in state:
+            if state.get(key) is None:
                 raise DataError(f"{path}: no solver history for parameter {name!r} (is it from "
                                 "another net, or were lr_mult settings changed?)")
             if state[key].shape != target.shape or state[key].dtype.kind != "f":
                 raise DataError(f"{path}: history of {name!r} is {state[key].dtype} "
                                 f"{state[key].shape}, the net needs {target.shape}")
+            if not np.all(np.isfinite(state[key])):
+                raise DataError(f"{path}: the solver history of {name!r} holds NaN or Inf "
+                                "(the run had diverged when it was saved)")
             histories[key] = (target, state[key])
     extra = [k[8:] for k in state if k.startswith("history:") and k not in histories]
     if extra:
@@ -114,8 +130,9 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
                         f"{', '.join(extra)}")
     try:
         generators = check_rng_states(solver.net.gates, json.loads(_text(state, "rng", path)))
-    except ValueError as err:
-        raise DataError(f"{path}: unreadable RNG state ({err})") from None
+    except (ValueError, RecursionError) as err:
+        raise DataError(f"{path}: unreadable RNG state ({type(err).__name__}: "
+                        f"{str(err)[:200]})") from None
     data = data if data is not None else solver.data
     position = state.get("data_position")
     train = getattr(data, "train", None)

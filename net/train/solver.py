@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,7 +32,10 @@ from ..core.spec import SolverConfig
 from ..core.state import GatePosition
 from ..core.yaml import LineDict
 from ..errors import NumericalError
+from .files import inside
 from .updates import LR_POLICIES, UPDATE_RULES, Slot
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Solver:
@@ -107,16 +111,16 @@ class Solver:
         """One iteration: forward/backward on `feed` (or on `iter_size` feeds), then the update.
         `hook` is a runner hook called after every gate of both passes (net.core.hooks).
         Returns the loss (the loss tops times their weights, averaged over the feeds)."""
-        feeds = [feed] if isinstance(feed, Mapping) else list(feed)
+        feeds = (feed,) if isinstance(feed, Mapping) else feed     # an iterable is read lazily
         size = self.config.iter_size
-        if len(feeds) != size:
-            raise ValueError(f"iter_size is {size}: step needs {size} feed(s), got {len(feeds)}")
         net = self.net
         if net.phase != "train":
             net.phase = "train"
-        loss = 0.0
+        loss, index = 0.0, -1
         try:
             for index, one in enumerate(feeds):
+                if index == size:
+                    raise ValueError(f"iter_size is {size}: step takes {size} feed(s), got more")
                 net.forward(one, hook)
                 for top, weight in self.loss_weights:
                     loss += weight * float(np.sum(net.blobs[top]))
@@ -130,6 +134,8 @@ class Solver:
         except NumericalError as err:
             err.iteration = self.iter
             raise
+        if index + 1 != size:
+            raise ValueError(f"iter_size is {size}: step needs {size} feed(s), got {index + 1}")
         if self._accumulated is not None:
             grads = self._accumulated
         grads, loss = self.reduce_gradients(grads, loss / size)
@@ -179,28 +185,40 @@ class Solver:
         return out
 
     # -- testing ------------------------------------------------------------------------------
-    def test(self, batches: Any) -> dict[str, float]:
-        """Run the test phase over `batches` (a net.train.data.Batches) and return each scalar
-        output averaged over the samples, plus `loss` (the test-phase loss tops times their
-        weights). With `test_iter` > 0, that many batches from the start of the set; else the
-        whole set."""
+    def test(self, batches: Any) -> dict[str, Any]:
+        """Run the test phase over `batches` (a net.train.data.Batches) and return each output
+        averaged over the samples, plus `loss` (the test-phase loss tops times their weights).
+        A scalar output gives a number; an output of the same shape in every batch (Caffe's
+        per-class accuracy) gives the list of its elements' averages, as Caffe prints each
+        element; an output whose shape follows the batch is no figure and is left out.
+        With `test_iter` > 0, that many batches from the start of the set; else the whole set.
+        A stop request (Ctrl-C, SIGTERM) ends the pass early: it raises TestInterrupted."""
         net = self.net
         net.phase = "test"
         try:
             weights = net.loss_weights
-            totals: dict[str, float] = {}
+            totals: dict[str, Any] = {}
+            varying: set[str] = set()
             count = 0
             for feed, n in self._test_batches(batches):
+                if self._stop:
+                    raise TestInterrupted(f"the test pass at iteration {self.iter} was stopped")
                 outputs = net.forward(feed)
                 if weights:
                     totals["loss"] = totals.get("loss", 0.0) + n * sum(
                         w * float(np.sum(outputs[t])) for t, w in weights.items())
                 for name, value in outputs.items():
-                    if np.size(value) == 1 and not (name == "loss" and weights):
-                        totals[name] = totals.get(name, 0.0) + n * float(value)
+                    if name in varying or (name == "loss" and weights):
+                        continue
+                    value = np.asarray(value, dtype=np.float64)
+                    if name in totals and np.shape(totals[name]) != value.shape:
+                        varying.add(name)
+                        del totals[name]
+                        continue
+                    totals[name] = totals.get(name, 0.0) + n * value
                 count += n
             totals, count = self.reduce_totals(totals, count)
-            return {name: total / max(count, 1) for name, total in totals.items()}
+            return {name: _average(total, count) for name, total in totals.items()}
         except NumericalError as err:
             err.iteration = self.iter
             raise
@@ -239,9 +257,14 @@ class Solver:
         output_dir: where snapshots go (default `self.output_dir`; when neither is set, or
             `writes_files` is False, no snapshot is written).
         log: receives display lines; on_event: receives each metrics record (a dict).
-        Ctrl-C stops after the current iteration, with a snapshot; a second Ctrl-C aborts.
+        Ctrl-C or SIGTERM stops after the current iteration (or test batch), with a snapshot; a
+        second Ctrl-C aborts at once (writes are atomic, so no file is left half-written).
+        A loss or parameter that becomes NaN or Inf stops training: nothing is snapshotted from
+        that state, so the last snapshot written is the last finite one.
         Returns {"iter", "loss" (smoothed), "test" (the last test figures), "test_iter" (when),
-        "snapshot" (the last (weights, solverstate) paths), "interrupted"}.
+        "snapshot" (the last (weights, solverstate) paths), "interrupted" (True when stopped by
+        a signal or request_stop), "signal" ("SIGINT", "SIGTERM" or None), "diverged" (None, or
+        {"iter", "loss"} of the step that went non-finite)}.
         """
         from .data import as_data
 
@@ -254,7 +277,8 @@ class Solver:
             self.output_dir = Path(output_dir)
         run = _Run(self, data, log, on_event, _progress(progress, self.config.max_iter, self.iter))
         self._stop = False
-        restore = self._catch_interrupt()
+        self.stop_signal = None
+        restore = self._catch_signals()
         try:
             run.loop()
         finally:
@@ -264,26 +288,33 @@ class Solver:
         return run.result
 
     def snapshot_prefix(self) -> Path:
-        """Where snapshots go: `snapshot_prefix` (default: the net's name) in `output_dir`."""
+        """Where snapshots go: `snapshot_prefix` (default: the net's name) in `output_dir`;
+        it may not leave that directory, nor pass through a symlinked folder in it."""
         prefix = self.config.snapshot_prefix or self.net.name
-        return (self.output_dir or Path(".")) / prefix
+        return inside(self.output_dir or Path("."), prefix, "solver.snapshot_prefix")
 
     def request_stop(self) -> None:
         """Ask `solve` to stop after the current iteration (what Ctrl-C does)."""
         self._stop = True
 
-    def _catch_interrupt(self) -> Callable[[], None]:
+    def _catch_signals(self) -> Callable[[], None]:
+        """The first Ctrl-C, and SIGTERM (what schedulers send), ask to stop after this
+        iteration; a second Ctrl-C aborts. Returns the function putting the old handlers back."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
 
         def handler(signum, frame):
-            if self._stop:
+            if signum == signal.SIGINT and self._stop:
                 raise KeyboardInterrupt
+            if not self._stop and signum == signal.SIGINT:
+                sys.stderr.write("\nstopping after this iteration; press Ctrl-C again to abort\n")
             self._stop = True
+            self.stop_signal = signal.Signals(signum).name
 
-        signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
+        for number in STOP_SIGNALS:
+            signal.signal(number, handler)
+        return lambda: [signal.signal(number, old) for number, old in previous.items()]
 
     def position(self) -> tuple:
         """What a step changes besides the parameters: the data order, the gates' random
@@ -310,7 +341,7 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.result = {"iter": self.solver.iter, "loss": None, "test": None, "test_iter": None,
-                       "snapshot": None, "interrupted": False}
+                       "snapshot": None, "interrupted": False, "signal": None, "diverged": None}
 
     def write(self, line: str) -> None:
         if self.bar is not None:
@@ -324,17 +355,22 @@ class _Run:
 
     def loop(self) -> None:
         solver, c = self.solver, self.solver.config
-        while solver.iter < c.max_iter and not solver._stop:
+        while solver.iter < c.max_iter and not solver._stop and not self.result["diverged"]:
             if c.test_interval and solver.iter % c.test_interval == 0 and (
                     solver.iter > 0 or c.test_initialization):
                 self.test()
+                if solver._stop:
+                    break
             self.iteration()
-            if c.snapshot and solver.iter % c.snapshot == 0:
+            if c.snapshot and solver.iter % c.snapshot == 0 and not self.result["diverged"]:
                 self.snapshot()
-        self.result["interrupted"] = solver._stop
+        self.result["interrupted"] = bool(solver._stop)
+        self.result["signal"] = solver.stop_signal
+        if self.result["diverged"]:
+            return
         if c.snapshot_after_train and self.snapshot_at != solver.iter:
             self.snapshot()
-        if not self.result["interrupted"]:
+        if not self.result["interrupted"] and not self.result["diverged"]:
             self.test()
 
     def iteration(self) -> None:
@@ -343,7 +379,7 @@ class _Run:
         displaying = bool(c.display) and solver.iter % c.display == 0
         stats = BlobStats() if displaying and c.debug_info else None
         before = solver.position() if solver.net.debug else None
-        feeds = [self.data.train.next() for _ in range(c.iter_size)]
+        feeds = (self.data.train.next() for _ in range(c.iter_size))
         rate = solver.learning_rate()
         try:
             loss = solver.step(feeds, stats)
@@ -353,6 +389,9 @@ class _Run:
             if self.snapshot_at == solver.iter:
                 err.message += f"; the state before it: {self.result['snapshot'][1]}"
             raise
+        if not math.isfinite(loss):
+            self.diverge(solver.iter - 1, loss)
+            return
         solver.losses.append(loss)
         smoothed = self.result["loss"] = sum(solver.losses) / len(solver.losses)
         if displaying:
@@ -365,16 +404,28 @@ class _Run:
             if displaying or solver.iter % 10 == 0:
                 self.bar.set_postfix(loss=f"{smoothed:.4g}", lr=f"{rate:.3g}", refresh=False)
 
+    def diverge(self, iteration: int, loss: float) -> None:
+        """Stop: the loss (or a parameter) is no longer finite. Nothing more is written."""
+        self.result["diverged"] = {"iter": iteration, "loss": loss}
+        last = self.result["snapshot"]
+        self.write(f"iter {iteration}: the loss is {loss}: training diverged and stopped; "
+                   + (f"the last finite snapshot is {last[1]}" if last else "no snapshot was "
+                      "written") + f". Run again with --debug-nan to find the gate that first "
+                   f"makes a NaN or Inf, or lower base_lr (now {self.solver.config.base_lr:g})")
+
     def test(self) -> None:
         solver = self.solver
         if self.data.test is None or self.tested_at == solver.iter:
             return
-        figures = solver.test(self.data.test)
+        try:
+            figures = solver.test(self.data.test)
+        except TestInterrupted:
+            return
         self.tested_at = self.result["test_iter"] = solver.iter
         self.result["test"] = figures
         self.record({"iter": solver.iter, "phase": "test", "lr": solver.learning_rate(),
                      **figures})
-        self.write(f"iter {solver.iter} test: " + ", ".join(f"{k} = {v:.6g}"
+        self.write(f"iter {solver.iter} test: " + ", ".join(f"{k} = {_figure(v)}"
                                                             for k, v in figures.items()))
 
     def snapshot(self) -> None:
@@ -383,6 +434,10 @@ class _Run:
         solver = self.solver
         if solver.output_dir is None or not solver.writes_files:
             return
+        if not all(np.all(np.isfinite(p)) for p in solver.net.params.values()):
+            self.diverge(solver.iter - 1, self.result["loss"] if self.result["loss"] is not None
+                         else float("nan"))
+            return
         self.result["snapshot"] = snapshot(solver, solver.snapshot_prefix())
         self.snapshot_at = solver.iter
         self.write(f"iter {solver.iter}: snapshot {self.result['snapshot'][0]}")
@@ -390,6 +445,24 @@ class _Run:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class TestInterrupted(Exception):
+    """A stop request arrived during a test pass (its figures are incomplete and not kept)."""
+
+
+def _figure(value: float | list) -> str:
+    """A test figure for a display line: a number, or the first elements of a list."""
+    if isinstance(value, list):
+        flat = np.ravel(value)
+        shown = ", ".join(f"{v:.4g}" for v in flat[:8])
+        return f"[{shown}{', ...' if flat.size > 8 else ''}]"
+    return f"{value:.6g}"
+
+
+def _average(total: Any, count: int) -> float | list:
+    mean = np.asarray(total, dtype=np.float64) / max(count, 1)
+    return float(mean) if mean.ndim == 0 else mean.tolist()
 
 
 def _progress(enabled: bool, total: int, initial: int):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from net import ConfigError, Net, Solver
 from net.core.config import load_yaml, parse_config
-from tests.helpers import CONFIGS
+from tests.helpers import CONFIGS, examples
 
 BASES = ["seed_example.yaml", "affine.yaml", "two_layer.yaml", "digits_mlp.yaml",
          "iris_mlp.yaml", "lenet_digits.yaml"]
@@ -47,7 +47,8 @@ def mutate(config, place, kind, replacement):
     return config
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(base=st.sampled_from(BASES), data=st.data())
 def test_mutated_configs_fail_only_with_located_config_errors(base, data):
     config = yaml.safe_load((CONFIGS / base).read_text())

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from gates import Gate, registered_gates
 from net import Net
 from net.gradcheck import check_net
+from tests.helpers import examples
 
 SHAPE = (3, 4)
 
@@ -63,7 +64,8 @@ def test_enough_gate_types_take_part():
     assert {"Add", "Multiply", "Max", "ReLU", "Tanh"} <= set(TYPES)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(config=graphs(), seed=st.integers(0, 2**16))
 def test_random_graphs_build_run_and_pass_the_checker(config, seed):
     net = Net.from_config(config)

@@ -23,6 +23,7 @@ from net.formats.caffe_schema import LAYER_PARAMS, MESSAGES, enum_spec, new_mess
 from net.formats.protowire import WireWriter
 from net.formats.prototext import format_text, parse_text
 from net.formats.prototree import Identifier, Message
+from tests.helpers import examples
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LENET = FIXTURES / "lenet_train_test.prototxt"
@@ -461,7 +462,7 @@ def test_protobuf_parses_every_text_construct_as_we_do(oracle):
     assert encode(typed(text)) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=120), st.sampled_from(["NetParameter", "BlobProto", "Datum"]))
 @example(bytes.fromhex("290000000000000000"), "BlobProto")   # float data sent as a double
 def test_any_bytes_decode_or_raise_data_error(data, type_name):

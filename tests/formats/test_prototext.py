@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from net.errors import ConfigError
 from net.formats.prototext import format_text, parse_text, tokenize
 from net.formats.prototree import Identifier, Message
+from tests.helpers import examples
 
 CONSTRUCTS = """\
 # a comment line
@@ -159,7 +160,7 @@ def test_equality_ignores_lines_but_not_types():
     assert parse_text("a: nan") == parse_text("a: nan")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.text(alphabet=" \n\t{}<>[]:;,\"'\\#-.0123456789abefinxtuU_", max_size=60))
 def test_any_text_parses_and_round_trips_or_raises_config_error(text):
     try:

@@ -1,0 +1,198 @@
+"""Runs that must not be lost or corrupted (issue 12, items 3, 8-11, 19): divergence, signals,
+one run per output directory, leftovers of killed writes, files written only inside the output
+directory and never through a symlink, and test outputs that are not scalars."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from net import ConfigError, DataError, Net, Solver
+from net.train import train
+from net.train.metrics import read_metrics
+from tests.helpers import CONFIGS, ROOT, needs_sklearn
+
+DIGITS = (CONFIGS / "digits_mlp.yaml").read_text()
+
+
+def config(tmp_path, text: str = DIGITS, **solver: object) -> str:
+    """The config `text` (digits_mlp's) with these solver keys set, written to net.yaml."""
+    for key, value in solver.items():
+        line = re.compile(rf"^  {key}: .*$", re.M)
+        text = line.sub(f"  {key}: {value}", text) if line.search(text) else \
+            text.replace("solver:\n", f"solver:\n  {key}: {value}\n", 1)
+    path = tmp_path / "net.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "scripts/train.py", *args, "--no-progress"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# -- item 8: divergence -------------------------------------------------------------------------------
+@needs_sklearn
+def test_a_diverging_run_stops_keeps_the_last_finite_snapshot_and_exits_3(tmp_path):
+    text = DIGITS.replace("base_lr: 0.1", "base_lr: 1000").replace("snapshot: 500",
+                                                                  "snapshot: 1")
+    result = subprocess.run([sys.executable, "scripts/train.py", config(tmp_path, text),
+                             "--output-dir", str(tmp_path / "out"), "--no-progress"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert "training diverged and stopped" in result.stdout and "--debug-nan" in result.stdout
+    assert "diverged at iteration" in result.stdout
+    for path in (tmp_path / "out").glob("*.weights.npz"):
+        with np.load(path) as weights:
+            assert all(np.isfinite(weights[name]).all() for name in weights.files), path
+
+
+# -- item 9: signals ------------------------------------------------------------------------------------
+@pytest.mark.slow
+@needs_sklearn
+def test_sigterm_stops_like_the_first_ctrl_c_with_a_snapshot_and_exits_143(tmp_path):
+    process = start(config(tmp_path, max_iter=10 ** 6, display=1), "--output-dir",
+                    str(tmp_path / "out"))
+    _wait_for_iterations(tmp_path / "out" / "metrics.jsonl", process)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM at iteration" in out
+    assert list((tmp_path / "out").glob("*.solverstate.npz"))
+
+
+@pytest.mark.slow
+@needs_sklearn
+def test_the_first_ctrl_c_says_how_to_abort_and_stops_a_test_pass_too(tmp_path):
+    text = DIGITS.replace("test_interval: 250", "test_interval: 1").replace(
+        "batch_size: 500", "batch_size: 1")                   # long test passes
+    process = start(config(tmp_path, text, max_iter=10 ** 6), "--output-dir",
+                    str(tmp_path / "out"))
+    _wait_for_iterations(tmp_path / "out" / "metrics.jsonl", process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "stopping after this iteration; press Ctrl-C again to abort" in err
+    assert "interrupted at iteration" in out
+
+
+def _wait_for_iterations(metrics, process, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(read_metrics(metrics)) >= 2:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the run did not get going: {process.poll()}")
+
+
+# -- item 10: one run per output directory -----------------------------------------------------------
+@needs_sklearn
+def test_a_second_run_into_a_locked_directory_stops_before_writing(tmp_path):
+    out = tmp_path / "out"
+    process = start(config(tmp_path, max_iter=10 ** 6, display=1), "--output-dir", str(out))
+    try:
+        _wait_for_iterations(out / "metrics.jsonl", process)
+        before = (out / "metrics.jsonl").read_text()
+        second = subprocess.run([sys.executable, "scripts/train.py", config(tmp_path),
+                                 "--output-dir", str(out), "--overwrite", "--no-progress"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert f"{out} is in use by another run (process {process.pid})" in second.stderr
+        assert (out / "metrics.jsonl").read_text().startswith(before)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+
+
+@needs_sklearn
+def test_an_occupied_directory_is_not_reused_without_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = config(tmp_path, max_iter=20, test_interval=0)
+    first = train(path)
+    assert first["output"] == tmp_path / "runs" / "net" or str(first["output"]) == "runs/net"
+    second = train(path)                              # the default: a numbered sibling
+    assert str(second["output"]).endswith("net-2")
+    with pytest.raises(DataError, match="holds another run's files"):
+        train(path, output_dir=first["output"])
+    earlier = first["output"] / "digits_mlp_iter_20.weights.npz"
+    assert earlier.exists()
+    third = train(path, output_dir=first["output"], overwrite=True, max_iter=10)
+    assert not earlier.exists()
+    assert [e["iter"] for e in read_metrics(third["metrics"]) if e["phase"] == "test"] == [10]
+
+
+@needs_sklearn
+def test_resume_writes_into_the_snapshots_folder_and_keeps_one_record_per_event(tmp_path):
+    path = config(tmp_path, max_iter=40, snapshot=20, test_interval=10, display=10)
+    first = train(path, output_dir=tmp_path / "run")
+    state = tmp_path / "run" / "digits_mlp_iter_20.solverstate.npz"
+    for _ in range(2):                                # resuming twice duplicates nothing
+        again = train(path, resume=state)
+        assert again["output"] == tmp_path / "run"
+    events = [(e["iter"], e["phase"]) for e in read_metrics(tmp_path / "run" / "metrics.jsonl")]
+    assert len(events) == len(set(events))
+    assert events == [(e["iter"], e["phase"]) for e in read_metrics(first["metrics"])]
+
+
+# -- item 11: leftovers of killed writes -----------------------------------------------------------
+@needs_sklearn
+def test_temporary_files_of_killed_writes_are_removed_at_the_next_start(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / ".net_iter_500.weights.npz.abcd1234.tmp"
+    leftover.write_bytes(b"half a snapshot")
+    train(config(tmp_path, max_iter=5, test_interval=0), output_dir=out)
+    assert not leftover.exists()
+
+
+# -- item 3: files written anywhere -----------------------------------------------------------------
+@pytest.mark.parametrize("prefix", ["/etc/gatework_x", "../../escape", ".", "a/../../b"])
+def test_a_snapshot_prefix_cannot_leave_the_output_directory(tmp_path, prefix):
+    with pytest.raises(ConfigError, match="snapshot_prefix must name files inside the run's "
+                                          "output directory"):
+        Net.from_yaml(config(tmp_path, snapshot_prefix=json.dumps(prefix)))
+
+
+@needs_sklearn
+@pytest.mark.parametrize("name", ["metrics.jsonl", "curves.png"])
+def test_a_symlink_in_the_output_directory_is_never_written_through(tmp_path, name):
+    out, target = tmp_path / "out", tmp_path / "precious.txt"
+    out.mkdir()
+    target.write_text("keep me")
+    (out / name).symlink_to(target)
+    try:
+        train(config(tmp_path, max_iter=5, test_interval=0), output_dir=out, overwrite=True)
+    except DataError as err:
+        assert "symlink" in str(err)
+    assert target.read_text() == "keep me"
+
+
+@needs_sklearn
+def test_a_symlinked_folder_inside_the_output_directory_is_refused(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "snaps").symlink_to(elsewhere)
+    with pytest.raises(DataError, match="is a symlink"):
+        train(config(tmp_path, max_iter=5, test_interval=0, snapshot_prefix="snaps/net"),
+              output_dir=out)
+    assert not list(elsewhere.iterdir())
+
+
+# -- item 19: test outputs that are not scalars ------------------------------------------------------
+@needs_sklearn
+def test_a_non_scalar_test_output_is_averaged_per_element_not_a_crash(tmp_path):
+    text = DIGITS.replace("batch_size: 500", "batch_size: 1").replace(
+        "  - {name: accuracy", "  - {name: probe, type: InnerProduct, bottom: scores, "
+        "top: probe, num_output: 1, phase: test}\n  - {name: accuracy")
+    result = train(config(tmp_path, text, max_iter=3, test_interval=0, test_iter=5),
+                   output_dir=tmp_path / "out")
+    probe = result["test"]["probe"]
+    assert np.shape(probe) == (1, 1) and np.isfinite(probe).all()
+    assert "accuracy" in result["test"]
