@@ -4,9 +4,10 @@ Both are vectorised numpy, and built for speed where the work is (see each class
 a convolution works a few images at a time, channels last, its windows copied into a column
 matrix that stays in the cache and multiplied by W in one BLAS call; pooling splits its input
 by the stride into phases, so that every window tap is one contiguous slice. Nothing loops over
-pixels. Scratch buffers are reused between calls and replaced, never added to, when the shapes
-change, so memory does not grow with the number of iterations; what a call returns is never
-one of them.
+pixels. With several threads (see THREADS) a gate's chunks of images go to a small pool of
+threads of its own. Scratch buffers are reused between calls and replaced, never added to, when
+the shapes change, so memory does not grow with the number of iterations; what a call returns
+is never one of them.
 """
 from __future__ import annotations
 
