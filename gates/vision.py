@@ -1,19 +1,30 @@
 """Image gates on NCHW arrays: Convolution and Pooling, with Caffe's options and output sizes.
 
-Both are vectorised numpy: a convolution copies its input's windows into one column matrix
-(im2col through `sliding_window_view`) and does one matrix product per call (batched over
-groups); pooling works on strided views, one pass per kernel offset. Nothing loops over batch
-items or output pixels. Scratch buffers are reused between calls and replaced, never added to,
-when the shapes change, so memory does not grow with the number of iterations.
+Both are vectorised numpy, and built for speed where the work is (see each class's comments):
+a convolution works a few images at a time, channels last, its windows copied into a column
+matrix that stays in the cache and multiplied by W in one BLAS call; pooling splits its input
+by the stride into phases, so that every window tap is one contiguous slice. Nothing loops over
+pixels. With several threads (see THREADS) a gate's chunks of images go to a small pool of
+threads of its own. Scratch buffers are reused between calls and replaced, never added to, when
+the shapes change, so memory does not grow with the number of iterations; what a call returns
+is never one of them.
 """
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .base import Gate, Option, register_gate
+
+try:            # optional: lets the gates' own threads call a BLAS kept single-threaded
+    from threadpoolctl import ThreadpoolController
+except ImportError:
+    ThreadpoolController = None
 
 _INT_OR_PAIR = (int, list)
 
@@ -49,24 +60,129 @@ def _spatial(shape, gate: Gate) -> tuple:
     return shape[2], shape[3]
 
 
-def _at(axes: tuple[int, int], first: slice, second: slice) -> tuple[slice, ...]:
-    """An index of a 4-D array taking `first` and `second` on `axes`, everything elsewhere."""
-    index = [slice(None)] * 4
-    index[axes[0]], index[axes[1]] = first, second
-    return tuple(index)
+class _Buffers:
+    """Scratch arrays kept between calls, by name. One is replaced (never grown) when its shape
+    or dtype changes; a filled one keeps its fill where it is never written (a border of zeros,
+    a column of ones)."""
+
+    def __init__(self):
+        self.kept: dict[str, tuple[tuple, np.ndarray]] = {}
+
+    def get(self, name: str, shape: tuple, dtype, fill: float | None = None) -> np.ndarray:
+        key = (shape, np.dtype(dtype))
+        kept = self.kept.get(name)
+        if kept is None or kept[0] != key:
+            array = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+            kept = self.kept[name] = (key, array)
+        return kept[1]
 
 
-def _padded(shape, axes: tuple[int, int], ph: int, pw: int) -> tuple[int, ...]:
-    """`shape` with 2 ph added on axes[0] and 2 pw on axes[1]."""
-    padded = list(shape)
-    padded[axes[0]] += 2 * ph
-    padded[axes[1]] += 2 * pw
-    return tuple(padded)
+#: Threads a Convolution or Pooling gate splits its batch over; None: as many as numpy's BLAS
+#: uses (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, ..., else one per core). Where a convolution
+#: runs its own threads (with threadpoolctl installed), it sets numpy's BLAS to one thread for
+#: the rest of the process: BLAS threads beside the gates' own would fight them for the cores,
+#: and switching the BLAS back and forth around every call measured slower still (its idle
+#: threads spin). THREADS = 1 leaves the BLAS alone (and parallel).
+THREADS: int | None = None
+_BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads, the
+                          # limit holding it to one thread once set], looked up once
+_EXECUTOR: list[tuple[int, ThreadPoolExecutor]] = []     # [(its threads, the executor)]
+os.register_at_fork(after_in_child=_EXECUTOR.clear)     # a forked child has none of its threads
 
 
-def _window_slice(start: int, stride: int, count: int) -> slice:
-    """The positions start, start + stride, ... (count of them)."""
-    return slice(start, start + stride * (count - 1) + 1, stride)
+def _blas() -> tuple:
+    """(threadpoolctl's controller of the BLAS numpy loaded, or None without threadpoolctl;
+    the threads that BLAS uses), looked up once."""
+    if not _BLAS:
+        blas = (ThreadpoolController().select(user_api="blas")
+                if ThreadpoolController is not None else None)
+        if blas is not None and blas.lib_controllers:
+            threads = max(c.num_threads for c in blas.lib_controllers)
+        else:
+            blas = None
+            variables = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+            set_to = [os.environ[v] for v in variables if os.environ.get(v, "").isdigit()]
+            threads = int(set_to[0]) if set_to else os.cpu_count() or 1
+        _BLAS[:] = [blas, threads, None]
+    return tuple(_BLAS[:2])
+
+
+def _single_threaded_blas() -> None:
+    """Hold numpy's BLAS to one thread from now on (see THREADS), where threadpoolctl can."""
+    blas = _blas()[0]
+    if blas is not None and _BLAS[2] is None:
+        _BLAS[2] = blas.limit(limits=1)
+
+
+def _threads(calls_blas: bool) -> int:
+    """How many threads a gate's chunks go to. Chunks that call BLAS get threads of their own
+    only where the BLAS can be held to one thread (threadpoolctl; see THREADS), which this
+    then does; without it the BLAS alone goes parallel."""
+    blas, threads = _blas()
+    if calls_blas and blas is None and threads > 1 and THREADS is None:
+        return 1
+    threads = max(1, THREADS or threads)
+    if calls_blas and threads > 1:
+        _single_threaded_blas()
+    return threads
+
+
+def _spread(chunks: list[tuple[int, int]], threads: int, setup: Callable[[int], object],
+            task: Callable[[object, int, int], object]) -> list:
+    """task(state, start, stop) for every chunk of images, on up to `threads` threads (the
+    caller's among them); returns the results in chunk order. Each thread first makes its own
+    state (its buffers) with setup(its slot number), then takes the next chunk whenever it is
+    free, so a thread that the machine holds up delays no one. numpy lets go of the GIL inside
+    its copies, ufuncs and BLAS calls, which is where the time goes."""
+    threads = max(1, min(threads, len(chunks)))
+    results = [None] * len(chunks)
+    queue = iter(enumerate(chunks))             # next() on it is atomic: one chunk per taker
+
+    def drain(slot: int) -> None:
+        state = setup(slot)
+        for i, (start, stop) in queue:
+            results[i] = task(state, start, stop)
+    if threads == 1:
+        drain(0)
+        return results
+    if not _EXECUTOR or _EXECUTOR[0][0] < threads - 1:
+        _EXECUTOR[:] = [(threads - 1, ThreadPoolExecutor(threads - 1, "gatework"))]
+    others = [_EXECUTOR[0][1].submit(drain, slot) for slot in range(1, threads)]
+    try:
+        drain(0)
+    finally:
+        wait(others)                # none outlives the call, not even when one task fails
+    for other in others:
+        other.result()
+    return results
+
+
+_CHUNK_BYTES = 1 << 21
+_POOL_BLOCK = 1 << 17
+
+
+def _chunks(first: int, last: int, bytes_per_item: int) -> tuple[int, list[tuple[int, int]]]:
+    """Split images first:last into chunks whose working buffers hold about _CHUNK_BYTES (a
+    core's L2 cache or two), at least one image each: (chunk size, [(start, stop), ...])."""
+    size = max(1, min(last - first, _CHUNK_BYTES // max(bytes_per_item, 1)))
+    return size, [(start, min(start + size, last)) for start in range(first, last, size)]
+
+
+def _windows(images: np.ndarray, start: tuple[int, int], size: tuple[int, int],
+             kernel: tuple[int, int], step: tuple[int, int], dilation: tuple[int, int]
+             ) -> np.ndarray:
+    """The windows of channels-last `images` (N, H, W, C), without copying: a read-only view
+    (N, OH, OW, kh, kw, C) whose [n, y, x, i, j] is the pixel at row start_h + y step_h +
+    i dilation_h and column start_w + x step_w + j dilation_w."""
+    for axis in (0, 1):
+        last = start[axis] + (size[axis] - 1) * step[axis] + (kernel[axis] - 1) * dilation[axis]
+        if not 0 <= start[axis] <= last < images.shape[1 + axis]:
+            raise IndexError(f"windows up to {last} on axis {1 + axis} of {images.shape}")
+    batch, rows, cols, channel = images.strides
+    return as_strided(images[:, start[0]:, start[1]:], images.shape[:1] + size + kernel +
+                      images.shape[3:], (batch, rows * step[0], cols * step[1],
+                                         rows * dilation[0], cols * dilation[1], channel),
+                      writeable=False)
 
 
 @register_gate
@@ -78,9 +194,11 @@ class ConvolutionGate(Gate):
     Returns: out (N, num_output, OH, OW) with OH = (H + 2 pad_h - (dilation_h (kh - 1) + 1))
     // stride_h + 1 (likewise OW): Caffe's rule, the same as PyTorch's.
     With `group` g, channels are split into g blocks; output block i sees only input block i.
-    Local gradients: with cols the input's windows as a (C kh kw, N OH OW) matrix,
-    out = W cols + b, so dW = dout cols^T, db = dout summed over N, OH, OW, and dx is
-    W^T dout scattered back over the windows (col2im), overlapping windows adding up.
+    Local gradients: with cols the input's windows as a (N OH OW, kh kw C) matrix,
+    out = cols W^T + b, so dW = dout^T cols and db = dout summed over N, OH, OW. dx is the
+    convolution of dout (zeros inserted between its pixels at the stride, zeros around it)
+    with W flipped in both spatial axes and its channel axes swapped: each input pixel
+    gathers the gradient of every window it sat in, with no scatter.
     """
 
     num_bottoms = 1
@@ -115,7 +233,7 @@ class ConvolutionGate(Gate):
         self.dilations = _pair(self, "dilation", 1)
         if self.num_output % self.group:
             raise ValueError(f"num_output {self.num_output} is not divisible by group {self.group}")
-        self._buffers: dict[str, tuple] = {}
+        self._buffers = _Buffers()
 
     def param_specs(self, x_shape):
         channels = self._channels(x_shape)
@@ -148,85 +266,237 @@ class ConvolutionGate(Gate):
                              f"of size {size} padded by {self.pads[axis]}")
         return out
 
-    def _scratch(self, name: str, shape: tuple, dtype, layout: tuple, zeros: bool = False
-                 ) -> np.ndarray:
-        """A buffer kept between calls, replaced (never grown) when its shape, dtype or working
-        layout changes; a zeroed one keeps the zeros it is never written at (a padding border)."""
-        key = (shape, np.dtype(dtype), layout)
-        kept = self._buffers.get(name)
-        if kept is None or kept[0] != key:
-            kept = self._buffers[name] = (key, (np.zeros if zeros else np.empty)(shape, dtype))
-        return kept[1]
+    # Both passes work on chunks of a few images whose buffers stay in the cache, channels
+    # last: the rows of the column matrix are then whole kernel rows of pixels (kw C values in
+    # a row), copied in long runs, and each matrix product is one BLAS call per group. With
+    # several threads, each takes chunks as it frees up, with buffers of its own.
 
-    def _layout(self, n: int, ow: int) -> tuple[tuple[int, ...], tuple[int, int]]:
-        """The working layout: (permutation of NCHW, its two spatial axes). Channels lead, so a
-        group's rows of the column matrix are contiguous. Small planes put the batch last
-        (C, H, W, N), making the rows copied and added long runs instead of OW-long pieces."""
-        if n > 1 and ow < 16:
-            return (1, 2, 3, 0), (1, 2)
-        return (1, 0, 2, 3), (2, 3)
+    def _columns(self, x: np.ndarray, slot: int, size: int, oh: int, ow: int, with_ones: bool):
+        """fill(start, stop), copying images start:stop (at most `size`) of x into thread
+        `slot`'s (G, m OH OW, kh kw C/G) column matrix and returning it, with a last column of
+        ones after the taps when `with_ones` (so that a bias row of W^T adds b)."""
+        n, channels, height, width = x.shape
+        (kh, kw), (ph, pw), groups = self.kernel, self.pads, self.group
+        taps = kh * kw * (channels // groups)
+        padded = self._buffers.get(f"padded{slot}", (size, height + 2 * ph, width + 2 * pw,
+                                                     channels), x.dtype, 0)   # border stays 0
+        cols = self._buffers.get(f"columns{int(with_ones)}.{slot}",
+                                 (groups, size * oh * ow, taps + with_ones), x.dtype, 1)
+        inside = padded[:, ph:ph + height, pw:pw + width]
+        windows = _windows(padded, (0, 0), (oh, ow), self.kernel, self.strides, self.dilations)
+        windows = windows.reshape(size, oh, ow, kh, kw, groups, -1).transpose(5, 0, 1, 2, 3, 4, 6)
+        target = cols[..., :taps].reshape(windows.shape)
+
+        def fill(start: int, stop: int) -> np.ndarray:
+            np.copyto(inside[:stop - start], x[start:stop].transpose(0, 2, 3, 1))
+            np.copyto(target[:, :stop - start], windows[:, :stop - start])
+            return cols[:, :(stop - start) * oh * ow]
+        return fill
+
+    def _column_chunks(self, x: np.ndarray, oh: int, ow: int, with_ones: bool):
+        """(chunk size, chunks) for column matrices of x."""
+        taps = self.kernel[0] * self.kernel[1] * x.shape[1] // self.group
+        return _chunks(0, len(x), self.group * oh * ow * (taps + with_ones) * x.itemsize)
 
     def forward(self, x, W, b=None):
         n, channels, height, width = x.shape
-        (kh, kw), (sh, sw) = self.kernel, self.strides
-        (ph, pw), (dh, dw) = self.pads, self.dilations
         oh, ow = self._out_size(height, 0), self._out_size(width, 1)
-        perm, spatial = self._layout(n, ow)
-        work = x.transpose(perm)                  # (C, N, H, W) or (C, H, W, N)
-        if ph or pw:   # the border of this buffer is never written, so it stays zero
-            xp = self._scratch("padded", _padded(work.shape, spatial, ph, pw), x.dtype, perm, True)
-            xp[_at(spatial, slice(ph, ph + height), slice(pw, pw + width))] = work
-        else:
-            xp = work
-        windows = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=spatial)
-        windows = windows[_at(spatial, slice(None, None, sh), slice(None, None, sw))]
-        windows = windows[..., ::dh, ::dw]
-        cols = self.cols = self._scratch("cols", (channels, kh, kw) + windows.shape[1:4], x.dtype,
-                                         perm)
-        np.copyto(cols, windows.transpose(0, 4, 5, 1, 2, 3))   # C kh kw | N OH OW or OH OW N
-        self.x_shape, self.W, self.layout = x.shape, W, (perm, spatial)
-        out = self._matmul(W.reshape(self.group, self.num_output // self.group, -1),
-                           cols.reshape(self.group, -1, n * oh * ow))
-        out = out.reshape((self.num_output,) + cols.shape[3:]).transpose(np.argsort(perm))
-        result = np.empty((n, self.num_output, oh, ow), x.dtype)
+        groups, per_group = self.group, self.num_output // self.group
+        kh, kw = self.kernel
+        weights = W.reshape(groups, per_group, -1, kh, kw).transpose(0, 3, 4, 2, 1)
+        weights = weights.reshape(groups, -1, per_group)               # (G, kh kw C/G, O/G)
         if b is not None:
-            np.add(out, b[:, None, None], out=result)
-        else:
-            np.copyto(result, out)
-        return result
+            weights = np.concatenate([weights, b.reshape(groups, 1, per_group)], axis=1)
+        out = np.empty((n, self.num_output, oh, ow), x.dtype)
+        size, chunks = self._column_chunks(x, oh, ow, b is not None)
 
-    @staticmethod
-    def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """a (G, m, k) @ b (G, k, n) as (G m, n); one plain 2-D product when G is 1."""
-        return (a[0] @ b[0]) if a.shape[0] == 1 else np.matmul(a, b).reshape(-1, b.shape[-1])
+        def setup(slot: int) -> tuple:
+            return (self._columns(x, slot, size, oh, ow, b is not None),
+                    self._buffers.get(f"products{slot}", (groups, size * oh * ow, per_group),
+                                      x.dtype))
+
+        def task(state: tuple, start: int, stop: int) -> None:
+            columns, products = state
+            m = stop - start
+            product = np.matmul(columns(start, stop), weights, out=products[:, :m * oh * ow])
+            np.copyto(out[start:stop].reshape(m, groups, per_group, oh * ow),
+                      product.reshape(groups, m, oh * ow, per_group).transpose(1, 0, 3, 2))
+        self.threads = _threads(calls_blas=True)
+        _spread(chunks, self.threads, setup, task)
+        self.x, self.W, self.biased = x, W, b is not None
+        return out
 
     def backward(self, dout):
         needs = self.needs_input_grad
-        n, channels, height, width = self.x_shape
-        (kh, kw), (sh, sw) = self.kernel, self.strides
-        (ph, pw), (dh, dw) = self.pads, self.dilations
-        (perm, spatial), (oh, ow) = self.layout, dout.shape[2:]
+        if needs[0] and self._gathers(self.x.shape, dout.shape):
+            dx, dW = self._grads_by_gathering(dout, needs[1])
+        else:
+            dx = (None if not needs[0] else self._input_grad_by_scattering_rows(dout)
+                  if self._scatters_rows(self.x.shape) else self._input_grad_by_scattering(dout))
+            dW = self._weight_grad(dout) if needs[1] else None
+        if not self.bias_term:
+            return dx, dW
+        return dx, dW, dout.sum(axis=(0, 2, 3)) if needs[2] else None
+
+    def _gathers(self, x_shape: tuple, out_shape: tuple) -> bool:
+        """Whether dx is best gathered (a stride-1 convolution of dout with the flipped kernel)
+        rather than scattered from dcols: it must be stride 1, and its window matrix, H W kh kw
+        O/G per image, at most twice the columns' OH OW kh kw C/G (not so when C is small or
+        the convolution shrinks the image a lot)."""
+        return self.strides == (1, 1) and (
+            x_shape[2] * x_shape[3] * out_shape[1] <= 2 * out_shape[2] * out_shape[3] * x_shape[1])
+
+    def _scatters_rows(self, x_shape: tuple) -> bool:
+        """Whether col2im adds in runs of image rows (channels first) rather than of whole
+        pixels (channels last): where a pixel has few channels, a first layer's 1 or 3."""
+        return x_shape[1] // self.group < 8
+
+    def _weight_grad(self, dout: np.ndarray) -> np.ndarray:
+        """dW = dout^T cols, chunk by chunk (when x needs no gradient: the first layer)."""
         groups, per_group = self.group, self.num_output // self.group
-        # dout in the working layout, as (G, O/G, columns): the layout of the forward product
-        upstream = np.ascontiguousarray(dout.transpose(perm))
-        upstream = upstream.reshape(groups, per_group, -1)
-        cols = self.cols.reshape(groups, -1, n * oh * ow)
-        dW = (self._matmul(upstream, cols.transpose(0, 2, 1)).reshape(self.W.shape)
-              if needs[1] else None)
-        grads = [None, dW]
-        if self.bias_term:
-            grads.append(upstream.reshape(self.num_output, -1).sum(axis=1) if needs[2] else None)
-        if needs[0]:
-            weights = self.W.reshape(groups, per_group, -1).transpose(0, 2, 1)
-            dcols = self._matmul(weights, upstream).reshape(self.cols.shape)
-            dxp = np.zeros(_padded([self.x_shape[a] for a in perm], spatial, ph, pw), dout.dtype)
-            for i in range(kh):          # col2im: one strided add per kernel offset
-                rows = _window_slice(i * dh, sh, oh)
+        oh, ow = dout.shape[2:]
+        size, chunks = self._column_chunks(self.x, oh, ow, self.biased)
+
+        def task(columns, start: int, stop: int) -> np.ndarray:
+            cols = columns(start, stop).reshape(groups, stop - start, oh * ow, -1)
+            upstream = dout[start:stop].reshape(stop - start, groups, per_group, oh * ow)
+            return np.matmul(upstream, cols.transpose(1, 0, 2, 3)).sum(axis=0)
+        total = sum(_spread(chunks, self.threads, lambda slot: self._columns(
+            self.x, slot, size, oh, ow, self.biased), task))
+        taps = total[..., :total.shape[-1] - self.biased]               # drop the ones' column
+        return taps.reshape(groups, per_group, *self.kernel, -1).transpose(0, 1, 4, 2, 3) \
+            .reshape(self.W.shape)
+
+    def _input_grad_by_scattering(self, dout: np.ndarray) -> np.ndarray:
+        """dx by col2im: dcols = dout W (per group), each kernel tap's column block added back
+        onto the pixels its windows read, chunk by chunk."""
+        x, W = self.x, self.W
+        n, channels, height, width = x.shape
+        oh, ow = dout.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, \
+            self.dilations
+        groups, per_group = self.group, self.num_output // self.group
+        rows = W.reshape(groups, per_group, -1, kh, kw).transpose(0, 1, 3, 4, 2)
+        rows = rows.reshape(groups, per_group, -1)                    # (G, O/G, kh kw C/G)
+        dx = np.empty(x.shape, x.dtype)
+        size, chunks = _chunks(0, n, groups * oh * ow * rows.shape[2] * x.itemsize)
+
+        def setup(slot: int) -> tuple:
+            return tuple(self._buffers.get(f"{name}{slot}", shape, x.dtype) for name, shape in (
+                ("upstream", (groups, size * oh * ow, per_group)),
+                ("dcols", (groups, size * oh * ow, rows.shape[2])),
+                ("dx padded", (size, height + 2 * ph, width + 2 * pw, channels))))
+
+        def task(state: tuple, start: int, stop: int) -> None:
+            upstream, dcols, padded = state
+            m = stop - start
+            taps = dcols.reshape(groups, size, oh, ow, kh, kw, -1).transpose(1, 2, 3, 4, 5, 0, 6)
+            np.copyto(upstream[:, :m * oh * ow].reshape(groups, m, oh * ow, per_group),
+                      dout[start:stop].reshape(m, groups, per_group, oh * ow)
+                      .transpose(1, 0, 3, 2))
+            np.matmul(upstream[:, :m * oh * ow], rows, out=dcols[:, :m * oh * ow])
+            padded[:m] = 0
+            for i in range(kh):
                 for j in range(kw):
-                    dxp[_at(spatial, rows, _window_slice(j * dw, sw, ow))] += dcols[:, i, j]
-            crop = dxp[_at(spatial, slice(ph, ph + height), slice(pw, pw + width))]
-            grads[0] = np.ascontiguousarray(crop.transpose(np.argsort(perm)))
-        return tuple(grads)
+                    target = padded[:m, i * dh:i * dh + (oh - 1) * sh + 1:sh,
+                                    j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                    target = target.reshape(m, oh, ow, groups, -1)
+                    target += taps[:m, :, :, i, j]
+            inside = padded[:m, ph:ph + height, pw:pw + width]
+            np.copyto(dx[start:stop], inside.transpose(0, 3, 1, 2))
+        _spread(chunks, self.threads, setup, task)
+        return dx
+
+    def _input_grad_by_scattering_rows(self, dout: np.ndarray) -> np.ndarray:
+        """col2im as above, channels first: dcols (C/G kh kw, OH OW) = W^T dout per image and
+        group, straight from NCHW dout, and each tap's (OH, OW) planes added onto the image."""
+        x, W = self.x, self.W
+        n, channels, height, width = x.shape
+        oh, ow = dout.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, \
+            self.dilations
+        groups, per_group = self.group, self.num_output // self.group
+        columns = W.reshape(groups, per_group, -1).transpose(0, 2, 1)   # (G, C/G kh kw, O/G)
+        dx = np.empty(x.shape, x.dtype)
+        size, chunks = _chunks(0, n, channels * kh * kw * oh * ow * x.itemsize)
+
+        def setup(slot: int) -> tuple:
+            return (self._buffers.get(f"dcols rows{slot}",
+                                      (size, groups, columns.shape[1], oh * ow), x.dtype),
+                    self._buffers.get(f"dx rows{slot}",
+                                      (size, channels, height + 2 * ph, width + 2 * pw), x.dtype))
+
+        def task(state: tuple, start: int, stop: int) -> None:
+            dcols, padded = state
+            m = stop - start
+            taps = dcols.reshape(size, groups, -1, kh, kw, oh, ow)
+            np.matmul(columns, dout[start:stop].reshape(m, groups, per_group, oh * ow),
+                      out=dcols[:m])
+            padded[:m] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    target = padded[:m, :, i * dh:i * dh + (oh - 1) * sh + 1:sh,
+                                    j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                    target = target.reshape(m, groups, -1, oh, ow)
+                    target += taps[:m, :, :, i, j]
+            dx[start:stop] = padded[:m, :, ph:ph + height, pw:pw + width]
+        _spread(chunks, self.threads, setup, task)
+        return dx
+
+    def _grads_by_gathering(self, dout: np.ndarray, weight: bool):
+        """dx as the convolution of the spread-out dout with the flipped kernel, and (when
+        `weight`) dW from the same windows: dW[o, c, i, j] = sum x[c] * window tap (kh-1-i,
+        kw-1-j) of channel o, a product of x^T (C, N H W) with the window matrix."""
+        x, W = self.x, self.W
+        n, channels, height, width = x.shape
+        oh, ow = dout.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.strides, self.pads
+        groups, per_group = self.group, self.num_output // self.group
+        eh, ew = (d * (k - 1) + 1 for d, k in zip(self.dilations, self.kernel))
+        depth = kh * kw * per_group
+        flipped = W.reshape(groups, per_group, -1, kh, kw)[..., ::-1, ::-1]
+        flipped = flipped.transpose(0, 3, 4, 1, 2).reshape(groups, depth, -1)  # (G, kh kw O/G, C/G)
+        dx = np.empty(x.shape, x.dtype)
+        size, chunks = _chunks(0, n, groups * height * width * depth * x.itemsize)
+
+        def setup(slot: int) -> tuple:
+            # dout placed every stride-th pixel with extent - 1 zeros around it (the rest of
+            # the buffer is never written): the flipped kernel's window for pixel (y, x) starts
+            # at (y + ph, x + pw)
+            rows = max((oh - 1) * sh + 2 * eh - 1, height + ph + eh)
+            cols = max((ow - 1) * sw + 2 * ew - 1, width + pw + ew)
+            spread = self._buffers.get(f"spread{slot}", (size, rows, cols, self.num_output),
+                                       x.dtype, 0)
+            placed = spread[:, eh - 1:eh + (oh - 1) * sh:sh, ew - 1:ew + (ow - 1) * sw:sw]
+            windows = _windows(spread, (ph, pw), (height, width), self.kernel, (1, 1),
+                               self.dilations)
+            windows = windows.reshape(size, height, width, kh, kw, groups, per_group)
+            windows = windows.transpose(5, 0, 1, 2, 3, 4, 6)
+            matrix = self._buffers.get(f"upstream windows{slot}",
+                                       (groups, size * height * width, depth), x.dtype)
+            products = self._buffers.get(f"dx products{slot}",
+                                         (groups, size * height * width, channels // groups),
+                                         x.dtype)
+            return placed, windows, matrix, products
+
+        def task(state: tuple, start: int, stop: int):
+            placed, windows, matrix, products = state
+            m, pixels = stop - start, (stop - start) * height * width
+            np.copyto(placed[:m], dout[start:stop].transpose(0, 2, 3, 1))
+            np.copyto(matrix.reshape(windows.shape)[:, :m], windows[:, :m])
+            product = np.matmul(matrix[:, :pixels], flipped, out=products[:, :pixels])
+            np.copyto(dx[start:stop].reshape(m, groups, -1, height * width),
+                      product.reshape(groups, m, height * width, -1).transpose(1, 0, 3, 2))
+            if weight:          # per image, x (C/G, H W) of each group times its windows
+                images = x[start:stop].reshape(m, groups, -1, height * width)
+                per_image = matrix[:, :pixels].reshape(groups, m, height * width, depth)
+                return np.matmul(images, per_image.transpose(1, 0, 2, 3)).sum(axis=0)
+            return None
+        totals = _spread(chunks, self.threads, setup, task)
+        if not weight:
+            return dx, None
+        dW = sum(totals).reshape(groups, -1, kh, kw, per_group)[:, :, ::-1, ::-1]
+        return dx, dW.transpose(0, 4, 1, 2, 3).reshape(W.shape)
 
 
 @register_gate
@@ -284,6 +554,7 @@ class PoolingGate(Gate):
             if any(p >= k for p, k in zip(self.pads, self.kernel)):
                 raise ValueError(f"pad {list(self.pads)} must be smaller than the kernel "
                                  f"{list(self.kernel)}")
+        self._buffers = _Buffers()
 
     def infer_shapes(self, x_shape):
         height, width = _spatial(x_shape, self)
@@ -320,34 +591,82 @@ class PoolingGate(Gate):
         return (kh, kw), (oh, ow), (max((oh - 1) * sh + kh, height + ph),
                                     max((ow - 1) * sw + kw, width + pw))
 
+    # Pooling works on the input split by the stride into phases: phase (a, b) holds the padded
+    # pixels at rows a, a + sh, ... and columns b, b + sw, ..., each phase one contiguous plane
+    # of HQ x WQ. Window tap (i, j) of every output is then the same phase (i % sh, j % sw)
+    # shifted by (i // sh, j // sw), and with the planes laid out flat that shift is one offset:
+    # a tap for all outputs at once is a contiguous slice, and a max or a sum over the kh kw taps
+    # is kh kw whole-array operations at full vector speed. The outputs come out on the HQ x WQ
+    # grid; the part past OH x OW is scratch, cut off at the end (its upstream is zero).
+
+    def _phases(self, x_shape: tuple) -> dict:
+        """The split of an input of `x_shape`: kernel, output size, grid, and per phase the
+        input rows and columns it holds and where they sit on the grid."""
+        n, channels, height, width = x_shape
+        (kh, kw), (oh, ow), _ = self._plane(height, width)
+        (sh, sw), (ph, pw) = self.strides, self.pads
+        grid = (oh + (kh - 1) // sh, ow + (kw - 1) // sw)
+
+        def spans(phase: int, stride: int, pad: int, size: int, cells: int) -> tuple[slice, slice]:
+            first = -((phase - pad) // stride)            # the first cell inside the input
+            last = min(cells, (size - 1 + pad - phase) // stride + 1)
+            first = max(first, 0)
+            if last <= first:
+                return slice(0, 0), slice(0, 0)
+            start = first * stride + phase - pad
+            return slice(first, last), slice(start, start + (last - first - 1) * stride + 1, stride)
+
+        rows = [spans(a, sh, ph, height, grid[0]) for a in range(min(kh, sh))]
+        cols = [spans(b, sw, pw, width, grid[1]) for b in range(min(kw, sw))]
+        taps = [(i % sh * len(cols) + j % sw, i // sh * grid[1] + j // sw)
+                for i in range(kh) for j in range(kw)]
+        length = n * channels * grid[0] * grid[1] - taps[-1][1]      # the last tap shifts most
+        return {"kernel": (kh, kw), "out": (oh, ow), "grid": grid, "rows": rows, "cols": cols,
+                "taps": taps, "length": length}
+
     def forward(self, x):
         n, channels, height, width = x.shape
-        (kh, kw), (oh, ow), (rows, cols) = self._plane(height, width)
-        (sh, sw), (ph, pw) = self.strides, self.pads
-        fill = -np.inf if self.pool == "MAX" else 0
-        if (rows, cols) == (height, width):
-            xp = x
-        else:
-            xp = np.full((n, channels, rows, cols), fill, x.dtype)
-            xp[:, :, ph:ph + height, pw:pw + width] = x
-        self.geometry = (x.shape, (kh, kw), (oh, ow), (rows, cols))
-        views = [xp[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
-                 for i in range(kh) for j in range(kw)]
+        (kh, kw), (oh, ow), _ = self._plane(height, width)
+        self.x = x
+        if (oh, ow) == (1, 1):
+            return self._one_window(x, kh, kw)
         if self.pool == "AVE":
-            out = views[0].copy()
-            for view in views[1:]:
-                out += view
             self.divisor = self._divisor(height, width, kh, kw, oh, ow).astype(x.dtype)
-            out /= self.divisor
-            return out
-        out = views[0].copy()
-        index_type = np.uint8 if kh * kw < 256 else np.int32
-        self.argmax = np.zeros(out.shape, index_type)
-        for offset, view in enumerate(views[1:], 1):
-            # offsets rise, so max(argmax, better * offset) records the newest strict winner
-            np.maximum(self.argmax, (view > out) * index_type(offset), out=self.argmax)
-            np.maximum(out, view, out=out)
+        split = self._phases(x.shape)       # the whole batch's buffers; chunks take slices
+        phases, (hq, wq) = len(split["rows"]) * len(split["cols"]), split["grid"]
+        self.planes = self._buffers.get("phases", (phases, n, channels, hq, wq), x.dtype,
+                                        -np.inf if self.pool == "MAX" else 0)
+        self.grid = self._buffers.get("grid", (n, channels, hq, wq), x.dtype)
+        out = np.empty((n, channels, oh, ow), x.dtype)
+        self.threads = _threads(calls_blas=False)
+        pieces = 1 if self.threads == 1 else min(n, 4 * self.threads)   # for the threads to
+        self.chunks = [(n * i // pieces, n * (i + 1) // pieces) for i in range(pieces)]  # share
+        self.splits = _spread(self.chunks, self.threads, lambda slot: None,
+                              lambda state, start, stop: self._forward_chunk(x, out, start, stop))
         return out
+
+    def _forward_chunk(self, x: np.ndarray, out: np.ndarray, start: int, stop: int) -> dict:
+        """Pool images start:stop of x into out, through their slices of the phases and the
+        grid; returns their split."""
+        split = self._phases((stop - start,) + x.shape[1:])
+        (oh, ow), length = split["out"], split["length"]
+        planes, grid = self.planes[:, start:stop], self.grid[start:stop]
+        phase = 0
+        for cells_h, rows in split["rows"]:             # the fill stays where no pixel lands
+            for cells_w, cols in split["cols"]:
+                planes[phase, :, :, cells_h, cells_w] = x[start:stop, :, rows, cols]
+                phase += 1
+        flat, result = planes.reshape(len(planes), -1), grid.reshape(-1)[:length]
+        combine = np.maximum if self.pool == "MAX" else np.add
+        (first, offset), *others = split["taps"]
+        np.copyto(result, flat[first, offset:offset + length])
+        for phase, offset in others:
+            combine(result, flat[phase, offset:offset + length], out=result)
+        if self.pool == "MAX":
+            np.copyto(out[start:stop], grid[:, :, :oh, :ow])
+        else:
+            np.divide(grid[:, :, :oh, :ow], self.divisor, out=out[start:stop])
+        return split
 
     def _divisor(self, height, width, kh, kw, oh, ow) -> np.ndarray:
         """Caffe's AVE divisor per output: the window clipped to the padded input, not the image."""
@@ -358,22 +677,99 @@ class PoolingGate(Gate):
         return np.outer(size_h, size_w)
 
     def backward(self, dout):
-        (n, channels, height, width), (kh, kw), (oh, ow), (rows, cols) = self.geometry
-        (sh, sw), (ph, pw) = self.strides, self.pads
-        # windows that tile the plane exactly (LeNet's 2x2 at stride 2) are written, not added
-        tiled = (sh, sw) == (kh, kw) and (oh * sh, ow * sw) == (rows, cols)
-        dxp = (np.empty if tiled else np.zeros)((n, channels, rows, cols), dout.dtype)
-        share = dout / self.divisor if self.pool == "AVE" else None
-        for i in range(kh):
-            for j in range(kw):
-                window = dxp[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
-                if tiled and share is None:   # this offset's winners take dout, the others 0
-                    np.multiply(dout, self.argmax == i * kw + j, out=window)
-                elif tiled:
-                    window[...] = share
+        x = self.x
+        if dout.shape[2:] == (1, 1):
+            return (self._one_window_grad(dout),)
+        dx = np.empty(x.shape, dout.dtype)
+        self.upstream = self._buffers.get("upstream", self.grid.shape, dout.dtype, 0)
+        self.grads = self._buffers.get("grads", self.planes.shape, dout.dtype)
+        splits = {start: split for (start, _), split in zip(self.chunks, self.splits)}
+        _spread(self.chunks, self.threads, lambda slot: None, lambda state, start, stop:
+                self._backward_chunk(dout, dx, start, stop, splits[start]))
+        return (dx,)
+
+    def _backward_chunk(self, dout: np.ndarray, dx: np.ndarray, start: int, stop: int,
+                        split: dict) -> None:
+        """dx of images start:stop from their dout, through the phases their forward kept."""
+        (oh, ow), (hq, wq), length = split["out"], split["grid"], split["length"]
+        upstream = self.upstream[start:stop]        # the scratch part of the grid stays zero
+        if self.pool == "MAX":
+            upstream[:, :, :oh, :ow] = dout[start:stop]
+        else:
+            np.divide(dout[start:stop], self.divisor, out=upstream[:, :, :oh, :ow])
+        upstream = upstream.reshape(-1)[:length]
+        planes = self.planes[:, start:stop].reshape(len(self.planes), -1)
+        grads = self.grads[:, start:stop]
+        # windows that do not overlap (LeNet's 2x2 at stride 2) give each phase one tap, at
+        # offset 0: its gradient is written, not added to zeros
+        alone = all(offset == 0 for _, offset in split["taps"]) and \
+            len({phase for phase, _ in split["taps"]}) == len(split["taps"])
+        if not alone:
+            grads.fill(0)
+        flat = grads.reshape(len(grads), -1)
+        if self.pool == "AVE":
+            for phase, offset in split["taps"]:
+                if alone:
+                    np.copyto(flat[phase], upstream)
                 else:
-                    window += share if share is not None else dout * (self.argmax == i * kw + j)
-        return (dxp[:, :, ph:ph + height, pw:pw + width],)
+                    flat[phase, offset:offset + length] += upstream
+        else:   # each output's upstream goes to the first tap equal to its maximum, done a
+            # block of outputs at a time so that the nine taps' slices stay in the cache
+            maxima = self.grid[start:stop].reshape(-1)
+            block = min(length, _POOL_BLOCK)
+            unclaimed, hit = np.empty(block, bool), np.empty(block, bool)
+            share = np.empty(block, dout.dtype)
+            for first in range(0, length, block):
+                last = min(first + block, length)
+                size = last - first
+                unclaimed[:size] = True
+                for phase, offset in split["taps"]:
+                    np.equal(planes[phase, first + offset:last + offset], maxima[first:last],
+                             out=hit[:size])
+                    hit[:size] &= unclaimed[:size]
+                    unclaimed[:size] ^= hit[:size]
+                    if alone:
+                        np.multiply(upstream[first:last], hit[:size], out=flat[phase, first:last])
+                    else:
+                        np.multiply(upstream[first:last], hit[:size], out=share[:size])
+                        flat[phase, first + offset:last + offset] += share[:size]
+        dx = dx[start:stop]
+        if sum(cells.stop - cells.start for cells, _ in split["rows"]) < dx.shape[2] or \
+                sum(cells.stop - cells.start for cells, _ in split["cols"]) < dx.shape[3]:
+            dx.fill(0)                          # pixels in no window: no phase holds them
+        images = max(1, _CHUNK_BYTES // 4 // (dx[0].nbytes or 1))   # the phases interleave:
+        for first in range(0, len(dx), images):     # fill a few images' cache lines at a time
+            phase, part = 0, slice(first, first + images)
+            for cells_h, rows in split["rows"]:
+                for cells_w, cols in split["cols"]:
+                    dx[part, :, rows, cols] = grads[phase, part, :, cells_h, cells_w]
+                    phase += 1
+
+    def _one_window(self, x: np.ndarray, kh: int, kw: int) -> np.ndarray:
+        """A single output per plane (global pooling): a reduction over the window's pixels."""
+        ph, pw = self.pads
+        self.window = (kh, kw)
+        pixels = x[:, :, :kh - ph, :kw - pw].reshape(*x.shape[:2], -1)
+        if self.pool == "MAX":
+            return pixels.max(axis=2)[:, :, None, None]
+        self.divisor = self._divisor(*x.shape[2:], kh, kw, 1, 1).astype(x.dtype)
+        return pixels.sum(axis=2)[:, :, None, None] / self.divisor
+
+    def _one_window_grad(self, dout: np.ndarray) -> np.ndarray:
+        """The single window's gradient: all of dout to the first maximal pixel (argmax takes
+        the first, in row-major order), or dout / divisor to every pixel."""
+        x, (kh, kw), (ph, pw) = self.x, self.window, self.pads
+        dx = np.zeros(x.shape, dout.dtype)
+        window = dx[:, :, :kh - ph, :kw - pw]
+        if self.pool == "AVE":
+            window[...] = dout / self.divisor
+            return dx
+        pixels = x[:, :, :kh - ph, :kw - pw].reshape(*x.shape[:2], -1)
+        first = pixels.argmax(axis=2)[:, :, None]
+        grads = np.zeros(pixels.shape, dout.dtype)
+        np.put_along_axis(grads, first, dout.reshape(first.shape), axis=2)
+        window[...] = grads.reshape(window.shape)
+        return dx
 
     def sample_inputs(self, rng):
         """Distinct, well-separated values (a shuffled grid), so no max window is near a tie."""

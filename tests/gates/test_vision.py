@@ -3,11 +3,14 @@ gradients over the geometry variants (stride, padding, dilation, groups, overlap
 windows), Caffe's conventions, and the gates inside a Net (LeNet-style nets and configs)."""
 from __future__ import annotations
 
+import os
+import signal
 import tracemalloc
 
 import numpy as np
 import pytest
 
+from gates import vision
 from net import ConfigError, Net
 from tests.helpers import CONFIGS, make, numeric_check
 
@@ -73,24 +76,164 @@ def test_convolution_gradients(options, shape):
     numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
 
 
-@pytest.mark.parametrize("layout", ["batch-first", "batch-last"])
-def test_convolution_working_layouts_agree(layout):
-    """Small planes are worked in (C, H, W, N), larger ones in (C, N, H, W): both are exact."""
-    options, shape = CONV_CASES[-1].values
+@pytest.mark.parametrize("per_chunk", [1, 2, 5])
+@pytest.mark.parametrize("case", [0, 2, -1], ids=["plain", "pad1", "everything"])
+def test_convolution_chunks_agree(monkeypatch, case, per_chunk):
+    """The passes work a few images at a time: one image per chunk, a short last chunk (5 = 2 +
+    2 + 1) and the whole batch in one chunk all match the direct loops and the centred
+    differences, with and without the input's gradient."""
+    monkeypatch.setattr(vision, "_chunks", lambda first, last, _: (per_chunk, [
+        (start, min(start + per_chunk, last)) for start in range(first, last, per_chunk)]))
+    options, shape = CONV_CASES[case].values
+    shape = (5,) + shape[1:]
     gate = make("Convolution", **options)
-    forced = {"batch-first": ((1, 0, 2, 3), (2, 3)), "batch-last": ((1, 2, 3, 0), (1, 2))}[layout]
-    gate._layout = lambda n, ow: forced
-    x = RNG.standard_normal(shape)
-    W, b = RNG.standard_normal((4, 2, 3, 3)), RNG.standard_normal(4)
-    np.testing.assert_allclose(gate.forward(x, W, b), reference_conv(
-        x, W, b, gate.strides, gate.pads, gate.dilations, gate.group), atol=1e-12)
-    assert gate.layout == forced
+    specs = gate.param_specs(shape)
+    x, W = RNG.standard_normal(shape), RNG.standard_normal(specs["W"][0])
+    b = [RNG.standard_normal(specs["b"][0])] if "b" in specs else []
+    np.testing.assert_allclose(gate.forward(x, W, *b), reference_conv(
+        x, W, *(b or [None]), gate.strides, gate.pads, gate.dilations, gate.group), atol=1e-12)
     numeric_check(gate, [x])
+    gate.needs_input_grad = (False, True, True)
+    expected = gate.backward(np.ones(gate.infer_shapes(shape)[0]))
+    monkeypatch.setattr(vision, "_chunks", lambda first, last, _: (last - first, [(first, last)]))
+    gate.forward(x, W, *b)
+    for got, want in zip(gate.backward(np.ones(gate.infer_shapes(shape)[0]))[1:], expected[1:]):
+        np.testing.assert_allclose(got, want, atol=1e-12)
 
 
-def test_convolution_padding_buffer_survives_shape_and_layout_changes():
-    """The zero-bordered scratch buffer is replaced, not reused, when the working layout
-    changes, even where both layouts' padded shapes coincide ((1, 20, 10, 20) here)."""
+ROUTES = {"gathered": (True, False), "scattered-pixels": (False, False),
+          "scattered-rows": (False, True)}
+
+
+@pytest.mark.parametrize("route, options, shape", [
+    pytest.param(route, *case.values, id=f"{route}-{case.id}") for route in ROUTES
+    for case in CONV_CASES if not (ROUTES[route][0] and "stride" in case.values[0])])
+def test_convolution_input_gradient_routes_agree(monkeypatch, route, options, shape):
+    """dx is gathered (dout convolved with the flipped kernel; stride 1 only) or scattered
+    (col2im, adding in runs of pixels or of rows), whichever moves less data; each must match
+    the centred differences wherever it may be chosen."""
+    gathers, rows = ROUTES[route]
+    monkeypatch.setattr(vision.ConvolutionGate, "_gathers", lambda self, *shapes: gathers)
+    monkeypatch.setattr(vision.ConvolutionGate, "_scatters_rows", lambda self, shape: rows)
+    numeric_check(make("Convolution", **options), [RNG.standard_normal(shape)])
+
+
+THREADED_CASES = [
+    pytest.param("Convolution", {"num_output": 4, "kernel_size": 3, "pad": 1}, (True, True, True),
+                 id="conv-gathered"),
+    pytest.param("Convolution", CONV_CASES[-1].values[0], (True, True, True), id="conv-scattered"),
+    pytest.param("Convolution", {"num_output": 3, "kernel_size": 2}, (False, True, True),
+                 id="conv-weights-only"),
+    pytest.param("Pooling", {"pool": "MAX", "kernel_size": 3, "stride": 2}, (True,), id="max"),
+    pytest.param("Pooling", {"pool": "AVE", "kernel_size": 3, "stride": 2, "pad": 1}, (True,),
+                 id="ave"),
+]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("type_name, options, needs", THREADED_CASES)
+def test_gates_split_the_batch_over_threads(monkeypatch, threads, type_name, options, needs):
+    """With several threads a gate's chunks (one image each here) go to whichever thread is
+    free: the same outputs and gradients as one thread, and (3 threads) centred differences."""
+    x = distinct((5, 4, 7, 6))
+    gate = make(type_name, **options)
+    params = [RNG.standard_normal(shape) for shape, _ in gate.param_specs(x.shape).values()] \
+        if type_name == "Convolution" else []
+    dout = RNG.standard_normal(gate.infer_shapes(x.shape)[0])
+    results = []
+    for count in (1, threads):
+        monkeypatch.setattr(vision, "THREADS", count)
+        monkeypatch.setattr(vision, "_CHUNK_BYTES", 1 if count > 1 else 1 << 21)
+        gate.needs_input_grad = needs
+        results.append((gate.forward(x, *params), gate.backward(dout)))
+    (out, grads), (threaded_out, threaded_grads) = results
+    np.testing.assert_allclose(threaded_out, out, rtol=1e-13, atol=1e-13)
+    for threaded, single in zip(threaded_grads, grads):
+        assert (threaded is None) == (single is None)
+        if single is not None:
+            np.testing.assert_allclose(threaded, single, rtol=1e-12, atol=1e-12)
+    if threads == 3:
+        numeric_check(gate, [x])
+
+
+class FakeBlas:
+    """threadpoolctl's controller as the gates use it: limit() holds the BLAS to a count."""
+    def __init__(self):
+        self.limits = []
+
+    def limit(self, limits):
+        self.limits.append(limits)
+        return limits
+
+
+def test_threads_follow_the_blas_unless_it_cannot_be_held_to_one(monkeypatch):
+    """Chunks that call BLAS get threads of their own only where threadpoolctl can hold the
+    BLAS to one thread, which happens once and stays; pooling calls no BLAS; THREADS
+    overrides, and THREADS = 1 leaves the BLAS alone."""
+    monkeypatch.setattr(vision, "THREADS", None)
+    monkeypatch.setattr(vision, "_BLAS", [None, 2, None])
+    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=False)) == (1, 2)
+    blas = FakeBlas()
+    monkeypatch.setattr(vision, "_BLAS", [blas, 2, None])
+    assert (vision._threads(calls_blas=False), blas.limits) == (2, [])
+    assert (vision._threads(calls_blas=True), vision._threads(calls_blas=True)) == (2, 2)
+    assert blas.limits == [1]
+    monkeypatch.setattr(vision, "_BLAS", [FakeBlas(), 2, None])
+    monkeypatch.setattr(vision, "THREADS", 1)
+    assert (vision._threads(calls_blas=True), vision._BLAS[0].limits) == (1, [])
+    monkeypatch.setattr(vision, "THREADS", 3)
+    assert vision._threads(calls_blas=True) == 3
+
+
+def test_threads_take_chunks_in_turn_and_failures_wait_for_the_others():
+    """Every chunk is done once, its result in chunk order, each thread with the state it set
+    up; a failing chunk is reported after the other threads end, the other chunks done."""
+    states = []
+
+    def setup(slot):
+        states.append(slot)
+        return slot
+
+    chunks = [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert vision._spread(chunks, 3, setup, lambda state, start, stop: (start, stop)) == chunks
+    assert sorted(states) == [0, 1, 2]
+    done = []
+
+    def task(state, start, stop):
+        if start == 0:
+            raise ValueError("chunk 0 failed")
+        done.append(start)
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        vision._spread(chunks, 3, setup, task)
+    assert sorted(done) == [2, 4, 6]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_starts_its_own_threads(monkeypatch):
+    """A child forked after the gates started their threads (a data loader, a launcher) has
+    none of them: it must start its own instead of waiting on the parent's forever."""
+    monkeypatch.setattr(vision, "THREADS", 2)
+    gate = make("Pooling", pool="MAX", kernel_size=3, stride=2)
+    x = distinct((4, 3, 9, 9))
+    expected = gate.forward(x)
+    pid = os.fork()
+    if pid == 0:                    # the child: killed if it hangs, exit 0 if it pooled right
+        signal.alarm(30)
+        os._exit(0 if np.array_equal(gate.forward(x), expected) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_chunks_cover_the_batch_within_the_budget():
+    budget = vision._CHUNK_BYTES
+    assert vision._chunks(0, 10, budget // 3) == (3, [(0, 3), (3, 6), (6, 9), (9, 10)])
+    assert vision._chunks(5, 9, 10 * budget) == (1, [(5, 6), (6, 7), (7, 8), (8, 9)])
+    assert vision._chunks(3, 5, 1) == (2, [(3, 5)])
+
+
+def test_convolution_padding_buffer_survives_shape_changes():
+    """The zero-bordered scratch buffers are replaced, not reused, when the input's shape
+    changes, even to a transposed one whose buffers hold as many values."""
     gate = make("Convolution", num_output=2, kernel_size=3, pad=1)
     W, b = RNG.standard_normal((2, 1, 3, 3)), RNG.standard_normal(2)
     for shape in [(20, 1, 8, 18), (20, 1, 18, 8), (20, 1, 8, 18), (3, 1, 4, 4)]:
@@ -170,8 +313,9 @@ def test_convolution_buffers_do_not_grow():
         out = gate.forward(x, W, b)
         gate.backward(np.ones_like(out))
 
-    step()
-    cols = gate.cols
+    for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
+        step()
+    buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
     tracemalloc.start()
     step()
     first = tracemalloc.get_traced_memory()[0]
@@ -179,7 +323,7 @@ def test_convolution_buffers_do_not_grow():
         step()
     grown = tracemalloc.get_traced_memory()[0] - first
     tracemalloc.stop()
-    assert gate.cols is cols        # the same scratch buffer, reused
+    assert all(gate._buffers.kept[name][1] is array for name, array in buffers.items())
     assert grown < 4096
 
 
@@ -238,6 +382,58 @@ def test_pooling_matches_caffe_loops(pool, options, shape, out_size):
 @pytest.mark.parametrize("options, shape, out_size", POOL_CASES)
 def test_pooling_gradients(pool, options, shape, out_size):
     numeric_check(make("Pooling", pool=pool, **options), [distinct(shape)])
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_max_pooling_in_blocks_routes_as_in_one(monkeypatch, block):
+    """The max gradient is routed a block of outputs at a time: any block size, ties included
+    (a plateau of ones and zeros), gives the dx of one block (up to the order of the additions
+    where windows overlap)."""
+    gate = make("Pooling", pool="MAX", kernel_size=3, stride=2, pad=1)
+    x = np.where(RNG.random((2, 3, 9, 8)) < 0.5, 1.0, np.round(RNG.random((2, 3, 9, 8)), 1))
+    dout = RNG.standard_normal(gate.infer_shapes(x.shape)[0])
+    gate.forward(x)
+    (expected,) = gate.backward(dout)
+    monkeypatch.setattr(vision, "_POOL_BLOCK", block)
+    gate.forward(x)
+    (dx,) = gate.backward(dout)
+    np.testing.assert_allclose(dx, expected, rtol=1e-14, atol=1e-15)
+    numeric_check(gate, [distinct(x.shape)])
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_pooling_gradients_are_not_views_of_reused_buffers(pool):
+    gate = make("Pooling", pool=pool, kernel_size=3, stride=2)
+    x = RNG.standard_normal((2, 3, 7, 7))
+    out = gate.forward(x)
+    (first,) = gate.backward(np.ones_like(out))
+    kept = first.copy()
+    out2 = gate.forward(-x)
+    gate.backward(-np.ones_like(out))
+    np.testing.assert_array_equal(first, kept)
+    assert not np.shares_memory(out, out2)
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_pooling_buffers_do_not_grow(pool):
+    gate = make("Pooling", pool=pool, kernel_size=3, stride=2)
+    x = RNG.standard_normal((8, 4, 12, 12)).astype(np.float32)
+
+    def step():
+        gate.backward(np.ones_like(gate.forward(x)))
+
+    for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
+        step()
+    buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
+    tracemalloc.start()
+    step()
+    first = tracemalloc.get_traced_memory()[0]
+    for _ in range(10):
+        step()
+    grown = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert buffers and all(gate._buffers.kept[n][1] is a for n, a in buffers.items())
+    assert grown < 4096
 
 
 def test_max_pooling_tie_goes_to_the_first_element():

@@ -1,5 +1,5 @@
-"""The benchmark compares like with like, and its quick runs (the MLPs, LeNet, one and two
-MPI processes) give every section; no timing is asserted."""
+"""The benchmark compares like with like, and its quick runs (the MLPs, the convnets, one and
+two MPI processes) give every section; no timing is asserted."""
 from __future__ import annotations
 
 import json
@@ -45,30 +45,35 @@ def test_quick_run_prints_every_section():
     assert results["memory"][0]["gatework_mb"] > 0 and results["memory"][0]["numpy_mb"] > 0
     assert results["scalar"]["gatework_us"] > 0 and results["backward_over_forward"]["ratio"] > 0
     assert results["machine"]["cores"] >= 1
-    lenet = results["lenet"]
-    assert lenet["ms"]["gatework"] > 0 and lenet["ratio"] is None and "conv2" in lenet["profile"]
+    convnets = results["convnets"]
+    assert [(r["net"], r["mode"], r["threads"]) for r in convnets["rows"]] == [
+        ("lenet", "train", 1), ("lenet", "infer", 1), ("cifar10_quick", "train", 1),
+        ("cifar10_quick", "infer", 1)]
+    assert all(r["ms"]["gatework"] > 0 and r["ratio"] is None for r in convnets["rows"])
+    assert "conv3" in convnets["profiles"]["cifar10_quick/1"]
 
 
 @pytest.mark.slow
-def test_the_text_report_has_the_table_and_the_lenet_section():
+def test_the_text_report_has_the_table_and_the_convnet_section():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
                            "--repeats", "1", "--threads", "1", "--torch-python", "/nonexistent"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     for words in ("Training iteration", "784-256-256-10", "Scalar example", "Chain of N",
-                  "Backward / forward", "Peak memory", "LeNet 28x28", "PyTorch not run",
-                  "its row is skipped", "resident"):
+                  "Backward / forward", "Peak memory", "LeNet 28x28", "cifar10_quick 32x32",
+                  "PyTorch not run", "its column is skipped", "resident"):
         assert words in done.stdout
 
 
 @pytest.mark.slow
-def test_lenet_benchmark_runs_without_torch():
-    from net.tools.bench import lenet as bench_lenet
+def test_convnet_benchmark_runs_without_torch():
+    from net.tools.bench import convnets
 
-    result = bench_lenet.run(threads=1, repeats=1, block=0.01, torch_python="/nonexistent/python",
-                             profile_iterations=2)
-    assert result["ms"]["gatework"] > 0 and result["ratio"] is None
-    text = bench_lenet.report(result)
+    result = convnets.run(threads=(1,), repeats=1, block=0.01, torch_python="/nonexistent/python",
+                          profile_iterations=2, nets=("lenet",))
+    assert [r["mode"] for r in result["rows"]] == ["train", "infer"]
+    assert all(r["ms"]["gatework"] > 0 and r["ratio"] is None for r in result["rows"])
+    text = convnets.report(result)
     assert "skipped" in text and "resident" in text and "conv2" in text and "SGD update" in text
 
 

@@ -2,7 +2,7 @@
 
     common      timing in alternation, medians, the machine, Worker processes
     mlp         the MLP table, the scalar example, the gate chain, memory
-    lenet       the LeNet step against PyTorch
+    convnets    LeNet and cifar10_quick against PyTorch: training step and inference
     mpi         data-parallel throughput with 1 and N processes
     torch_side  the PyTorch side of every comparison (run by path by another interpreter)
     cli         the command line

@@ -7,8 +7,9 @@
 
 (`python scripts/bench.py` is the same.) By default: MLP training iterations (Gatework, the numpy
 loop, PyTorch), the lecture's scalar example, the N-gate chain, backward / forward, peak memory
-(mlp.py), then the 28x28 LeNet step against PyTorch (lenet.py; --profile adds Gatework's per-gate
-times). Each figure is a median over repeats; each ratio compares variants timed in alternation
+(mlp.py), then the convnets, LeNet 28x28 and cifar10_quick, against PyTorch: training step and
+inference pass, at 1 and 2 threads (convnets.py; --profile adds Gatework's per-gate times of each
+step). Each figure is a median over repeats; each ratio compares variants timed in alternation
 in this same run. PyTorch runs in its own process, from the interpreter --torch-python names
 (default: this one); its rows are skipped when torch cannot be imported there.
 
@@ -24,7 +25,7 @@ import sys
 from ...errors import GateworkError
 from ..cli import add_common_arguments, dump_json, guarded_job
 from ..launch import mpi_problem
-from . import lenet, mlp, mpi
+from . import convnets, mlp, mpi
 from .common import THREAD_VARIABLES, threads_variables
 
 MPI_ONLY = ("processes", "rounds", "seconds")
@@ -37,11 +38,11 @@ def main(args: argparse.Namespace) -> int:
     quick = args.quick
     torch_python = args.torch_python or sys.executable
     results = mlp.run(quick, args.repeats, args.threads, torch_python)
-    results["lenet"] = lenet.run(
-        args.threads or 1, args.repeats or (1 if quick else 11), 0.01 if quick else 0.3,
-        torch_python, (2 if quick else 50) if args.profile else 0)
+    results["convnets"] = convnets.run(
+        (1,) if quick else convnets.THREADS, args.repeats or (1 if quick else 11),
+        0.01 if quick else 0.3, torch_python, (2 if quick else 20) if args.profile else 0)
     print(dump_json(results) if args.json else
-          mlp.report(results) + "\n\n" + lenet.report(results["lenet"]))
+          mlp.report(results) + "\n\n" + convnets.report(results["convnets"]))
     return 0
 
 
@@ -85,16 +86,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a smoke test: two MLPs, short blocks, few repeats (with --mpi: the "
                              "tiny MLP, one short round)")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="threads for numpy's BLAS and for PyTorch (default: the libraries' "
-                             "own choice for the table, 1 for LeNet); 1 keeps a busy shared "
-                             "machine from stalling them")
+                        help="threads for numpy's BLAS and for PyTorch in the MLP table "
+                             "(default: the libraries' own choice; the convnets run at 1 and at "
+                             "2, quick at 1); 1 keeps a busy shared machine from stalling them")
     parser.add_argument("--repeats", type=int,
-                        help="repeats per figure (default 21, LeNet 11; quick 3, LeNet 1)")
+                        help="repeats per figure (default 21, convnets 11; quick 3, convnets 1)")
     parser.add_argument("--torch-python", metavar="PATH",
                         help="the Python that runs the PyTorch rows (default: this one; rows "
                              "skipped when torch is not importable there)")
     parser.add_argument("--profile", action="store_true",
-                        help="add Gatework's per-gate times of the LeNet step")
+                        help="add Gatework's per-gate times of each convnet's training step")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     mpi = parser.add_argument_group("--mpi: data-parallel throughput")
     mpi.add_argument("--mpi", action="store_true",
