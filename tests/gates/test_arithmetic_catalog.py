@@ -11,23 +11,8 @@ import pytest
 from gates import gate_class
 from net import ConfigError, Net
 from net.gradcheck import check_gate
-from tests.gates.fixtures import make_torch_fixtures_a as ORACLE
 
 RNG = np.random.default_rng(13)
-
-CASES = ORACLE.cases("arithmetic")
-STORED = ORACLE.read("arithmetic")
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_matches_pytorch_fixture(case):
-    ORACLE.compare(case, STORED[case.name])
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_matches_pytorch_live(case):
-    pytest.importorskip("torch")
-    ORACLE.compare(case, ORACLE.live(case))
 
 
 def make(type_name, **options):

@@ -12,24 +12,9 @@ import pytest
 from gates import gate_class
 from net import Net, Solver
 from net.gradcheck import check_gate, check_net
-from tests.gates.fixtures import make_torch_fixtures_a as ORACLE
 
 RNG = np.random.default_rng(11)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-CASES = ORACLE.cases("normalization")
-STORED = ORACLE.read("normalization")
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_matches_pytorch_fixture(case):
-    ORACLE.compare(case, STORED[case.name])
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_matches_pytorch_live(case):
-    pytest.importorskip("torch")
-    ORACLE.compare(case, ORACLE.live(case))
 
 
 def make(type_name, **options):
