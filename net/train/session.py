@@ -75,25 +75,36 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
         say(f"resumed at iteration {solver.iter} from {Path(resume).resolve()} "
             f"(weights {used.resolve()})")
     solver.output_dir = output
+    try:
+        result, curves = _solve_into(solver, rundir, resume is not None, overwrite,
+                                     progress and comm.is_root, say)
+    finally:
+        data.close()            # stops prefetching threads
+    comm.barrier()              # the other ranks return only once rank 0 has written everything
+    return {**result, "net": net.name, "output": output, "metrics": output / "metrics.jsonl",
+            "curves": curves, "processes": comm.size}
+
+
+def _solve_into(solver: Solver, rundir: RunDirectory | None, resuming: bool, overwrite: bool,
+                progress: bool, say: Callable[[str], None]) -> tuple[dict[str, Any], Path | None]:
+    """Train with the directory locked, logging metrics (rank 0 only: `rundir` is None on the
+    other ranks, which write nothing); returns the result and the curves written."""
+    output = solver.output_dir
     with rundir if rundir is not None else nullcontext():
         if overwrite and rundir is not None:
             for path in rundir.clear_earlier_run():
                 say(f"removed {path} (--overwrite)")
         say(f"output: {output.resolve()} (snapshots "
             f"{solver.snapshot_prefix().resolve()}_iter_N.*)")
-        metrics = MetricsLog(output / "metrics.jsonl",
-                             resume_at=solver.iter if resume is not None else None) \
-            if comm.is_root else nullcontext()
+        metrics = MetricsLog(output / "metrics.jsonl", resume_at=solver.iter if resuming
+                             else None) if rundir is not None else nullcontext()
         with metrics:
-            result = solver.solve(data, progress=progress and comm.is_root, log=say,
-                                  on_event=metrics.write if comm.is_root else None)
-        curves = None
-        if comm.is_root:
-            curves = plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png",
-                                 net.name)
-    comm.barrier()              # the other ranks return only once rank 0 has written everything
-    return {**result, "net": net.name, "output": output, "metrics": output / "metrics.jsonl",
-            "curves": curves, "processes": comm.size}
+            result = solver.solve(solver.data, progress=progress, log=say,
+                                  on_event=metrics.write if rundir is not None else None)
+        if rundir is None:
+            return result, None
+        return result, plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png",
+                                   solver.net.name)
 
 
 #: the exit status of train.py for each way a run can end (2 is a usage or config error)

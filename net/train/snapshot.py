@@ -91,43 +91,9 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
     history, loss window, gate RNG states and the train data position (of `data`, default
     `solver.data`). Everything is checked before anything changes. Returns the weights path."""
     path = Path(path)
-    expect: dict = {key: TEXT_BYTES for key in ("format", "net", "type", "hyperparameters",
-                                                "weights")}
-    expect.update({"iter": (), "data_position": (3,), "rng": RNG_BYTES,
-                   "losses": 1 << 23})
-    expect.update({f"history:{slot}:{name}": target.shape
-                   for slot, per_param in solver.history.items()
-                   for name, target in per_param.items()})
-    state = read_npz(path, "solver state file", expect)
-    if state.get("format") is None:
-        raise DataError(f"{path}: not a Gatework solver state (no 'format' entry); resuming takes "
-                        "the .solverstate.npz file of a snapshot")
-    if _text(state, "format", path) != STATE_FORMAT:
-        raise DataError(f"{path}: not a Gatework solver state (format "
-                        f"{_text(state, 'format', path)!r}); pass the .solverstate.npz file")
-    kind = _text(state, "type", path)
-    if kind != solver.config.type:
-        raise DataError(f"{path}: holds the state of solver type {kind}, but the config asks for "
-                        f"{solver.config.type}")
+    state = _read_state(solver, path)
     iteration = _integer(state, "iter", path)
-    histories = {}
-    for slot, per_param in solver.history.items():
-        for name, target in per_param.items():
-            key = f"history:{slot}:{name}"
-            if state.get(key) is None:
-                raise DataError(f"{path}: no solver history for parameter {name!r} (is it from "
-                                "another net, or were lr_mult settings changed?)")
-            if state[key].shape != target.shape or state[key].dtype.kind != "f":
-                raise DataError(f"{path}: history of {name!r} is {state[key].dtype} "
-                                f"{state[key].shape}, the net needs {target.shape}")
-            if not np.all(np.isfinite(state[key])):
-                raise DataError(f"{path}: the solver history of {name!r} holds NaN or Inf "
-                                "(the run had diverged when it was saved)")
-            histories[key] = (target, state[key])
-    extra = [k[8:] for k in state if k.startswith("history:") and k not in histories]
-    if extra:
-        raise DataError(f"{path}: holds history for parameters the solver does not train: "
-                        f"{', '.join(extra)}")
+    histories = _histories(solver, state, path)
     try:
         generators = check_rng_states(solver.net.gates, json.loads(_text(state, "rng", path)))
     except (ValueError, RecursionError) as err:
@@ -156,6 +122,51 @@ def restore(solver: Any, path: str | Path, data: Any = None) -> Path:
     solver.losses.clear()
     solver.losses.extend(float(v) for v in np.ravel(losses)[-solver.losses.maxlen:])
     return weights
+
+
+def _read_state(solver: Any, path: Path) -> dict[str, np.ndarray | None]:
+    """The entries of a solverstate file this solver can use, each within its bound."""
+    expect: dict = {key: TEXT_BYTES for key in ("format", "net", "type", "hyperparameters",
+                                                "weights")}
+    expect.update({"iter": (), "data_position": (3,), "rng": RNG_BYTES, "losses": 1 << 23})
+    expect.update({f"history:{slot}:{name}": target.shape
+                   for slot, per_param in solver.history.items()
+                   for name, target in per_param.items()})
+    state = read_npz(path, "solver state file", expect)
+    if state.get("format") is None:
+        raise DataError(f"{path}: not a Gatework solver state (no 'format' entry); resuming takes "
+                        "the .solverstate.npz file of a snapshot")
+    if _text(state, "format", path) != STATE_FORMAT:
+        raise DataError(f"{path}: not a Gatework solver state (format "
+                        f"{_text(state, 'format', path)!r}); pass the .solverstate.npz file")
+    kind = _text(state, "type", path)
+    if kind != solver.config.type:
+        raise DataError(f"{path}: holds the state of solver type {kind}, but the config asks for "
+                        f"{solver.config.type}")
+    return state
+
+
+def _histories(solver: Any, state: dict, path: Path) -> dict[str, tuple]:
+    """Per history entry, (the solver's array, the file's values), all checked."""
+    histories = {}
+    for slot, per_param in solver.history.items():
+        for name, target in per_param.items():
+            key = f"history:{slot}:{name}"
+            if state.get(key) is None:
+                raise DataError(f"{path}: no solver history for parameter {name!r} (is it from "
+                                "another net, or were lr_mult settings changed?)")
+            if state[key].shape != target.shape or state[key].dtype.kind != "f":
+                raise DataError(f"{path}: history of {name!r} is {state[key].dtype} "
+                                f"{state[key].shape}, the net needs {target.shape}")
+            if not np.all(np.isfinite(state[key])):
+                raise DataError(f"{path}: the solver history of {name!r} holds NaN or Inf "
+                                "(the run had diverged when it was saved)")
+            histories[key] = (target, state[key])
+    extra = [k[8:] for k in state if k.startswith("history:") and k not in histories]
+    if extra:
+        raise DataError(f"{path}: holds history for parameters the solver does not train: "
+                        f"{', '.join(extra)}")
+    return histories
 
 
 def _text(state: dict, key: str, path: Path) -> str:
