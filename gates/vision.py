@@ -633,7 +633,7 @@ class PoolingGate(Gate):
     STOCHASTIC (Caffe's; x must be non-negative, as after a ReLU; no padding): in the train
     phase each window yields one of its pixels, drawn with probability proportional to its value
     by the gate's seeded `rng` (Caffe's rule: the first pixel, in row-major order, whose running
-    sum exceeds u times the window's sum, u uniform in [0, 1); a window of zeros yields its first
+    sum passes u times the window's sum, u uniform in [0, 1); a window of zeros yields its first
     pixel), and the gradient goes to that pixel. In the test phase each output is the
     probability-weighted average sum(x^2) / (FLT_MIN + sum(x)) of its window; Caffe has no
     backward there, Gatework gives its exact derivative (2 x sum(x) - sum(x^2)) / sum(x)^2 per
