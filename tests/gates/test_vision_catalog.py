@@ -244,6 +244,7 @@ def reference_mask(x, kernel, stride, pad, out_size):
     ({"kernel_size": 3, "stride": 1, "round_mode": "FLOOR"}, (2, 1, 4, 5)),
     ({"kernel_size": 2, "stride": 3}, (1, 2, 6, 6)),
     ({"global_pooling": True}, (2, 3, 3, 4)),
+    ({"kernel_size": 3, "stride": 3, "pad": 1}, (1, 2, 2, 2)),     # one padded window
 ])
 def test_mask_matches_caffes_loop(options, shape):
     gate = pooling(2, pool="MAX", **options)
