@@ -811,7 +811,7 @@ class PoolingGate(Gate):
         """Caffe's mask for a chunk: per output, the tap that first equals its maximum (taps
         tried last to first, so the first such one in row-major order is written last), as the
         index h W + w of that pixel in its input plane."""
-        (kh, kw), (oh, ow), (sh, sw), (ph, pw) = split["kernel"], split["out"], self.strides, \
+        kw, (oh, ow), (sh, sw), (ph, pw) = split["kernel"][1], split["out"], self.strides, \
             self.pads
         length = len(maxima)
         winner = np.zeros(mask.shape[:2] + split["grid"], np.intp)
