@@ -1,13 +1,15 @@
-"""Image gates on NCHW arrays: Convolution and Pooling, with Caffe's options and output sizes.
+"""Image gates on NCHW arrays: Convolution, Deconvolution and Pooling, with Caffe's options and
+output sizes.
 
-Both are vectorised numpy, and built for speed where the work is (see each class's comments):
+All are vectorised numpy, and built for speed where the work is (see each class's comments):
 a convolution works a few images at a time, channels last, its windows copied into a column
 matrix that stays in the cache and multiplied by W in one BLAS call; pooling splits its input
 by the stride into phases, so that every window tap is one contiguous slice. Nothing loops over
-pixels. With several threads (see THREADS) a gate's chunks of images go to a small pool of
-threads of its own. Scratch buffers are reused between calls and replaced, never added to, when
-the shapes change, so memory does not grow with the number of iterations; what a call returns
-is never one of them.
+pixels (STOCHASTIC pooling, the rare one, copies its windows out instead). Deconvolution is
+Convolution run backwards on the same code. With several threads (see THREADS) a gate's chunks
+of images go to a small pool of threads of its own. Scratch buffers are reused between calls
+and replaced, never added to, when the shapes change, so memory does not grow with the number
+of iterations; what a call returns is never one of them.
 """
 from __future__ import annotations
 
@@ -159,6 +161,7 @@ def _spread(chunks: list[tuple[int, int]], threads: int, setup: Callable[[int], 
 
 _CHUNK_BYTES = 1 << 21
 _POOL_BLOCK = 1 << 17
+FLT_MIN = float(np.finfo(np.float32).tiny)     # Caffe's guard against a window summing to 0
 
 
 def _chunks(first: int, last: int, bytes_per_item: int) -> tuple[int, list[tuple[int, int]]]:
@@ -183,6 +186,19 @@ def _windows(images: np.ndarray, start: tuple[int, int], size: tuple[int, int],
                       images.shape[3:], (batch, rows * step[0], cols * step[1],
                                          rows * dilation[0], cols * dilation[1], channel),
                       writeable=False)
+
+
+def _kernel_geometry(gate: Gate) -> None:
+    """Set a Convolution's or Deconvolution's kernel, strides, pads and dilations as (h, w)
+    pairs from its options, and check them."""
+    if gate.kernel_size is None and gate.kernel_h is None:
+        raise ValueError("give kernel_size (or kernel_h and kernel_w)")
+    gate.kernel = _pair(gate, "kernel_size", 1)
+    gate.strides = _pair(gate, "stride", 1)
+    gate.pads = _pair(gate, "pad", 0)
+    gate.dilations = _pair(gate, "dilation", 1)
+    if gate.num_output % gate.group:
+        raise ValueError(f"num_output {gate.num_output} is not divisible by group {gate.group}")
 
 
 @register_gate
@@ -225,14 +241,7 @@ class ConvolutionGate(Gate):
 
     def __init__(self, **options):
         super().__init__(**options)
-        if self.kernel_size is None and self.kernel_h is None:
-            raise ValueError("give kernel_size (or kernel_h and kernel_w)")
-        self.kernel = _pair(self, "kernel_size", 1)
-        self.strides = _pair(self, "stride", 1)
-        self.pads = _pair(self, "pad", 0)
-        self.dilations = _pair(self, "dilation", 1)
-        if self.num_output % self.group:
-            raise ValueError(f"num_output {self.num_output} is not divisible by group {self.group}")
+        _kernel_geometry(self)
         self._buffers = _Buffers()
 
     def param_specs(self, x_shape):
@@ -299,6 +308,12 @@ class ConvolutionGate(Gate):
         return _chunks(0, len(x), self.group * oh * ow * (taps + with_ones) * x.itemsize)
 
     def forward(self, x, W, b=None):
+        self.threads = _threads(calls_blas=True)
+        self.x, self.W, self.biased = x, W, b is not None
+        return self._convolve(x, W, b)
+
+    def _convolve(self, x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        """The convolution of x with W (plus b): a column matrix per chunk of images, times W."""
         n, channels, height, width = x.shape
         oh, ow = self._out_size(height, 0), self._out_size(width, 1)
         groups, per_group = self.group, self.num_output // self.group
@@ -321,22 +336,28 @@ class ConvolutionGate(Gate):
             product = np.matmul(columns(start, stop), weights, out=products[:, :m * oh * ow])
             np.copyto(out[start:stop].reshape(m, groups, per_group, oh * ow),
                       product.reshape(groups, m, oh * ow, per_group).transpose(1, 0, 3, 2))
-        self.threads = _threads(calls_blas=True)
         _spread(chunks, self.threads, setup, task)
-        self.x, self.W, self.biased = x, W, b is not None
         return out
 
     def backward(self, dout):
-        needs = self.needs_input_grad
-        if needs[0] and self._gathers(self.x.shape, dout.shape):
-            dx, dW = self._grads_by_gathering(dout, needs[1])
+        x, W, needs = self.x, self.W, self.needs_input_grad
+        if needs[0] and self._gathers(x.shape, dout.shape):
+            dx, dW = self._grads_by_gathering(dout, W, x.shape, x.dtype, x if needs[1] else None)
         else:
-            dx = (None if not needs[0] else self._input_grad_by_scattering_rows(dout)
-                  if self._scatters_rows(self.x.shape) else self._input_grad_by_scattering(dout))
-            dW = self._weight_grad(dout) if needs[1] else None
+            dx = self._input_grad(dout, W, x.shape, x.dtype) if needs[0] else None
+            dW = self._weight_grad(x, dout, self.biased) if needs[1] else None
         if not self.bias_term:
             return dx, dW
         return dx, dW, dout.sum(axis=(0, 2, 3)) if needs[2] else None
+
+    def _input_grad(self, dout: np.ndarray, W: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
+        """dx (of `x_shape` and `dtype`) from dout and W alone, by whichever route moves less
+        data (Deconvolution's forward is this)."""
+        if self._gathers(x_shape, dout.shape):
+            return self._grads_by_gathering(dout, W, x_shape, dtype)[0]
+        if self._scatters_rows(x_shape):
+            return self._input_grad_by_scattering_rows(dout, W, x_shape, dtype)
+        return self._input_grad_by_scattering(dout, W, x_shape, dtype)
 
     def _gathers(self, x_shape: tuple, out_shape: tuple) -> bool:
         """Whether dx is best gathered (a stride-1 convolution of dout with the flipped kernel)
@@ -351,38 +372,39 @@ class ConvolutionGate(Gate):
         pixels (channels last): where a pixel has few channels, a first layer's 1 or 3."""
         return x_shape[1] // self.group < 8
 
-    def _weight_grad(self, dout: np.ndarray) -> np.ndarray:
-        """dW = dout^T cols, chunk by chunk (when x needs no gradient: the first layer)."""
+    def _weight_grad(self, x: np.ndarray, dout: np.ndarray, with_ones: bool) -> np.ndarray:
+        """dW = dout^T cols, chunk by chunk (when x needs no gradient: the first layer); the
+        column matrices have the forward's column of ones when `with_ones` (the same buffers)."""
         groups, per_group = self.group, self.num_output // self.group
         oh, ow = dout.shape[2:]
-        size, chunks = self._column_chunks(self.x, oh, ow, self.biased)
+        size, chunks = self._column_chunks(x, oh, ow, with_ones)
 
         def task(columns, start: int, stop: int) -> np.ndarray:
             cols = columns(start, stop).reshape(groups, stop - start, oh * ow, -1)
             upstream = dout[start:stop].reshape(stop - start, groups, per_group, oh * ow)
             return np.matmul(upstream, cols.transpose(1, 0, 2, 3)).sum(axis=0)
         total = sum(_spread(chunks, self.threads, lambda slot: self._columns(
-            self.x, slot, size, oh, ow, self.biased), task))
-        taps = total[..., :total.shape[-1] - self.biased]               # drop the ones' column
+            x, slot, size, oh, ow, with_ones), task))
+        taps = total[..., :total.shape[-1] - with_ones]                 # drop the ones' column
         return taps.reshape(groups, per_group, *self.kernel, -1).transpose(0, 1, 4, 2, 3) \
-            .reshape(self.W.shape)
+            .reshape((self.num_output, x.shape[1] // groups) + self.kernel)
 
-    def _input_grad_by_scattering(self, dout: np.ndarray) -> np.ndarray:
+    def _input_grad_by_scattering(self, dout: np.ndarray, W: np.ndarray, x_shape: tuple,
+                                  dtype) -> np.ndarray:
         """dx by col2im: dcols = dout W (per group), each kernel tap's column block added back
         onto the pixels its windows read, chunk by chunk."""
-        x, W = self.x, self.W
-        n, channels, height, width = x.shape
+        n, channels, height, width = x_shape
         oh, ow = dout.shape[2:]
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, \
             self.dilations
         groups, per_group = self.group, self.num_output // self.group
         rows = W.reshape(groups, per_group, -1, kh, kw).transpose(0, 1, 3, 4, 2)
         rows = rows.reshape(groups, per_group, -1)                    # (G, O/G, kh kw C/G)
-        dx = np.empty(x.shape, x.dtype)
-        size, chunks = _chunks(0, n, groups * oh * ow * rows.shape[2] * x.itemsize)
+        dx = np.empty(x_shape, dtype)
+        size, chunks = _chunks(0, n, groups * oh * ow * rows.shape[2] * dx.itemsize)
 
         def setup(slot: int) -> tuple:
-            return tuple(self._buffers.get(f"{name}{slot}", shape, x.dtype) for name, shape in (
+            return tuple(self._buffers.get(f"{name}{slot}", shape, dtype) for name, shape in (
                 ("upstream", (groups, size * oh * ow, per_group)),
                 ("dcols", (groups, size * oh * ow, rows.shape[2])),
                 ("dx padded", (size, height + 2 * ph, width + 2 * pw, channels))))
@@ -407,24 +429,24 @@ class ConvolutionGate(Gate):
         _spread(chunks, self.threads, setup, task)
         return dx
 
-    def _input_grad_by_scattering_rows(self, dout: np.ndarray) -> np.ndarray:
+    def _input_grad_by_scattering_rows(self, dout: np.ndarray, W: np.ndarray, x_shape: tuple,
+                                       dtype) -> np.ndarray:
         """col2im as above, channels first: dcols (C/G kh kw, OH OW) = W^T dout per image and
         group, straight from NCHW dout, and each tap's (OH, OW) planes added onto the image."""
-        x, W = self.x, self.W
-        n, channels, height, width = x.shape
+        n, channels, height, width = x_shape
         oh, ow = dout.shape[2:]
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.strides, self.pads, \
             self.dilations
         groups, per_group = self.group, self.num_output // self.group
         columns = W.reshape(groups, per_group, -1).transpose(0, 2, 1)   # (G, C/G kh kw, O/G)
-        dx = np.empty(x.shape, x.dtype)
-        size, chunks = _chunks(0, n, channels * kh * kw * oh * ow * x.itemsize)
+        dx = np.empty(x_shape, dtype)
+        size, chunks = _chunks(0, n, channels * kh * kw * oh * ow * dx.itemsize)
 
         def setup(slot: int) -> tuple:
             return (self._buffers.get(f"dcols rows{slot}",
-                                      (size, groups, columns.shape[1], oh * ow), x.dtype),
+                                      (size, groups, columns.shape[1], oh * ow), dtype),
                     self._buffers.get(f"dx rows{slot}",
-                                      (size, channels, height + 2 * ph, width + 2 * pw), x.dtype))
+                                      (size, channels, height + 2 * ph, width + 2 * pw), dtype))
 
         def task(state: tuple, start: int, stop: int) -> None:
             dcols, padded = state
@@ -443,12 +465,12 @@ class ConvolutionGate(Gate):
         _spread(chunks, self.threads, setup, task)
         return dx
 
-    def _grads_by_gathering(self, dout: np.ndarray, weight: bool):
-        """dx as the convolution of the spread-out dout with the flipped kernel, and (when
-        `weight`) dW from the same windows: dW[o, c, i, j] = sum x[c] * window tap (kh-1-i,
-        kw-1-j) of channel o, a product of x^T (C, N H W) with the window matrix."""
-        x, W = self.x, self.W
-        n, channels, height, width = x.shape
+    def _grads_by_gathering(self, dout: np.ndarray, W: np.ndarray, x_shape: tuple, dtype,
+                            x: np.ndarray | None = None):
+        """dx as the convolution of the spread-out dout with the flipped kernel, and (when the
+        input x is given) dW from the same windows: dW[o, c, i, j] = sum x[c] * window tap
+        (kh-1-i, kw-1-j) of channel o, a product of x^T (C, N H W) with the window matrix."""
+        n, channels, height, width = x_shape
         oh, ow = dout.shape[2:]
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.strides, self.pads
         groups, per_group = self.group, self.num_output // self.group
@@ -456,8 +478,8 @@ class ConvolutionGate(Gate):
         depth = kh * kw * per_group
         flipped = W.reshape(groups, per_group, -1, kh, kw)[..., ::-1, ::-1]
         flipped = flipped.transpose(0, 3, 4, 1, 2).reshape(groups, depth, -1)  # (G, kh kw O/G, C/G)
-        dx = np.empty(x.shape, x.dtype)
-        size, chunks = _chunks(0, n, groups * height * width * depth * x.itemsize)
+        dx = np.empty(x_shape, dtype)
+        size, chunks = _chunks(0, n, groups * height * width * depth * dx.itemsize)
 
         def setup(slot: int) -> tuple:
             # dout placed every stride-th pixel with extent - 1 zeros around it (the rest of
@@ -466,17 +488,17 @@ class ConvolutionGate(Gate):
             rows = max((oh - 1) * sh + 2 * eh - 1, height + ph + eh)
             cols = max((ow - 1) * sw + 2 * ew - 1, width + pw + ew)
             spread = self._buffers.get(f"spread{slot}", (size, rows, cols, self.num_output),
-                                       x.dtype, 0)
+                                       dtype, 0)
             placed = spread[:, eh - 1:eh + (oh - 1) * sh:sh, ew - 1:ew + (ow - 1) * sw:sw]
             windows = _windows(spread, (ph, pw), (height, width), self.kernel, (1, 1),
                                self.dilations)
             windows = windows.reshape(size, height, width, kh, kw, groups, per_group)
             windows = windows.transpose(5, 0, 1, 2, 3, 4, 6)
             matrix = self._buffers.get(f"upstream windows{slot}",
-                                       (groups, size * height * width, depth), x.dtype)
+                                       (groups, size * height * width, depth), dtype)
             products = self._buffers.get(f"dx products{slot}",
                                          (groups, size * height * width, channels // groups),
-                                         x.dtype)
+                                         dtype)
             return placed, windows, matrix, products
 
         def task(state: tuple, start: int, stop: int):
@@ -487,23 +509,117 @@ class ConvolutionGate(Gate):
             product = np.matmul(matrix[:, :pixels], flipped, out=products[:, :pixels])
             np.copyto(dx[start:stop].reshape(m, groups, -1, height * width),
                       product.reshape(groups, m, height * width, -1).transpose(1, 0, 3, 2))
-            if weight:          # per image, x (C/G, H W) of each group times its windows
+            if x is not None:   # per image, x (C/G, H W) of each group times its windows
                 images = x[start:stop].reshape(m, groups, -1, height * width)
                 per_image = matrix[:, :pixels].reshape(groups, m, height * width, depth)
                 return np.matmul(images, per_image.transpose(1, 0, 2, 3)).sum(axis=0)
             return None
         totals = _spread(chunks, self.threads, setup, task)
-        if not weight:
+        if x is None:
             return dx, None
         dW = sum(totals).reshape(groups, -1, kh, kw, per_group)[:, :, ::-1, ::-1]
         return dx, dW.transpose(0, 4, 1, 2, 3).reshape(W.shape)
 
 
 @register_gate
-class PoolingGate(Gate):
-    """Max or average pooling over each channel of NCHW input (Caffe's Pooling).
+class DeconvolutionGate(Gate):
+    """The transpose of Convolution (Caffe's Deconvolution, PyTorch's conv_transpose2d): each
+    input pixel spreads its channels, weighted by the kernel, over an output window.
 
-    Input: x (N, C, H, W). Returns: out (N, C, OH, OW).
+    Inputs: x (N, C, H, W); parameters W (C, num_output / group, kh, kw), Caffe's layout for
+    Deconvolution (and PyTorch's), and b (num_output,) (absent when `bias_term` is false).
+    Returns: out (N, num_output, OH, OW) with OH = (H - 1) stride_h - 2 pad_h +
+    dilation_h (kh - 1) + 1 (likewise OW): the size a Convolution with the same options maps
+    back to H x W. Options are Convolution's; with `group` g, input block i feeds only output
+    block i.
+    It is that Convolution run backwards, on the same machinery: out is the Convolution's input
+    gradient for the upstream x (plus b); dx is the Convolution of dout with W, dW the
+    Convolution's weight gradient with dout as its input and x as its upstream, db dout summed
+    over N, OH, OW. Linear in x and in W: no kinks.
+    """
+
+    num_bottoms = 1
+    options = ConvolutionGate.options
+    check_options = {"num_output": 4, "kernel_size": 3, "stride": 2, "pad": 1, "dilation": 2,
+                     "group": 2}
+    check_shapes = ((2, 4, 3, 4),)
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        _kernel_geometry(self)
+        self._convolution: ConvolutionGate | None = None
+
+    def param_specs(self, x_shape):
+        channels = self._channels(x_shape)
+        specs = {"W": ((channels, self.num_output // self.group) + self.kernel,
+                       self.weight_filler)}
+        if self.bias_term:
+            specs["b"] = ((self.num_output,), self.bias_filler)
+        return specs
+
+    def infer_shapes(self, x_shape, *param_shapes):
+        self._channels(x_shape)
+        height, width = _spatial(x_shape, self)
+        return ((x_shape[0], self.num_output, self._out_size(height, 0),
+                 self._out_size(width, 1)),)
+
+    def _channels(self, x_shape) -> int:
+        _spatial(x_shape, self)
+        channels = x_shape[1]
+        if channels is None:
+            raise ValueError("the channel dimension must be known to size W")
+        if channels % self.group:
+            raise ValueError(f"{channels} input channels are not divisible by group {self.group}")
+        return channels
+
+    def _out_size(self, size, axis: int):
+        if size is None:
+            return None
+        extent = self.dilations[axis] * (self.kernel[axis] - 1) + 1
+        out = (size - 1) * self.strides[axis] - 2 * self.pads[axis] + extent
+        if out < 1:
+            raise ValueError(f"the output would have size {out}: padding {self.pads[axis]} on "
+                             f"each side removes more than the kernel (extent {extent}) adds")
+        return out
+
+    def _transposed(self, channels: int) -> ConvolutionGate:
+        """The Convolution this gate transposes: from num_output channels to `channels`, with
+        the same kernel, stride, padding, dilation and groups (kept with its buffers)."""
+        if self._convolution is None or self._convolution.num_output != channels:
+            self._convolution = ConvolutionGate(
+                num_output=channels, kernel_size=list(self.kernel), stride=list(self.strides),
+                pad=list(self.pads), dilation=list(self.dilations), group=self.group,
+                bias_term=False)
+        return self._convolution
+
+    def forward(self, x, W, b=None):
+        n, channels, height, width = x.shape
+        convolution = self._transposed(channels)
+        convolution.threads = _threads(calls_blas=True)
+        out_shape = (n, self.num_output, self._out_size(height, 0), self._out_size(width, 1))
+        out = convolution._input_grad(x, W, out_shape, x.dtype)
+        if b is not None:
+            out += b.reshape(-1, 1, 1)
+        self.x, self.W = x, W
+        return out
+
+    def backward(self, dout):
+        x, W, needs = self.x, self.W, self.needs_input_grad
+        convolution = self._transposed(x.shape[1])
+        dx = convolution._convolve(dout, W, None) if needs[0] else None
+        dW = convolution._weight_grad(dout, x, False) if needs[1] else None
+        if not self.bias_term:
+            return dx, dW
+        return dx, dW, dout.sum(axis=(0, 2, 3)) if needs[2] else None
+
+
+@register_gate
+class PoolingGate(Gate):
+    """Max, average or stochastic pooling over each channel of NCHW input (Caffe's Pooling).
+
+    Input: x (N, C, H, W). Returns: out (N, C, OH, OW), and with MAX an optional second top,
+    Caffe's argmax mask (N, C, OH, OW): for each output the index h W + w, within its H x W
+    input plane, of the pixel that won its window, as a float; no gradient flows through it.
     Output size: Caffe's rule by default (`round_mode: CEIL`),
     OH = ceil((H + 2 pad - kernel) / stride) + 1, then one less if that last window would start
     in the padding (at or past H + pad); `round_mode: FLOOR` uses floor instead, which is
@@ -514,11 +630,20 @@ class PoolingGate(Gate):
     AVE: the divisor counts padded positions, as in Caffe (and PyTorch's count_include_pad), but
     not the part of a ceil-mode window that hangs past the padding; the gradient is dout / divisor
     spread over each window.
+    STOCHASTIC (Caffe's; x must be non-negative, as after a ReLU; no padding): in the train
+    phase each window yields one of its pixels, drawn with probability proportional to its value
+    by the gate's seeded `rng` (Caffe's rule: the first pixel, in row-major order, whose running
+    sum passes u times the window's sum, u uniform in [0, 1); a window of zeros yields its first
+    pixel), and the gradient goes to that pixel. In the test phase each output is the
+    probability-weighted average sum(x^2) / (FLT_MIN + sum(x)) of its window; Caffe has no
+    backward there, Gatework gives its exact derivative (2 x sum(x) - sum(x^2)) / sum(x)^2 per
+    window. Windows are clipped to the image as for MAX.
     """
 
     num_bottoms = 1
+    num_tops = (1, 2)
     options = {
-        "pool": Option(str, "MAX", "MAX or AVE", choices=("MAX", "AVE")),
+        "pool": Option(str, "MAX", "MAX, AVE or STOCHASTIC", choices=("MAX", "AVE", "STOCHASTIC")),
         "kernel_size": Option((int, list, type(None)), None, "window side, or [kh, kw]"),
         "kernel_h": Option((int, type(None)), None, "window height (with kernel_w)"),
         "kernel_w": Option((int, type(None)), None, "window width (with kernel_h)"),
@@ -535,12 +660,19 @@ class PoolingGate(Gate):
     # overlapping 3x3 windows at stride 2, padding, and a ceil-mode last window that is clipped
     check_options = {"pool": "MAX", "kernel_size": 3, "stride": 2, "pad": 1}
     check_shapes = ((2, 2, 6, 5),)
-    kink_note = "ties in a max window: the first maximal element in row-major order wins"
+    kink_note = ("MAX: ties in a window (the first maximal element in row-major order wins); "
+                 "STOCHASTIC in train: a running sum at the drawn threshold (the pixel drawn "
+                 "changes)")
 
     def __init__(self, **options):
         super().__init__(**options)
         self.strides = _pair(self, "stride", 1)
         self.pads = _pair(self, "pad", 0)
+        if self.num_tops == 2 and self.pool != "MAX":
+            raise ValueError(f"only MAX pooling has a second top (the argmax mask), not "
+                             f"{self.pool}")
+        if self.pool == "STOCHASTIC" and self.pads != (0, 0):
+            raise ValueError("STOCHASTIC pooling takes no pad (Caffe pads only MAX and AVE)")
         if self.global_pooling:
             if self.kernel_size is not None or self.kernel_h is not None:
                 raise ValueError("global_pooling sets the kernel itself: drop kernel_size")
@@ -560,7 +692,7 @@ class PoolingGate(Gate):
         height, width = _spatial(x_shape, self)
         kh, kw = self._kernel(height, width)
         return ((x_shape[0], x_shape[1], self._out_size(height, kh, 0),
-                 self._out_size(width, kw, 1)),)
+                 self._out_size(width, kw, 1)),) * self.num_tops
 
     def _kernel(self, height, width) -> tuple[int, int]:
         if self.global_pooling:
@@ -628,6 +760,8 @@ class PoolingGate(Gate):
         n, channels, height, width = x.shape
         (kh, kw), (oh, ow), _ = self._plane(height, width)
         self.x = x
+        if self.pool == "STOCHASTIC":
+            return self._stochastic(x)
         if (oh, ow) == (1, 1):
             return self._one_window(x, kh, kw)
         if self.pool == "AVE":
@@ -638,16 +772,18 @@ class PoolingGate(Gate):
                                         -np.inf if self.pool == "MAX" else 0)
         self.grid = self._buffers.get("grid", (n, channels, hq, wq), x.dtype)
         out = np.empty((n, channels, oh, ow), x.dtype)
+        mask = np.empty(out.shape, x.dtype) if self.num_tops == 2 else None
         self.threads = _threads(calls_blas=False)
         pieces = 1 if self.threads == 1 else min(n, 4 * self.threads)   # for the threads to
         self.chunks = [(n * i // pieces, n * (i + 1) // pieces) for i in range(pieces)]  # share
-        self.splits = _spread(self.chunks, self.threads, lambda slot: None,
-                              lambda state, start, stop: self._forward_chunk(x, out, start, stop))
-        return out
+        self.splits = _spread(self.chunks, self.threads, lambda slot: None, lambda state, start,
+                              stop: self._forward_chunk(x, out, mask, start, stop))
+        return out if mask is None else (out, mask)
 
-    def _forward_chunk(self, x: np.ndarray, out: np.ndarray, start: int, stop: int) -> dict:
-        """Pool images start:stop of x into out, through their slices of the phases and the
-        grid; returns their split."""
+    def _forward_chunk(self, x: np.ndarray, out: np.ndarray, mask: np.ndarray | None, start: int,
+                       stop: int) -> dict:
+        """Pool images start:stop of x into out (and their argmax into mask), through their
+        slices of the phases and the grid; returns their split."""
         split = self._phases((stop - start,) + x.shape[1:])
         (oh, ow), length = split["out"], split["length"]
         planes, grid = self.planes[:, start:stop], self.grid[start:stop]
@@ -666,7 +802,28 @@ class PoolingGate(Gate):
             np.copyto(out[start:stop], grid[:, :, :oh, :ow])
         else:
             np.divide(grid[:, :, :oh, :ow], self.divisor, out=out[start:stop])
+        if mask is not None:
+            self._argmax_chunk(split, flat, result, x.shape[3], mask[start:stop])
         return split
+
+    def _argmax_chunk(self, split: dict, planes: np.ndarray, maxima: np.ndarray, width: int,
+                      mask: np.ndarray) -> None:
+        """Caffe's mask for a chunk: per output, the tap that first equals its maximum (taps
+        tried last to first, so the first such one in row-major order is written last), as the
+        index h W + w of that pixel in its input plane."""
+        kw, (oh, ow), (sh, sw), (ph, pw) = split["kernel"][1], split["out"], self.strides, \
+            self.pads
+        length = len(maxima)
+        winner = np.zeros(mask.shape[:2] + split["grid"], np.intp)
+        found, hit = winner.reshape(-1)[:length], np.empty(length, bool)
+        for tap in reversed(range(len(split["taps"]))):
+            phase, offset = split["taps"][tap]
+            np.equal(planes[phase, offset:offset + length], maxima, out=hit)
+            np.copyto(found, tap, where=hit)
+        row, col = np.divmod(winner[:, :, :oh, :ow], kw)
+        row += (np.arange(oh) * sh - ph)[:, None]
+        col += np.arange(ow) * sw - pw
+        np.copyto(mask, row * width + col, casting="unsafe")
 
     def _divisor(self, height, width, kh, kw, oh, ow) -> np.ndarray:
         """Caffe's AVE divisor per output: the window clipped to the padded input, not the image."""
@@ -678,6 +835,10 @@ class PoolingGate(Gate):
 
     def backward(self, dout):
         x = self.x
+        if self.num_tops == 2:
+            dout = dout[0]                  # the mask's upstream: no gradient flows through it
+        if self.pool == "STOCHASTIC":
+            return (self._stochastic_grad(dout),)
         if dout.shape[2:] == (1, 1):
             return (self._one_window_grad(dout),)
         dx = np.empty(x.shape, dout.dtype)
@@ -749,9 +910,14 @@ class PoolingGate(Gate):
         """A single output per plane (global pooling): a reduction over the window's pixels."""
         ph, pw = self.pads
         self.window = (kh, kw)
-        pixels = x[:, :, :kh - ph, :kw - pw].reshape(*x.shape[:2], -1)
+        window = x[:, :, :kh - ph, :kw - pw]
+        pixels = window.reshape(*x.shape[:2], -1)
         if self.pool == "MAX":
-            return pixels.max(axis=2)[:, :, None, None]
+            out = pixels.max(axis=2)[:, :, None, None]
+            if self.num_tops == 1:
+                return out
+            row, col = np.divmod(pixels.argmax(axis=2), window.shape[3])
+            return out, (row * x.shape[3] + col).astype(x.dtype)[:, :, None, None]
         self.divisor = self._divisor(*x.shape[2:], kh, kw, 1, 1).astype(x.dtype)
         return pixels.sum(axis=2)[:, :, None, None] / self.divisor
 
@@ -771,15 +937,92 @@ class PoolingGate(Gate):
         window[...] = grads.reshape(window.shape)
         return dx
 
+    # STOCHASTIC pooling has no padding and no fast path: it copies each window's pixels out
+    # (N, C, OH, OW, kh kw), zeros past the image, and adds values back onto the input one
+    # kernel tap at a time.
+
+    def _stochastic_windows(self, x: np.ndarray) -> np.ndarray:
+        """Every window's pixels in row-major order, (N, C, OH, OW, kh kw); a ceil-mode window
+        hanging past the image is filled with zeros, which are never drawn and add nothing."""
+        n, channels, height, width = x.shape
+        (kh, kw), (oh, ow), (rows, cols) = self._plane(height, width)
+        (sh, sw) = self.strides
+        padded = np.zeros((n, channels, rows, cols), x.dtype)
+        padded[:, :, :height, :width] = x
+        windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        return windows[:, :, :oh, :ow].reshape(n, channels, oh, ow, kh * kw)
+
+    def _onto_input(self, values: np.ndarray, combine=np.add, fill: float = 0.0) -> np.ndarray:
+        """Per-window, per-tap values (N, C, OH, OW, kh kw) combined onto the pixels the taps
+        read: the input's shape, `fill` where no window reaches."""
+        n, channels, height, width = self.x.shape
+        (kh, kw), (oh, ow), (rows, cols) = self._plane(height, width)
+        (sh, sw) = self.strides
+        total = np.full((n, channels, rows, cols), fill, values.dtype)
+        for tap in range(kh * kw):
+            i, j = divmod(tap, kw)
+            target = total[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+            combine(target, values[..., tap], out=target)
+        return total[:, :, :height, :width]
+
+    def _stochastic(self, x: np.ndarray) -> np.ndarray:
+        if x.size and x.min() < 0:
+            raise ValueError(f"STOCHASTIC pooling needs non-negative inputs (as after a ReLU), "
+                             f"got {x.min():g}")
+        windows = self._stochastic_windows(x)
+        if self.phase != "train":                   # the probability-weighted average
+            self.windows = windows
+            self.total = windows.sum(axis=-1) + FLT_MIN
+            self.squares = np.einsum("...k,...k->...", windows, windows)
+            return self.squares / self.total
+        running = np.cumsum(windows, axis=-1)
+        total = running[..., -1:]
+        self.window_size = windows.shape[-1]
+        self.uniforms = self.rng.random(total.shape).astype(x.dtype)
+        # pixel k is drawn when running[k - 1] <= u total < running[k]; the second count
+        # stops at the last non-zero pixel (u total may round up to total; all zeros: pixel 0)
+        self.drawn = np.minimum((running <= self.uniforms * total).sum(axis=-1),
+                                (running < total).sum(axis=-1))[..., None]
+        return np.take_along_axis(windows, self.drawn, axis=-1)[..., 0]
+
+    def _stochastic_grad(self, dout: np.ndarray) -> np.ndarray:
+        if self.phase != "train":
+            total, squares = self.total[..., None], self.squares[..., None]
+            local = (2 * self.windows * total - squares) / (total * total)
+            return self._onto_input(local * dout[..., None])
+        routed = np.zeros(dout.shape + (self.window_size,), dout.dtype)
+        np.put_along_axis(routed, self.drawn, dout[..., None], axis=-1)
+        return self._onto_input(routed)
+
+    def _stochastic_kinks(self, x: np.ndarray) -> np.ndarray:
+        running = np.cumsum(self._stochastic_windows(x), axis=-1)
+        u = self.uniforms
+        gap = np.abs(running - u * running[..., -1:])
+        gap[..., -1] = np.inf                   # the last pixel is no boundary: nothing follows
+        with np.errstate(divide="ignore"):
+            later = np.minimum.accumulate(gap[..., ::-1], axis=-1)[..., ::-1] / (1 - u)
+            earlier = np.minimum.accumulate(gap, axis=-1) / u
+        earlier = np.concatenate([np.full(u.shape, np.inf), earlier[..., :-1]], axis=-1)
+        return self._onto_input(np.minimum(later, earlier), np.minimum, np.inf)
+
     def sample_inputs(self, rng):
-        """Distinct, well-separated values (a shuffled grid), so no max window is near a tie."""
+        """Distinct, well-separated values (a shuffled grid), so no max window is near a tie;
+        positive ones for STOCHASTIC."""
         (shape,) = self.check_shapes
         size = int(np.prod(shape))
-        return [rng.permutation(np.linspace(-1.0, 1.0, size)).reshape(shape)]
+        low = 0.1 if self.pool == "STOCHASTIC" else -1.0
+        return [rng.permutation(np.linspace(low, 1.0, size)).reshape(shape)]
 
     def kinks(self, x):
         """MAX: per input, the smallest gap that decides a window it belongs to (to the window's
-        maximum, or for the winner to the runner-up); inputs in no window get inf."""
+        maximum, or for the winner to the runner-up); inputs in no window get inf.
+        STOCHASTIC in train, with the last forward's draws u (the gradient checker restores the
+        rng before every forward, so each evaluation draws them again): a change d of pixel j
+        moves running[k] - u total by ([j <= k] - u) d, so per window j is |running[k] - u
+        total| / |[j <= k] - u| from changing the pixel drawn, over the boundaries k; the
+        smallest over its windows. The test phase is smooth (for a positive window sum)."""
+        if self.pool == "STOCHASTIC":
+            return None if self.phase != "train" else (self._stochastic_kinks(x),)
         if self.pool == "AVE":
             return None
         n, channels, height, width = x.shape

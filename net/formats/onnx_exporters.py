@@ -13,6 +13,7 @@ import numpy as np
 from gates import Gate
 from gates.base import canonical_axis
 from gates.losses import LOG_FLT_MIN, LOG_THRESHOLD
+from gates.vision import FLT_MIN
 
 from .onnx_writer import GateWriter, OnnxExportError, float_type, int_type
 
@@ -302,6 +303,17 @@ def _convolution(g: GateWriter) -> None:
          group=gate.group)
 
 
+@exporter("Deconvolution")
+def _deconvolution(g: GateWriter) -> None:
+    """ConvTranspose: W keeps Caffe's layout (C, num_output / group, kh, kw), which is ONNX's;
+    pads symmetric and no output_padding make ONNX's output size Caffe's."""
+    gate = g.gate
+    (ph, pw) = gate.pads
+    g.op("ConvTranspose", g.inputs, g.tops[0], kernel_shape=list(gate.kernel),
+         strides=list(gate.strides), pads=[ph, pw, ph, pw], dilations=list(gate.dilations),
+         group=gate.group)
+
+
 @exporter("Pooling")
 def _pooling(g: GateWriter) -> None:
     """MaxPool / AveragePool with Caffe's windows. Caffe rounds the output size up (and drops
@@ -310,27 +322,41 @@ def _pooling(g: GateWriter) -> None:
     by kh kw; Caffe divides a window hanging past the padding by its clipped size, so a constant
     (OH, OW) factor kh kw / divisor follows where they differ. Global pooling: GlobalMaxPool,
     GlobalAveragePool. (Both paddings stay below the kernel size, as ONNX runtimes require: Caffe
-    drops a window that would start in the padding.)"""
+    drops a window that would start in the padding.)
+    MAX's mask top: MaxPool's Indices (into the whole tensor, padding not counted) modulo H W,
+    cast to floats: Caffe's index within each plane. At a tie the runtime picks the pixel (ONNX
+    does not say which; onnxruntime takes the first, as Caffe).
+    STOCHASTIC: the test phase's sum(x^2) / (FLT_MIN + sum(x)), each sum kh kw times an
+    AveragePool counting the (zero) padding. Its train phase draws at random: not exported."""
     gate = g.gate
     is_max = gate.pool == "MAX"
-    if gate.global_pooling:
+    if gate.global_pooling and len(g.tops) == 1 and gate.pool != "STOCHASTIC":
         g.op("GlobalMaxPool" if is_max else "GlobalAveragePool", [g.x], g.tops[0])
         return
     height, width = (g.known(d, "the plane size") for d in g.in_shapes[0][2:])
     oh, ow = g.out_shapes[0][2:]
-    (kh, kw), (sh, sw), (ph, pw) = gate.kernel, gate.strides, gate.pads
+    (kh, kw), (sh, sw), (ph, pw) = gate._kernel(height, width), gate.strides, gate.pads
     end_h = max(0, (oh - 1) * sh + kh - height - ph)
     end_w = max(0, (ow - 1) * sw + kw - width - pw)
     attrs = dict(kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, end_h, end_w])
-    if is_max:
+    if is_max and len(g.tops) == 1:
         g.op("MaxPool", [g.x], g.tops[0], **attrs)
-        return
-    correction = (kh * kw) / caffe_divisor(gate, height, width, oh, ow)
-    exact = np.all(correction == 1.0)
-    pooled = g.op("AveragePool", [g.x], g.tops[0] if exact else None, count_include_pad=1,
-                  **attrs)
-    if not exact:
-        g.op("Mul", [pooled, g.const(correction, hint="divisor_correction")], g.tops[0])
+    elif is_max:
+        _, indices = g.op("MaxPool", [g.x], [g.tops[0], g.graph.fresh(f"{g.name}/indices")],
+                          **attrs)
+        plane = g.op("Mod", [indices, g.ints(height * width)])
+        g.op("Cast", [plane], g.tops[1], to=float_type(g.graph.dtype))
+    elif gate.pool == "STOCHASTIC":
+        sums = [g.scaled(g.op("AveragePool", [x], count_include_pad=1, **attrs), kh * kw)
+                for x in (g.x, g.op("Mul", [g.x, g.x]))]
+        g.op("Div", [sums[1], g.op("Add", [sums[0], g.const(FLT_MIN)])], g.tops[0])
+    else:
+        correction = (kh * kw) / caffe_divisor(gate, height, width, oh, ow)
+        exact = np.all(correction == 1.0)
+        pooled = g.op("AveragePool", [g.x], g.tops[0] if exact else None, count_include_pad=1,
+                      **attrs)
+        if not exact:
+            g.op("Mul", [pooled, g.const(correction, hint="divisor_correction")], g.tops[0])
 
 
 def caffe_divisor(gate: Gate, height: int, width: int, oh: int, ow: int) -> np.ndarray:

@@ -23,7 +23,7 @@ STATIC_INPUTS: dict[str, tuple[int, ...]] = {
 }
 #: inputs that must be initializers because the gate owns them as its parameters
 PARAM_INPUTS: dict[str, tuple[int, ...]] = {
-    "Conv": (1, 2), "Gemm": (1, 2), "PRelu": (1,), "BatchNormalization": (1, 2, 3, 4),
+    "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "PRelu": (1,), "BatchNormalization": (1, 2, 3, 4),
     "Gather": (0,),
 }
 FLOAT_TYPES = {1: np.float32, 11: np.float64}     # TensorProto.FLOAT, DOUBLE
@@ -481,6 +481,61 @@ def _conv(n: NodeReader) -> None:
     n.gate("Convolution", [n.blob(0)], n.out(), param=param, num_output=int(weights.shape[0]),
            kernel_size=kernel, stride=strides, pad=begin, dilation=dilations,
            group=int(n.attr("group", 1)), bias_term=n.has(2))
+
+
+@mapper("ConvTranspose")
+def _conv_transpose(n: NodeReader) -> None:
+    """Deconvolution (2-D, symmetric padding) owning W and B: ONNX's W (C, M / group, kh, kw)
+    is Caffe's layout. The padding comes from `pads`, or from `output_shape` / `auto_pad` as
+    ONNX derives it (the total split begin/end); output_padding has no Caffe form."""
+    weights = n.model.initializers.get(n.inputs[1])
+    if weights is None:
+        raise Unsupported("W must be an initializer (Deconvolution learns it)")
+    if weights.ndim != 4:
+        raise Unsupported(f"only 2-D transposed convolution is mapped, got {weights.ndim - 2}-D")
+    kernel = list(weights.shape[2:])
+    strides = list(n.attr("strides", [1, 1]))
+    dilations = list(n.attr("dilations", [1, 1]))
+    if any(n.attr("output_padding", [0, 0])):
+        raise Unsupported(f"output_padding {list(n.attr('output_padding'))} (extra rows or "
+                          "columns at the end): Caffe's Deconvolution has none")
+    begin, end = _transposed_pads(n, kernel, strides, dilations)
+    if begin != end:
+        raise Unsupported(f"asymmetric padding {begin} / {end} (Caffe pads both sides alike)")
+    group = int(n.attr("group", 1))
+    param = [n.owned(1)] + ([n.owned(2)] if n.has(2) else [])
+    n.gate("Deconvolution", [n.blob(0)], n.out(), param=param,
+           num_output=int(weights.shape[1]) * group, kernel_size=kernel, stride=strides,
+           pad=begin, dilation=dilations, group=group, bias_term=n.has(2))
+
+
+def _transposed_pads(n: NodeReader, kernel: list[int], strides: list[int],
+                     dilations: list[int]) -> tuple[list[int], list[int]]:
+    """ConvTranspose's (begin, end) padding per spatial axis. Given `output_shape` (or
+    auto_pad SAME_*, which asks for input size times stride), the total padding is the full
+    output's size minus the one asked for, split as ONNX says: an odd one more at the end for
+    SAME_UPPER, at the beginning otherwise."""
+    auto = n.attr("auto_pad", "NOTSET")
+    wanted = n.attr("output_shape")
+    if auto == "VALID" or (auto == "NOTSET" and not wanted):
+        pads = [0] * 2 * len(kernel) if auto == "VALID" else \
+            list(n.attr("pads", [0] * 2 * len(kernel)))
+        return pads[:len(kernel)], pads[len(kernel):]
+    sizes = n.known(0)[2:]
+    if not wanted:
+        wanted = [size * s for size, s in zip(sizes, strides)]
+    begin, end = [], []
+    for size, out, k, s, d in zip(sizes, list(wanted)[-len(kernel):], kernel, strides,
+                                  dilations):
+        full = s * (size - 1) + (k - 1) * d + 1
+        if out > full:
+            raise Unsupported(f"output_shape {list(wanted)} asks for more than the full output "
+                              f"({full} on an axis): rows or columns added at the end, which "
+                              "Caffe's Deconvolution has no form for")
+        small, large = (full - out) // 2, full - out - (full - out) // 2
+        begin.append(small if auto == "SAME_UPPER" else large)
+        end.append(large if auto == "SAME_UPPER" else small)
+    return begin, end
 
 
 @mapper("MaxPool", "AveragePool")

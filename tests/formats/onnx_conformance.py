@@ -32,7 +32,9 @@ from net.formats.onnx_import import MAPPERS, PARAM_INPUTS, STATIC_INPUTS, load_o
 #: feature of the operator that Gatework's Caffe gates do not have)
 _ONE_TYPE = "a net computes in one float type: a cast between float32 and float64 is refused"
 _EMPTY = "a zero-size tensor: Gatework's shapes are positive"
-_POOL_PADS = "padding on one side only (auto_pad SAME_*): Caffe pads both sides alike"
+_ONE_SIDED = "padding on one side only (auto_pad SAME_*): Caffe pads both sides alike"
+_OUTPUT_PADDING = "output_padding (rows and columns added at the end): Caffe's Deconvolution " \
+    "has none"
 DIFFERENCES: dict[str, str] = {
     "test_cast_DOUBLE_to_FLOAT": _ONE_TYPE,
     "test_clip_min_greater_than_max": "Gatework's Clip refuses min above max (ONNX gives max)",
@@ -51,19 +53,28 @@ DIFFERENCES: dict[str, str] = {
     "test_slice_neg_steps": "steps other than 1: Caffe's Slice cuts contiguous pieces",
     "test_split_zero_size_splits_opset13": _EMPTY,
     "test_split_zero_size_splits_opset18": _EMPTY,
-    "test_averagepool_2d_same_upper": _POOL_PADS,
-    "test_averagepool_2d_same_lower": _POOL_PADS,
-    "test_maxpool_2d_same_upper": _POOL_PADS,
-    "test_maxpool_2d_same_lower": _POOL_PADS,
+    "test_convtranspose_autopad_same": _ONE_SIDED,
+    "test_convtranspose_output_shape": "an output_shape past the full output (rows and "
+                                       "columns added at the end): Caffe's Deconvolution "
+                                       "has no form for them",
+    "test_convtranspose_pad": _OUTPUT_PADDING,
+    "test_convtranspose_kernel_shape": _OUTPUT_PADDING,
+    "test_averagepool_2d_same_upper": _ONE_SIDED,
+    "test_averagepool_2d_same_lower": _ONE_SIDED,
+    "test_maxpool_2d_same_upper": _ONE_SIDED,
+    "test_maxpool_2d_same_lower": _ONE_SIDED,
 }
 
 #: reasons shared by several cases, by a pattern of their names
 DIFFERENCE_PATTERNS: list[tuple[str, str]] = [
     (r"test_(average|max)pool_[13]d_default", "1-D and 3-D pooling: Caffe's Pooling is 2-D"),
+    (r"test_convtranspose_[13]d", "1-D and 3-D transposed convolution: Gatework's "
+                                  "Deconvolution is 2-D"),
     (r"test_(average|max)pool_.*dilations.*", "dilated pooling: Caffe's Pooling has no "
                                               "dilation"),
-    (r"test_maxpool_with_argmax.*", "MaxPool's Indices output: Caffe's argmax top is not "
-                                    "kept by Gatework's Pooling"),
+    (r"test_maxpool_with_argmax.*", "MaxPool's Indices output: int64 indices into the whole "
+                                    "tensor, where Pooling's mask top (Caffe's) counts "
+                                    "within each plane, as floats"),
     (r"test_batchnorm_.*_training_mode", "training mode with the running statistics as "
                                          "outputs: Gatework keeps them as buffers"),
     (r"test_(training_)?dropout_.*mask.*", "Dropout's mask output: not a top of Gatework's "

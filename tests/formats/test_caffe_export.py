@@ -136,6 +136,27 @@ def test_options_are_written_where_they_differ_from_caffes_defaults():
     assert "include {\n    phase: TRAIN\n  }" in text
 
 
+def test_deconvolution_stochastic_pooling_and_the_mask_top_round_trip(tmp_path):
+    spec = config([
+        {"name": "up", "type": "Deconvolution", "bottom": "data", "top": "up", "num_output": 6,
+         "kernel_size": 4, "stride": 2, "pad": 1, "dilation": 2, "group": 3,
+         "bias_term": False},
+        {"name": "relu", "type": "ReLU", "bottom": "up", "top": "up"},
+        {"name": "sample", "type": "Pooling", "bottom": "up", "top": "sample",
+         "pool": "STOCHASTIC", "kernel_size": 3, "stride": 2},
+        {"name": "max", "type": "Pooling", "bottom": "up", "top": ["max", "mask"],
+         "kernel_size": 2, "stride": 2}])
+    text = format_text(export_net(spec).net)
+    assert 'type: "Deconvolution"' in text and "dilation: 2" in text and "group: 3" in text
+    assert "pool: STOCHASTIC" in text and 'top: "max"\n  top: "mask"' in text
+    back = round_trip(spec, tmp_path)
+    assert net_facts(back) == net_facts(spec)
+    net = Net(back)
+    # (8 - 1) 2 - 2 + 2 (4 - 1) + 1 = 19; pooled by Caffe's ceil rule: 9 and 10
+    assert net.shapes["up"] == (None, 6, 19, 19) and net.params["up.W"].shape == (3, 2, 4, 4)
+    assert net.shapes["sample"] == (None, 6, 9, 9) and net.shapes["mask"] == (None, 6, 10, 10)
+
+
 def test_deploy_keeps_the_test_phase_without_losses_and_unread_inputs():
     spec = load_config(CONFIGS / "lenet_mnist.yaml")
     layers = export_net(spec, deploy=True).net.layer

@@ -18,7 +18,8 @@ GATEWORK_ONLY = {"Add", "Divide", "MatMul", "Max", "Mean", "Min", "Multiply", "S
 #: options whose Gatework default differs from caffe.proto's declared default only in form:
 #: null means "not given", which is what Caffe does with the absent field (pad_h is read only
 #: when given; normalization VALID unless the legacy `normalize` says otherwise)
-PRESENCE = {("Convolution", "pad_h"), ("Convolution", "pad_w"), ("Pooling", "pad_h"),
+PRESENCE = {("Convolution", "pad_h"), ("Convolution", "pad_w"), ("Deconvolution", "pad_h"),
+            ("Deconvolution", "pad_w"), ("Pooling", "pad_h"),
             ("Pooling", "pad_w"), ("SoftmaxWithLoss", "normalization"),
             ("SigmoidCrossEntropyLoss", "normalization"), ("RNN", "num_output"),
             ("LSTM", "num_output")}

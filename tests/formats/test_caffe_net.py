@@ -293,9 +293,9 @@ def test_options_map_with_caffes_defaults_and_legacy_spellings(tmp_path):
     ('layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y"\n'
      '        inner_product_param { num_output: 2 weight_filler { type: "bilinear" } } }', 3,
      ["layer 'fc' (InnerProduct)", "filler type 'bilinear'"]),
-    ('layer { name: "p" type: "Pooling" bottom: "x" top: "y"\n'
-     '        pooling_param { pool: STOCHASTIC kernel_size: 2 } }', 3,
-     ["gate 'p' (Pooling)", "'pool' must be one of MAX, AVE"]),
+    ('layer { name: "c" type: "Convolution" bottom: "x" top: "y"\n'
+     '        convolution_param { num_output: 2 kernel_size: 3 group: 0 } }', 3,
+     ["gate 'c' (Convolution)", "'group' must be a positive integer, got 0"]),
     ('layer { name: "r" type: "ReLU" bottom: "x" top: "y" propagate_down: false }', 2,
      ["layer 'r' (ReLU)", "propagate_down"]),
     ('layer { name: "r" type: "ReLU" bottom: "x" top: "y"\n'

@@ -5,7 +5,10 @@ relative error (max |ours - OpenCV| / max |OpenCV|) of at most 1e-4.
 
 OpenCV 5 dropped the Caffe importer: the test extra pins opencv-python-headless below 5, and
 these tests skip where cv2 cannot be imported. OpenCV ignores LRN's k (it uses 1): the LRN nets
-use k = 1. Nothing is downloaded; every file is written into the test's tmp_path."""
+use k = 1. OpenCV's Deconvolution leaves dilation out of its output size (Caffe's and PyTorch's
+count it; tests/gates/test_vision_catalog.py checks dilated Deconvolution against PyTorch): the
+Deconvolution nets here are not dilated. Nothing is downloaded; every file is written into the
+test's tmp_path."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gates import UnknownGateType, gate_class
 from net import Net
 from net.formats.caffe_export import write_caffe
 from net.formats.caffe_net import read_prototxt
@@ -127,16 +129,18 @@ NETS = {
         {"name": "conv", "bottom": "data", "top": "conv", **CONV},
         {"name": "up", "type": "Deconvolution", "bottom": "conv", "top": "out",
          "num_output": 3, "kernel_size": 4, "stride": 2, "pad": 1}],
+    "deconvolution_groups_rectangular": [
+        {"name": "conv", "bottom": "data", "top": "conv", **CONV},
+        {"name": "up", "type": "Deconvolution", "bottom": "conv", "top": "up",
+         "num_output": 4, "kernel_h": 3, "kernel_w": 2, "stride": [2, 1], "pad": [1, 0],
+         "group": 2},
+        {"name": "gaps", "type": "Deconvolution", "bottom": "up", "top": "out",
+         "num_output": 2, "kernel_size": 2, "stride": 3, "bias_term": False}],
 }
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_layer_nets_agree_with_opencv(name, tmp_path):
-    if name == "deconvolution":
-        try:
-            gate_class("Deconvolution")
-        except UnknownGateType:
-            pytest.skip("this Gatework has no Deconvolution gate")
     net = small_net(NETS[name])
     randomise(net, seed=len(name))
     error = opencv_agreement(net, {"data": image(2, 4, 6, 6)}, "out", tmp_path)
