@@ -192,7 +192,7 @@ class Gate:
                      is not differentiable (None: nowhere); the gradient checker skips those.
     kink_note        one line saying what the kinks are and the convention used there.
     check_options, check_shapes, sample_inputs(), check_tol
-                     how the gradient checker (net/gradcheck.py) builds and feeds a gate of this
+                     how the gradient checker (net.gradcheck) builds and feeds a gate of this
                      type: options, bottom shapes, valid bottoms (positive for Log, integer labels
                      for a loss; parameters come from param_specs), and tolerance overrides as
                      {"rtol": ..., "atol": ..., "h": ...}. The checker resets ``rng`` and

@@ -44,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-iter", type=int, metavar="N",
                         help="train until iteration N (overrides solver.max_iter)")
     parser.add_argument("--weights", metavar="FILE",
-                        help="initialise parameters by name from a .weights.npz file")
+                        help="initialise parameters by name from a .weights.npz, .caffemodel or "
+                             ".onnx file")
     parser.add_argument("--resume", metavar="SNAPSHOT",
                         help="continue from a .solverstate.npz file (its weights file beside it)")
     parser.add_argument("--output-dir", metavar="DIR",

@@ -49,9 +49,9 @@ def load_config(path: str | Path) -> NetSpec:
     suffix (`.prototxt`, `.onnx`)."""
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
+    check_config_file(path, MAX_CONFIG_BYTES if reader is None else None)
     if reader is not None:
         return reader(path)
-    check_config_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -64,15 +64,16 @@ def load_config(path: str | Path) -> NetSpec:
 MAX_CONFIG_BYTES = 16 << 20      # a config is text a person writes
 
 
-def check_config_file(path: Path) -> None:
-    """Refuse what is not a regular file of a config's size (a device would be read forever)."""
+def check_config_file(path: Path, max_bytes: int | None = MAX_CONFIG_BYTES) -> None:
+    """Refuse what is not a regular file (a device would be read forever), or one larger than
+    `max_bytes` (a YAML config is text a person writes; other formats carry weights)."""
     try:
         status = path.stat()
     except OSError as err:
         raise ConfigError(f"cannot read config: {err.strerror}", str(path)) from None
     if not stat.S_ISREG(status.st_mode):
         raise ConfigError("not a regular file (a config is a text file)", str(path))
-    if status.st_size > MAX_CONFIG_BYTES:
+    if max_bytes is not None and status.st_size > max_bytes:
         raise ConfigError(f"{status.st_size / 2**20:.0f} MiB is too large for a config (at most "
                           f"{MAX_CONFIG_BYTES >> 20} MiB)", str(path))
 
@@ -355,12 +356,12 @@ class _Parser:
         for source in section.sources().values():
             for feed in source.feeds:
                 first = inputs[feed].shape[0] if feed in inputs and inputs[feed].shape else None
-                if first is not None and first != source.batch_size:
+                if first is not None:
                     raise self.error(f"input {feed!r} has a fixed batch dimension of {first}, "
-                                     f"but data.{source.phase}.batch_size is "
-                                     f"{source.batch_size}; make it null (open) or equal",
-                                     raw[source.phase], "batch_size" if "batch_size" in
-                                     raw[source.phase] else None)
+                                     f"but data.{source.phase} feeds it batches of "
+                                     f"{source.batch_size}, the last of a pass smaller: make "
+                                     "that dimension null (open)", raw[source.phase],
+                                     "batch_size" if "batch_size" in raw[source.phase] else None)
         return section
 
     def source(self, entry: Any, phase: str, parent: Any,
@@ -397,6 +398,9 @@ class _Parser:
                 raise fail(f"feeds must name distinct inputs, got {short_repr(feeds)}", "feeds")
         elif inputs is not None:
             values["feeds"] = [name for name in DEFAULT_FEEDS if name in inputs]
+            if not values["feeds"]:
+                raise fail("name the inputs this source feeds with `feeds:` (the net has no "
+                           f"input named {' or '.join(DEFAULT_FEEDS)})", None)
         feeds = values.get("feeds", list(DEFAULT_FEEDS))
         if inputs is not None:
             for name in feeds:

@@ -39,15 +39,12 @@ def build_graph(spec: NetSpec, phase: str) -> Graph:
             if top in sources:
                 kind = "an input" if top in spec.inputs else "a parameter"
                 raise spec.error(f"{gate.where()}: top {top!r} is {kind}; a gate cannot "
-                                 "overwrite a source node", gate.key_lines.get("top", gate.line))
-            if top in producer:
+                                 "overwrite a source node", gate.line_of("top"))
+            if top in producer:         # a top named like a version of an in-place blob (x@0)
                 first = producer[top]
                 raise spec.error(f"{gate.where()}: top {top!r} is also produced by gate "
                                  f"{first.name!r} (line {first.line}); each blob has one producer",
-                                 gate.key_lines.get("top", gate.line))
-            if gate.top.count(top) > 1:
-                raise spec.error(f"{gate.where()}: top {top!r} is listed twice",
-                                 gate.key_lines.get("top", gate.line))
+                                 gate.line_of("top"))
             producer[top] = gate
     consumers: dict[str, list[GateSpec]] = {}
     for gate in gates:
@@ -58,7 +55,7 @@ def build_graph(spec: NetSpec, phase: str) -> Graph:
                     f"{gate.where()}: unknown bottom {bottom!r} (bottom #{index + 1}): no gate "
                     f"{'in the ' + phase + ' phase ' if any(g.phase for g in spec.gates) else ''}"
                     f"produces it and it is not an input or parameter{suggest(bottom, known)}",
-                    gate.key_lines.get("bottom", gate.line))
+                    gate.line_of("bottom"))
             consumers.setdefault(bottom, []).append(gate)
 
     waiting = {g.name: sum(b in producer for b in g.bottom) for g in gates}

@@ -399,8 +399,9 @@ class Net:
         top_grads: blob name -> upstream gradient (an array of the blob's shape, or a scalar
             broadcast to it). Default: each loss top seeded with its loss weight, or, in a net
             with no loss, every output seeded with ones (the lecture's initial gradient 1).
-        wrt: the sources (inputs and parameters) whose gradients are wanted. Default: all of
-            them; an integer input's gradient is None.
+        wrt: the blobs whose gradients are wanted: inputs, parameters or intermediate blobs
+            (only the gates on the way to them run backward). Default: every input and
+            parameter; an integer input's gradient is None.
         Gradients are summed where a blob fans out. Calling backward twice gives the same result.
         """
         self._enter()
@@ -435,6 +436,11 @@ class Net:
                 grad = np.broadcast_to(grad, target.shape)
             grads[name] = grad
         sources = self.sources() if wrt is None else list(wrt)
+        for name in sources:
+            if name not in active.shapes and name not in self.params:
+                raise KeyError(f"{name!r} is not a blob of net {self.name!r} in the "
+                               f"{self.phase} phase"
+                               f"{suggest(name, [*active.shapes, *self.params])}")
         floating = frozenset(n for n in sources if self.blobs.get(n) is not None
                              and self.blobs[n].dtype.kind == "f")
         if self.debug:

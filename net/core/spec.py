@@ -1,5 +1,5 @@
-"""The validated form of a config: what a reader (YAML today; Caffe's prototxt and ONNX later)
-produces and everything after it consumes.
+"""The validated form of a config: what a reader (YAML here; Caffe's .prototxt and ONNX's
+.onnx in net.formats) produces and everything after it consumes.
 
 `NetSpec` holds the net (`inputs`, `params`, `gates`) and, when the file has them, the training
 sections: `data` (a `DataSpec`) and `solver` (a `SolverConfig`). Each spec keeps the line it came

@@ -31,6 +31,8 @@ def register_weights_reader(suffix: str, reader: WeightsReader) -> None:
 def read_weights(net: Any, path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of a weights file, by the net's names, read by the reader of its suffix."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a regular file (a weights file is a file)")
     reader = _WEIGHTS_READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"{path}: unknown weights file type {path.suffix or '(none)'!r} "

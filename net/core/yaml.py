@@ -5,7 +5,8 @@ This is the only module that calls PyYAML. It also holds the two small helpers e
 error uses: `line_of` (the line of a key) and `suggest` ("did you mean ...").
 
 Where it departs from PyYAML's safe loader, on purpose:
-- `1e-3` and `5e-4` are numbers, as in YAML 1.2 and in every Caffe file (YAML 1.1 wants a dot).
+- `1e-3`, `5e-4` and `5.0e4` are numbers, as in YAML 1.2 and in Caffe files (YAML 1.1 wants a
+  dot and a signed exponent).
 - A key given twice in one mapping is an error; a key that overrides one brought in by a merge
   (`<<: *defaults`) is not (that is what a merge is for).
 - Hostile files: aliases may not expand to more than MAX_VALUES values in all (a "billion
@@ -56,9 +57,10 @@ class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader, building LineDict/LineList so errors can name lines."""
 
 
-_Loader.add_implicit_resolver(     # YAML 1.2's floats without a dot: 1e-3, 5E+4, -2e10
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+_Loader.add_implicit_resolver(     # YAML 1.2's exponents: 1e-3, 5E+4, 5.0e4, .5e3 (1.1 wants
+    "tag:yaml.org,2002:float",     # a dot and a signed exponent)
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:

@@ -16,10 +16,11 @@ import numpy as np
 
 from ..core.runner import ContractError
 from ..core.yaml import load_yaml
-from ..errors import ConfigError, GateworkError
+from ..errors import ConfigError, GateworkError, NumericalError
 from ..train.distributed import launched_rank, launched_size
 
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3          # a NaN or Inf stopped training (train.py's exit statuses)
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -70,6 +71,11 @@ def guarded(main: Callable[[argparse.Namespace], int], args: argparse.Namespace,
         devnull = os.open(os.devnull, os.O_WRONLY)     # so the exit's flush fails silently too
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except NumericalError as err:                  # --debug-nan found a NaN: the run diverged
+        if getattr(args, "debug", False):
+            raise
+        print(f"{prefix}error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
     except (GateworkError, ContractError, KeyError, ValueError, OSError) as err:
         if getattr(args, "debug", False):
             raise

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import weakref
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -293,13 +294,15 @@ class _Prepared:
         return arrays
 
 
-def load_source(net: Any, spec: SourceSpec) -> tuple[Source, _Prepared]:
-    """Open one source and check it against the net: in-memory sets entirely now, sources on
-    disk their shapes now and their values batch by batch."""
+def load_source(net: Any, spec: SourceSpec, opened: Source | None = None
+                ) -> tuple[Source, _Prepared]:
+    """Open one source (or take `opened`, arrays already in memory) and check it against the
+    net: in-memory sets entirely now, sources on disk their shapes now and their values batch
+    by batch; the spec's transform applies to either."""
     file, base_dir = net.spec.file, net.spec.base_dir
     feeds = list(spec.feeds)
     checks = Checks(net, feeds, "")
-    source = open_source(spec, base_dir, file, checks.integer)
+    source = opened if opened is not None else open_source(spec, base_dir, file, checks.integer)
     checks.name = source.name
     shapes = {feed: tuple(shape) for feed, shape in source.shapes().items()}
     transform = None
@@ -524,10 +527,11 @@ def load_data(net: Any, seed: int = 0, rank: int = 0, world: int = 1) -> Data:
 
 def as_data(net: Any, data: Any, seed: int = 0) -> Data:
     """What `Solver.solve(data=...)` accepts, as a Data: a Data as it is; None: the config's
-    `data:` section; in-memory arrays: `(X, y)` or a mapping of input name to array for
-    training, or {"train": ..., "test": ...} of those. Arrays are checked like files and
-    batched with the config's batch size, shuffling and transform for that phase (64 and
-    shuffled for training, when the config has none)."""
+    `data:` section; in-memory arrays: `(X, y)` (for the phase's feeds, by default `data` and
+    `label`) or a mapping of input name to array for training only, or {"train": ..., "test":
+    ...} of those. Arrays are checked like files and batched with the config's batch size,
+    shuffling and transform for that phase (64 and shuffled for training, when the config has
+    none); a phase given no arrays has no source."""
     if data is None:
         return load_data(net, seed)
     if isinstance(data, Data):
@@ -539,18 +543,29 @@ def as_data(net: Any, data: Any, seed: int = 0) -> Data:
         spec = net.spec.data.sources().get(phase) if net.spec.data is not None else None
         spec = spec or SourceSpec(source="arrays", phase=phase,
                                   feeds=[feed for feed in FEEDS if feed in net.inputs])
-        if isinstance(arrays, tuple):
-            if len(arrays) != 2:
-                raise ValueError(f"{phase} data as a tuple must be (data, label), got "
-                                 f"{len(arrays)} arrays")
-            arrays = dict(zip(FEEDS, arrays))
-        if not isinstance(arrays, Mapping):
-            raise TypeError(f"{phase} data must be (data, label), a mapping of input name to "
-                            f"array, or a Data; got {type(arrays).__name__}")
-        name = f"in-memory arrays ({phase})"
-        feeds = [feed for feed in arrays if feed in net.inputs] if set(arrays) - set(FEEDS) \
-            else [feed for feed in FEEDS if feed in net.inputs]
-        dataset = Dataset(name, validate(net, {k: np.asarray(v) for k, v in arrays.items()},
-                                         name, feeds))
-        loaded[phase] = Batches(dataset, spec.batch_size, spec.shuffled, seed)
+        arrays = _named_arrays(net, phase, arrays, list(spec.feeds))
+        spec = dataclasses.replace(spec, feeds=list(arrays))
+        opened = Dataset(f"in-memory arrays ({phase})",
+                         {name: np.asarray(value) for name, value in arrays.items()})
+        source, prepare = load_source(net, spec, opened)
+        loaded[phase] = Batches(source, spec.batch_size, spec.shuffled, seed, prepare=prepare)
     return Data(loaded.get("train"), loaded.get("test"))
+
+
+def _named_arrays(net: Any, phase: str, arrays: Any, feeds: list[str]) -> dict[str, Any]:
+    """In-memory arrays by the net input each feeds."""
+    if isinstance(arrays, tuple):
+        if len(arrays) != len(feeds) or not feeds:
+            wanted = ", ".join(feeds) or "none: the net has no input named data or label"
+            raise ValueError(f"{phase} data as a tuple gives one array per feed of the phase "
+                             f"({wanted}), got {len(arrays)}; or pass a mapping of input name "
+                             "to array")
+        return dict(zip(feeds, arrays))
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"{phase} data must be a tuple of arrays, a mapping of input name to "
+                        f"array, or a Data; got {type(arrays).__name__}")
+    unknown = [name for name in arrays if name not in net.inputs]
+    if unknown:
+        raise ValueError(f"{phase} data: {', '.join(map(repr, unknown))} is not an input of the "
+                         f"net (inputs: {', '.join(net.inputs)})")
+    return dict(arrays)

@@ -266,9 +266,13 @@ class Predictor:
             except (OSError, ValueError, EOFError) as err:
                 raise DataError(f"{path}: not a readable .npy array ({err})") from None
             expected = self.raw_shape
-            one = expected is not None and None not in expected and array.ndim == len(
-                expected) and math.prod(array.shape) == math.prod(expected)
-            return array[np.newaxis] if one else array
+            if expected is None or None in expected or array.shape[1:] == tuple(expected):
+                return array                                  # N samples (or not checkable)
+            if array.size == math.prod(expected):
+                return array.reshape((1,) + tuple(expected))  # one sample, in any layout
+            raise DataError(f"{path}: an array of shape {array.shape}, but the net's input "
+                            f"takes samples of shape {tuple(expected)} (give one sample, or "
+                            "N of them stacked on a first axis)")
         if suffix == ".csv":
             table = read_csv(path, ["data"])["data"]
             size = math.prod(self.declared) if None not in self.declared else None

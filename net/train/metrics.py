@@ -18,25 +18,34 @@ class MetricsLog:
 
     A new log starts empty; `resume_at=N` keeps the events of the run being resumed from before
     iteration N (rewritten atomically) and appends after them, so resuming twice from the same
-    snapshot never duplicates records. A symlink at `path` is refused, never written through."""
+    snapshot never duplicates records. Nothing is touched until the first event, so a run that
+    fails before it leaves no file behind. A symlink at `path` is refused, never written
+    through."""
 
     def __init__(self, path: str | Path, resume_at: int | None = None):
         self.path = Path(path)
+        self.resume_at = resume_at
+        self._file = None
+
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_at is not None and self.path.is_file() and not self.path.is_symlink():
+        if self.resume_at is not None and self.path.is_file() and not self.path.is_symlink():
             kept = [json.dumps(e) + "\n" for e in read_metrics(self.path)
-                    if isinstance(e.get("iter"), int) and e["iter"] < resume_at]
+                    if isinstance(e.get("iter"), int) and e["iter"] < self.resume_at]
             atomic_write(self.path, lambda handle: handle.write("".join(kept).encode("utf-8")))
-        self._file = open_new(self.path, append=resume_at is not None)
+        self._file = open_new(self.path, append=self.resume_at is not None)
 
     def write(self, event: dict[str, Any]) -> None:
+        if self._file is None:
+            self._open()
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in event.items()}
         self._file.write(json.dumps(clean) + "\n")
         self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> "MetricsLog":
         return self

@@ -36,13 +36,16 @@ class RunDirectory:
 
     @classmethod
     def choose(cls, given: str | Path | None, default: Path, resume: str | Path | None = None,
-               overwrite: bool = False) -> "RunDirectory":
-        """`given` if set; else the folder of the snapshot being resumed; else `default`, or its
-        first free numbered sibling when it holds another run."""
+               overwrite: bool = False, prefix: str = "") -> "RunDirectory":
+        """`given` if set; else the directory of the run whose snapshot is resumed (the
+        snapshot's folder, less the folders of the `prefix` it was written with); else
+        `default`, or its first free numbered sibling when it holds another run."""
         if given is not None:
             path = Path(given)
         elif resume is not None:
             path = Path(resume).parent
+            for _ in Path(prefix).parts[:-1]:
+                path = path.parent
         else:
             path = default
             number = 2
@@ -73,10 +76,19 @@ class RunDirectory:
         remove_temporaries(self.path)
         return self
 
-    def clear_earlier_run(self) -> list[Path]:
-        """Remove the files an earlier run left here (for `overwrite`); returns them."""
+    def clean_snapshot_folder(self, prefix: str) -> None:
+        """Remove what killed writes left in the folder `prefix` puts snapshots in."""
+        folder = (self.path / prefix).parent
+        if folder != self.path and folder.is_dir():
+            remove_temporaries(folder)
+
+    def clear_earlier_run(self, prefix: str = "") -> list[Path]:
+        """Remove the files an earlier run left here (for `overwrite`): its metrics and curves,
+        and the snapshots in this directory and in the folder of `prefix` (the solver's
+        snapshot_prefix), never those of other runs in folders below; returns them."""
         found = [self.path / name for name in RUN_FILES]
-        found += [p for pattern in SNAPSHOT_PATTERNS for p in self.path.rglob(pattern)]
+        for folder in {self.path, (self.path / prefix).parent}:
+            found += [p for pattern in SNAPSHOT_PATTERNS for p in folder.glob(pattern)]
         removed = []
         for path in found:
             if path.is_file() or path.is_symlink():
@@ -95,8 +107,9 @@ class RunDirectory:
 
 
 def holds_a_run(path: Path) -> bool:
-    """Whether `path` has files of a training run in it."""
+    """Whether `path` itself holds a training run's files (its metrics, curves or snapshots;
+    runs in folders below it are theirs, not this one's)."""
     if not path.is_dir():
         return False
     return any((path / name).exists() for name in RUN_FILES) or any(
-        next(path.rglob(pattern), None) is not None for pattern in SNAPSHOT_PATTERNS)
+        next(path.glob(pattern), None) is not None for pattern in SNAPSHOT_PATTERNS)

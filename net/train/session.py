@@ -22,7 +22,7 @@ from .distributed import DataParallelSolver, communicator
 from .metrics import MetricsLog, plot_curves, read_metrics
 from .rundir import RunDirectory
 from .snapshot import load_weights, restore
-from .solver import Solver
+from .solver import Solver, figure_text
 
 
 def train(config: str | Path, *, output_dir: str | Path | None = None,
@@ -62,7 +62,8 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
     solver.data = data
     default = Path("runs") / Path(config).stem
     if comm.is_root:
-        rundir = RunDirectory.choose(output_dir, default, resume, overwrite)
+        rundir = RunDirectory.choose(output_dir, default, resume, overwrite,
+                                     solver.config.snapshot_prefix)
     else:
         rundir = None
     output = rundir.path if rundir is not None else Path(output_dir or default)
@@ -91,8 +92,10 @@ def _solve_into(solver: Solver, rundir: RunDirectory | None, resuming: bool, ove
     other ranks, which write nothing); returns the result and the curves written."""
     output = solver.output_dir
     with rundir if rundir is not None else nullcontext():
+        if rundir is not None:
+            rundir.clean_snapshot_folder(solver.config.snapshot_prefix)
         if overwrite and rundir is not None:
-            for path in rundir.clear_earlier_run():
+            for path in rundir.clear_earlier_run(solver.config.snapshot_prefix):
                 say(f"removed {path} (--overwrite)")
         say(f"output: {output.resolve()} (snapshots "
             f"{solver.snapshot_prefix().resolve()}_iter_N.*)")
@@ -101,7 +104,7 @@ def _solve_into(solver: Solver, rundir: RunDirectory | None, resuming: bool, ove
         with metrics:
             result = solver.solve(solver.data, progress=progress, log=say,
                                   on_event=metrics.write if rundir is not None else None)
-        if rundir is None:
+        if rundir is None or not (output / "metrics.jsonl").is_file():
             return result, None
         return result, plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png",
                                    solver.net.name)
@@ -154,7 +157,8 @@ def outcome(result: dict[str, Any]) -> list[str]:
     if result["test"]:
         when = "final test" if result["test_iter"] == result["iter"] else \
             f"last test (iteration {result['test_iter']})"
-        lines.append(f"{when}: " + ", ".join(f"{k} = {v:.6g}" for k, v in result["test"].items()))
+        lines.append(f"{when}: " + ", ".join(f"{k} = {figure_text(v)}"
+                                             for k, v in result["test"].items()))
     if result["snapshot"]:
         lines.append(f"snapshot: {result['snapshot'][0]} and {result['snapshot'][1].name}")
     lines.append(f"metrics: {result['metrics']}"

@@ -7,9 +7,10 @@
                                        recent losses, and the name of its weights file
 
 Writes go to a temporary file in the same folder, flushed and fsync'ed, then renamed over the
-real name, so a crash never leaves a half-written file there. Reads use
-`np.load(allow_pickle=False)` and check names, shapes and dtypes before touching the net; any
-problem is a DataError naming the file.
+real name, so a crash never leaves a half-written file there. Reads go through
+`net.train.files.read_npz`: member by member, without pickle, only the entries the net and solver
+have, each member's declared shape and size checked before anything is allocated; names, shapes
+and dtypes are checked before the net changes, and any problem is a DataError naming the file.
 """
 from __future__ import annotations
 

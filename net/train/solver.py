@@ -28,9 +28,9 @@ import numpy as np
 from ..core.config import parse_solver
 from ..core.hooks import BlobStats
 from ..core.runner import Hook
-from ..core.spec import SolverConfig
+from ..core.spec import SolverConfig, settings_of
 from ..core.state import GatePosition
-from ..core.yaml import LineDict
+from ..core.yaml import LineDict, suggest
 from ..errors import NumericalError
 from .files import inside
 from .updates import LR_POLICIES, UPDATE_RULES, Slot
@@ -88,10 +88,18 @@ class Solver:
         if base is not None:
             merged.key_lines.update(base.lines)
             merged.line = net.spec.line_of("solver")
+        options = settings_of(SolverConfig)
         for key, value in {**dict(solver or {}), **overrides}.items():
-            if value is not None:
-                merged[key] = value
-                merged.key_lines.pop(key, None)
+            if value is None:
+                continue
+            if key not in options:     # an override is the caller's mistake, not the file's
+                raise ValueError(f"unknown solver setting {key!r}{suggest(str(key), options)}")
+            try:
+                merged[key] = options[key].convert(value)
+            except ValueError as err:
+                raise ValueError(f"solver.{key} {err} (given in place of the config's)") \
+                    from None
+            merged.key_lines.pop(key, None)
         return cls(net, parse_solver(merged, net.spec.file))
 
     @property
@@ -190,7 +198,8 @@ class Solver:
         averaged over the samples, plus `loss` (the test-phase loss tops times their weights).
         A scalar output gives a number; an output of the same shape in every batch (Caffe's
         per-class accuracy) gives the list of its elements' averages, as Caffe prints each
-        element; an output whose shape follows the batch is no figure and is left out.
+        element (so per-class accuracy is a mean over batches, as in Caffe, not test.py's exact
+        count); an output whose shape changes between batches is no figure and is left out.
         With `test_iter` > 0, that many batches from the start of the set; else the whole set.
         A stop request (Ctrl-C, SIGTERM) ends the pass early: it raises TestInterrupted."""
         net = self.net
@@ -372,6 +381,8 @@ class _Run:
             self.snapshot()
         if not self.result["interrupted"] and not self.result["diverged"]:
             self.test()
+            self.result["interrupted"] = bool(solver._stop)      # a stop during that test
+            self.result["signal"] = solver.stop_signal
 
     def iteration(self) -> None:
         """One step, with the display line (and debug_info statistics) when it is due."""
@@ -382,7 +393,8 @@ class _Run:
         feeds = (self.data.train.next() for _ in range(c.iter_size))
         rate = solver.learning_rate()
         try:
-            loss = solver.step(feeds, stats)
+            with np.errstate(all="ignore"):   # a NaN is caught below, by name, not as a warning
+                loss = solver.step(feeds, stats)
         except NumericalError as err:
             solver.restore_position(before)
             self.snapshot()
@@ -425,7 +437,7 @@ class _Run:
         self.result["test"] = figures
         self.record({"iter": solver.iter, "phase": "test", "lr": solver.learning_rate(),
                      **figures})
-        self.write(f"iter {solver.iter} test: " + ", ".join(f"{k} = {_figure(v)}"
+        self.write(f"iter {solver.iter} test: " + ", ".join(f"{k} = {figure_text(v)}"
                                                             for k, v in figures.items()))
 
     def snapshot(self) -> None:
@@ -451,7 +463,7 @@ class TestInterrupted(Exception):
     """A stop request arrived during a test pass (its figures are incomplete and not kept)."""
 
 
-def _figure(value: float | list) -> str:
+def figure_text(value: float | list) -> str:
     """A test figure for a display line: a number, or the first elements of a list."""
     if isinstance(value, list):
         flat = np.ravel(value)

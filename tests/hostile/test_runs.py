@@ -196,3 +196,66 @@ def test_a_non_scalar_test_output_is_averaged_per_element_not_a_crash(tmp_path):
     probe = result["test"]["probe"]
     assert np.shape(probe) == (1, 1) and np.isfinite(probe).all()
     assert "accuracy" in result["test"]
+
+
+# -- found by review ---------------------------------------------------------------------------------
+@needs_sklearn
+def test_overwrite_removes_this_runs_files_only_not_runs_in_folders_below(tmp_path):
+    runs = tmp_path / "runs"
+    other = train(config(tmp_path, max_iter=5, test_interval=0), output_dir=runs / "other")
+    (runs / "metrics.jsonl").write_text("")                   # runs/ itself holds a run too
+    train(config(tmp_path, max_iter=5, test_interval=0), output_dir=runs, overwrite=True)
+    assert other["snapshot"][0].exists() and other["metrics"].exists()
+
+
+@needs_sklearn
+def test_train_py_prints_per_class_accuracy_lists(tmp_path):
+    text = DIGITS.replace("top: accuracy, phase: test}", "top: [accuracy, per_class], "
+                          "phase: test}")
+    result = subprocess.run([sys.executable, "scripts/train.py", config(
+        tmp_path, text, max_iter=5, test_interval=0), "--output-dir", str(tmp_path / "o"),
+        "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"final test: .*per_class = \[[0-9., ]+\]", result.stdout), result.stdout
+
+
+@needs_sklearn
+def test_resume_finds_the_run_directory_above_a_prefix_folder(tmp_path):
+    path = config(tmp_path, max_iter=10, snapshot=5, test_interval=0,
+                  snapshot_prefix="snaps/digits")
+    train(path, output_dir=tmp_path / "run")
+    again = train(path, resume=tmp_path / "run" / "snaps" / "digits_iter_5.solverstate.npz")
+    assert again["output"] == tmp_path / "run"
+    assert (tmp_path / "run" / "snaps" / "digits_iter_10.weights.npz").exists()
+
+
+def test_a_run_that_fails_before_its_first_iteration_leaves_no_metrics(tmp_path):
+    with pytest.raises(Exception):
+        train(str(CONFIGS / "cifar10_quick.yaml"), output_dir=tmp_path / "out")   # no data
+    assert not (tmp_path / "out" / "metrics.jsonl").exists()
+
+
+@needs_sklearn
+def test_a_stop_during_the_final_test_is_reported_as_one(tmp_path, monkeypatch):
+    from net.train import solver as solver_module
+
+    original = solver_module.Solver.test
+
+    def test_then_stop(self, batches):
+        if self.iter == self.config.max_iter:
+            self.request_stop()
+        return original(self, batches)
+
+    monkeypatch.setattr(solver_module.Solver, "test", test_then_stop)
+    result = train(config(tmp_path, max_iter=4, test_interval=0), output_dir=tmp_path / "o")
+    assert result["interrupted"] and result["test"] is None
+
+
+@needs_sklearn
+def test_debug_nan_stops_with_the_divergence_exit_status(tmp_path):
+    text = DIGITS.replace("base_lr: 0.1", "base_lr: 1000")
+    result = subprocess.run([sys.executable, "scripts/train.py", config(tmp_path, text),
+                             "--output-dir", str(tmp_path / "o"), "--no-progress",
+                             "--debug-nan"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 3 and "NaN/Inf" in result.stderr

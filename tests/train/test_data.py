@@ -314,3 +314,22 @@ def test_source_shapes_of_files_without_loading_them(tmp_path):
 def test_fashion_mnist_shapes_and_the_train_part(tmp_path):
     spec = parse_source({"source": "fashion_mnist", "transform": {"crop_size": 24}})
     assert source_shapes(spec, tmp_path) == {"data": (1, 24, 24), "label": ()}
+
+
+# -- in-memory arrays (Solver.solve(data=...)) --------------------------------------------------------
+def test_in_memory_arrays_get_the_phases_transform_and_feeds(tmp_path):
+    from net.train.data import as_data
+
+    path = tmp_path / "net.yaml"
+    path.write_text("inputs:\n  x: {shape: [null, 1, 2, 2]}\n  y: {shape: [null], dtype: int}\n"
+                    "gates:\n  - {name: fc, type: InnerProduct, bottom: x, top: s, num_output: 2}"
+                    "\n  - {name: loss, type: SoftmaxWithLoss, bottom: [s, y], top: loss}\n"
+                    "data:\n  train: {source: iris, feeds: [x, y], batch_size: 2, shuffle: false,"
+                    "\n          transform: {scale: 0.5}}\n")
+    net = Net.from_yaml(path)
+    images, labels = np.full((4, 1, 2, 2), 8.0), np.array([0, 1, 0, 1])
+    batch = as_data(net, (images, labels)).train.next()
+    np.testing.assert_array_equal(batch["x"], np.full((2, 1, 2, 2), 4.0))   # scaled
+    np.testing.assert_array_equal(batch["y"], [0, 1])
+    with pytest.raises(ValueError, match="'z' is not an input of the net"):
+        as_data(net, {"x": images, "z": labels})

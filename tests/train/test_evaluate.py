@@ -105,3 +105,15 @@ def test_inputs_get_the_test_transform_and_files_are_read(tmp_path):
     (tmp_path / "rows.csv").write_text("x,y,z,label\n1,2,3,0\n3,2,1,1\n")
     assert predictor.load(tmp_path / "one.npy").shape == (1, 3)
     np.testing.assert_array_equal(predictor.load(tmp_path / "rows.csv"), [[1, 2, 3], [3, 2, 1]])
+
+
+def test_one_npy_sample_in_another_layout_is_one_sample_and_a_wrong_one_names_the_file(tmp_path):
+    predictor = Predictor(classifier(tmp_path))
+    np.save(tmp_path / "column.npy", np.array([[1.0], [2.0], [3.0]]))      # (3, 1): one sample
+    np.save(tmp_path / "three.npy", np.eye(3))                               # (3, 3): three
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 2)))
+    assert predictor.load(tmp_path / "column.npy").shape == (1, 3)
+    assert predictor.load(tmp_path / "three.npy").shape == (3, 3)
+    with pytest.raises(Exception, match=r"wrong.npy: an array of shape \(2, 2\), but the net's "
+                                        r"input takes samples of shape \(3,\)"):
+        predictor.load(tmp_path / "wrong.npy")

@@ -96,7 +96,7 @@ def test_from_config_overrides_key_by_key():
 
 def test_overrides_are_validated_and_file_keys_keep_their_lines():
     model = Net.from_yaml(CONFIGS / "digits_mlp.yaml")
-    with pytest.raises(ConfigError, match="solver.momentum must be a number in \\[0, 1\\)"):
+    with pytest.raises(ValueError, match="solver.momentum must be a number in \\[0, 1\\)"):
         Solver.from_config(model, {"momentum": 1.5})
     with pytest.raises(ConfigError, match="lr_policy multistep needs solver.stepvalue") as err:
         Solver.from_config(model, {"lr_policy": "multistep"})
