@@ -152,8 +152,9 @@ def outcome(result: dict[str, Any]) -> list[str]:
     else:
         status = "stopped by SIGTERM" if result.get("signal") == "SIGTERM" else \
             "interrupted" if result["interrupted"] else "done"
-    lines = [f"{status} at iteration {result['iter']}: train loss {result['loss']:.6g}"
-             if result["loss"] is not None else f"{status} at iteration {result['iter']}"]
+    at = result["diverged"]["iter"] if result.get("diverged") else result["iter"]
+    lines = [f"{status} at iteration {at}: train loss {result['loss']:.6g}"
+             if result["loss"] is not None else f"{status} at iteration {at}"]
     if result["test"]:
         when = "final test" if result["test_iter"] == result["iter"] else \
             f"last test (iteration {result['test_iter']})"
