@@ -1,5 +1,5 @@
 """Parameter initialisation with Caffe's filler types: constant, gaussian (with Caffe's `sparse`:
-each weight kept with probability sparse / shape[0]), uniform, xavier, msra.
+each weight kept with probability sparse / shape[0]), uniform, xavier, msra, bilinear.
 
 Fan-in and fan-out follow Caffe: for a weight of shape (out, in, ...), fan_in = count / out and
 fan_out = count / in.
@@ -18,6 +18,7 @@ FILLER_KEYS = {
     "uniform": ("min", "max"),
     "xavier": ("variance_norm",),
     "msra": ("variance_norm",),
+    "bilinear": (),
 }
 VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
 
@@ -52,6 +53,8 @@ def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) 
     check_filler(filler)
     kind = filler["type"]
     count = int(np.prod(shape))
+    if kind == "bilinear":
+        return bilinear(shape, dtype)
     if kind == "constant" or count == 0:
         return np.full(shape, filler.get("value", 0.0), dtype=dtype)
     if kind == "gaussian":
@@ -72,3 +75,16 @@ def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) 
         else:
             values = rng.normal(0.0, np.sqrt(2.0 / n), shape)
     return np.asarray(values, dtype=dtype)
+
+
+def bilinear(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Caffe's bilinear filler: every (kh, kw) kernel of a 4-D weight is the bilinear
+    interpolation kernel of an upsampling by ceil(kw / 2), for a Deconvolution that upsamples
+    (FCN's). With f = ceil(kw / 2) and c = (2f - 1 - f % 2) / 2f,
+    w[y, x] = (1 - |x / f - c|) (1 - |y / f - c|)."""
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise ValueError(f"a bilinear filler fills square 4-D kernels, got shape {shape}")
+    f = math.ceil(shape[3] / 2)
+    c = (2 * f - 1 - f % 2) / (2 * f)
+    axis = 1 - np.abs(np.arange(shape[3]) / f - c)
+    return np.broadcast_to(np.outer(axis, axis), shape).astype(dtype)

@@ -291,8 +291,8 @@ def test_options_map_with_caffes_defaults_and_legacy_spellings(tmp_path):
      '        inner_product_param { num_output: 2 transpose: true } }', 3,
      ["layer 'fc' (InnerProduct)", "inner_product_param.transpose: True is not supported"]),
     ('layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y"\n'
-     '        inner_product_param { num_output: 2 weight_filler { type: "bilinear" } } }', 3,
-     ["layer 'fc' (InnerProduct)", "filler type 'bilinear'"]),
+     '        inner_product_param { num_output: 2 weight_filler { type: "positive_unitball" } } }',
+     3, ["layer 'fc' (InnerProduct)", "filler type 'positive_unitball'"]),
     ('layer { name: "c" type: "Convolution" bottom: "x" top: "y"\n'
      '        convolution_param { num_output: 2 kernel_size: 3 group: 0 } }', 3,
      ["gate 'c' (Convolution)", "'group' must be a positive integer, got 0"]),

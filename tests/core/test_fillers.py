@@ -1,0 +1,29 @@
+"""Caffe's fillers beyond the plain ones: gaussian's `sparse` and the bilinear kernel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from net.core.fillers import fill
+
+RNG = np.random.default_rng(0)
+
+
+def test_sparse_gaussian_keeps_each_weight_with_probability_sparse_over_outputs():
+    weights = fill((1000, 40), {"type": "gaussian", "std": 1.0, "sparse": 100}, RNG,
+                   np.dtype(np.float64))
+    assert abs(np.count_nonzero(weights) / weights.size - 0.1) < 0.01
+    dense = fill((50, 4), {"type": "gaussian", "sparse": -1}, RNG, np.dtype(np.float64))
+    assert np.count_nonzero(dense) == dense.size
+
+
+def test_bilinear_is_caffes_upsampling_kernel():
+    # Caffe's BilinearFiller for a 4x4 kernel (upsampling by 2): f = 2, c = 0.75, so each axis
+    # is 1 - |x / 2 - 0.75| = [0.25, 0.75, 0.75, 0.25], and the kernel their outer product
+    kernel = fill((3, 1, 4, 4), {"type": "bilinear"}, RNG, np.dtype(np.float32))
+    axis = np.array([0.25, 0.75, 0.75, 0.25])
+    np.testing.assert_array_equal(kernel[2, 0], np.outer(axis, axis).astype(np.float32))
+    odd = fill((1, 1, 3, 3), {"type": "bilinear"}, RNG, np.dtype(np.float64))[0, 0]
+    np.testing.assert_allclose(odd[0], [0.0625, 0.1875, 0.1875])           # f = 2, c = 0.75
+    with pytest.raises(ValueError, match="square 4-D kernels"):
+        fill((3, 4), {"type": "bilinear"}, RNG, np.dtype(np.float64))
