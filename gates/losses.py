@@ -64,8 +64,7 @@ def _axis(axis: int, ndim: int, what: str = "scores") -> int:
 
 def _split(shape: tuple, axis: int) -> tuple[int, int, int]:
     """(outer, classes, inner): the sizes before, at and after the class axis."""
-    return (int(np.prod(shape[:axis], dtype=np.int64)), shape[axis],
-            int(np.prod(shape[axis + 1:], dtype=np.int64)))
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
 def _int_labels(label: np.ndarray) -> np.ndarray:
@@ -91,7 +90,8 @@ def _labels(label: np.ndarray, shape: tuple, axis: int, ignore: int | None
     labels = _int_labels(label).reshape(outer, inner)
     keep = None if ignore is None else labels != ignore
     valid = labels if keep is None else labels[keep]
-    if valid.size and (valid.min() < 0 or valid.max() >= classes):
+    # one pass for both bounds: read as unsigned, a negative label is larger than any class
+    if valid.size and valid.view(f"u{valid.itemsize}").max() >= classes:
         bad = valid[(valid < 0) | (valid >= classes)][0]
         raise ValueError(f"label {int(bad)} is out of range for {classes} classes")
     return (labels if keep is None else np.where(keep, labels, 0)), keep
@@ -225,17 +225,23 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
 
     def forward(self, scores, label):
         x, labels, keep = self._view(scores, label)
-        self.prob, log_prob = _softmax(x)
-        picked = np.take_along_axis(log_prob, labels[:, None], axis=1)[:, 0]
-        self.labels, self.keep, self.shape = labels, keep, scores.shape
+        # _softmax's arithmetic on the same arrays, without its log-probabilities of every class:
+        # log p[label] = shifted[label] - log(sum), one subtraction per position
+        shifted = x - x.max(axis=1, keepdims=True)
+        self.at_label = (np.arange(x.shape[0])[:, None], labels, np.arange(x.shape[2]))
+        picked = shifted[self.at_label]
+        prob = np.exp(shifted)
+        sums = prob.sum(axis=1, keepdims=True)
+        picked -= np.log(sums)[:, 0, :]
+        self.prob = np.divide(prob, sums, out=prob)
+        self.keep, self.shape = keep, scores.shape
         return self._finish(scores, x, -np.maximum(picked, LOG_FLT_MIN), keep)
 
     def backward(self, dout):
         if not self.needs_input_grad[0]:
             return None, None
         grad = self.prob.copy()
-        outer, inner = np.indices(self.labels.shape)
-        grad[outer, self.labels, inner] -= 1
+        grad[self.at_label] -= 1
         if self.keep is not None:
             grad *= self.keep[:, None]
         return self._scores_grad(grad, dout), None
