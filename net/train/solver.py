@@ -60,12 +60,13 @@ class Solver:
                                  "*Loss type, or a `loss_weight` on a top",
                                  net.spec.line_of("gates"))
         self.trainable = [n for n, p in net.params.items() if net.param_rules[n].lr_mult > 0]
-        self._update, slot_names = UPDATE_RULES[config.type]
+        self._update, slot_names, scratches = UPDATE_RULES[config.type]
         self.slot_names = slot_names
         self.slots = [Slot(n, net.params[n], net.param_rules[n].lr_mult,
                            config.weight_decay * net.param_rules[n].decay_mult,
                            [np.zeros_like(net.params[n]) for _ in slot_names],
-                           np.empty_like(net.params[n]), np.empty_like(net.params[n]))
+                           np.empty_like(net.params[n]),
+                           np.empty_like(net.params[n]) if scratches == 2 else None)
                       for n in self.trainable]
         self._accumulated = self._accumulation_buffers() if config.iter_size > 1 else None
 
