@@ -444,13 +444,9 @@ class Net:
                                        chain(finite_check(self.spec.file), hook))
         else:
             active.runner.backward(self.blobs, grads, floating, hook)
-        result = {}
-        for name in sources:
-            if name not in floating:
-                result[name] = None
-            else:
-                grad = grads.get(name)
-                result[name] = np.zeros_like(self.blobs[name]) if grad is None else grad
+        result = {name: None if name not in floating else
+                  grads[name] if name in grads else np.zeros_like(blobs[name])
+                  for name in sources}
         self.grads = result
         return result
 

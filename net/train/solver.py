@@ -124,7 +124,8 @@ class Solver:
                     raise ValueError(f"iter_size is {size}: step takes {size} feed(s), got more")
                 net.forward(one, hook)
                 for top, weight in self.loss_weights:
-                    loss += weight * float(np.sum(net.blobs[top]))
+                    value = net.blobs[top]      # np.sum of a scalar loss costs 2 us, float 0.04
+                    loss += weight * float(value if value.ndim == 0 else np.sum(value))
                 grads = net.backward(wrt=self.trainable, hook=hook)
                 if self._accumulated is not None:
                     for name, target in self._accumulated.items():
