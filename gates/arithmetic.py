@@ -24,6 +24,11 @@ def _scalar(x: np.ndarray) -> np.ndarray | np.generic:
     return x[()] if x.ndim == 0 else x
 
 
+def _scalars(a: np.ndarray, b: np.ndarray) -> tuple:
+    """_scalar of both inputs of a two-input gate, in one call."""
+    return a[()] if a.ndim == 0 else a, b[()] if b.ndim == 0 else b
+
+
 class _Binary(Gate):
     """Shared shape rule of the two-input elementwise gates: numpy broadcasting."""
 
@@ -38,7 +43,8 @@ class AddGate(_Binary):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return _scalar(a) + _scalar(b)
+        a, b = _scalars(a, b)
+        return a + b
 
     def backward(self, dout):
         return unbroadcast(dout, self.shapes[0]), unbroadcast(dout, self.shapes[1])
@@ -50,7 +56,8 @@ class SubtractGate(_Binary):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return _scalar(a) - _scalar(b)
+        a, b = _scalars(a, b)
+        return a - b
 
     def backward(self, dout):
         return unbroadcast(dout, self.shapes[0]), unbroadcast(-_scalar(dout), self.shapes[1])
@@ -62,7 +69,7 @@ class MultiplyGate(_Binary):
     Local gradients: d out/da = b, d out/db = a (the lecture's MultiplyGate)."""
 
     def forward(self, a, b):
-        self.a, self.b = _scalar(a), _scalar(b)  # must keep these around!
+        self.a, self.b = _scalars(a, b)  # must keep these around!
         return self.a * self.b
 
     def backward(self, dout):
@@ -76,7 +83,7 @@ class DivideGate(_Binary):
     Local gradients: 1/b and -a/b^2."""
 
     def forward(self, a, b):
-        self.a, self.b = _scalar(a), _scalar(b)
+        self.a, self.b = _scalars(a, b)
         return self.a / self.b
 
     def backward(self, dout):
@@ -96,7 +103,7 @@ class _Select(_Binary):
     kink_note = "a == b: the gradient is split evenly between the two inputs"
 
     def forward(self, a, b):
-        self.a, self.b = _scalar(a), _scalar(b)
+        self.a, self.b = _scalars(a, b)
         return self.pick(a, b)      # a ufunc takes arrays faster than scalars
 
     def backward(self, dout):

@@ -23,15 +23,20 @@ Hook = Callable[["Step", str, tuple], None]
 @dataclass(eq=False, slots=True)
 class Step:
     """One gate in the execution order, with the blob names it reads and writes. `fetch(blobs)`
-    picks its inputs out of the blobs: the lone value for one input, else a tuple."""
+    picks its inputs out of the blobs: the lone value when `unary`, else a tuple; `top` is the
+    lone top's name (None when the gate writes several)."""
     gate: Gate
     spec: GateSpec
     inputs: tuple[str, ...]        # bottoms, then the gate's parameters
     tops: tuple[str, ...]
     fetch: Callable[[dict], object] = field(init=False, repr=False)
+    unary: bool = field(init=False, repr=False)
+    top: str | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.fetch = itemgetter(*self.inputs) if self.inputs else lambda blobs: ()
+        self.unary = len(self.inputs) == 1
+        self.top = self.tops[0] if len(self.tops) == 1 else None
 
     def where(self, file: str | None = None) -> str:
         place = f" ({file}:{self.spec.line})" if file and self.spec.line else ""
@@ -72,12 +77,9 @@ class Runner:
         try:
             for step in self.steps if steps is None else steps:
                 fetched = step.fetch(blobs)
-                if len(step.inputs) == 1:
-                    out = step.gate.forward(fetched)
-                else:
-                    out = step.gate.forward(*fetched)
-                if len(step.tops) == 1:
-                    blobs[step.tops[0]] = out
+                out = step.gate.forward(fetched) if step.unary else step.gate.forward(*fetched)
+                if step.top is not None:
+                    blobs[step.top] = out
                 else:
                     if not isinstance(out, (tuple, list)) or len(out) != len(step.tops):
                         raise ContractError(f"{step.where(self.file)}: forward must return "
@@ -118,9 +120,9 @@ class Runner:
         owned: set[str] = set()    # arrays this pass allocated, safe to add into in place
         step = None
         try:
-            for step, needs, flagged, spent in self.plan(wanted):
-                if len(step.tops) == 1:
-                    dout = grads.get(step.tops[0])
+            for step, needs, flagged, spent in self._plans.get(wanted) or self.plan(wanted):
+                if step.top is not None:
+                    dout = grads.get(step.top)
                     if dout is None:
                         continue
                 else:
