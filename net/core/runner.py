@@ -53,7 +53,7 @@ class Runner:
     def __init__(self, steps: list[Step], file: str | None = None):
         self.steps = steps
         self.file = file
-        self._plans: dict[frozenset, list[tuple[Step, tuple[bool, ...]]]] = {}
+        self._plans: dict[frozenset, list[tuple[Step, tuple[bool, ...], tuple, tuple]]] = {}
         self._needed: dict[frozenset, tuple[list[Step], frozenset[str]]] = {}
 
     def needed(self, wanted: frozenset[str]) -> tuple[list[Step], frozenset[str]]:
