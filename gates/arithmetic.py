@@ -24,16 +24,25 @@ def _scalar(x: np.ndarray) -> np.ndarray | np.generic:
     return x[()] if x.ndim == 0 else x
 
 
-def _scalars(a: np.ndarray, b: np.ndarray) -> tuple:
-    """_scalar of both inputs of a two-input gate, in one call."""
-    return a[()] if a.ndim == 0 else a, b[()] if b.ndim == 0 else b
-
-
 class _Binary(Gate):
-    """Shared shape rule of the two-input elementwise gates: numpy broadcasting."""
+    """Shared by the two-input elementwise gates: numpy broadcasting's shape rule, and each
+    gradient summed back to its input's shape."""
 
     def infer_shapes(self, a_shape, b_shape):
         return (broadcast_shapes(a_shape, b_shape),)
+
+    def _take(self, a, b) -> tuple:
+        """Remember the inputs' shapes; return the inputs as _scalar makes them."""
+        self.shapes = a.shape, b.shape
+        return a[()] if a.ndim == 0 else a, b[()] if b.ndim == 0 else b
+
+    def _grads(self, da, db) -> tuple:
+        """The gradients of a and b, each summed back to its input's shape (where the inputs
+        have one shape, so have the gradients)."""
+        a_shape, b_shape = self.shapes
+        if a_shape == b_shape:
+            return da, db
+        return unbroadcast(da, a_shape), unbroadcast(db, b_shape)
 
 
 @register_gate
@@ -42,12 +51,11 @@ class AddGate(_Binary):
     Local gradients: d out/da = d out/db = 1."""
 
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
-        a, b = _scalars(a, b)
+        a, b = self._take(a, b)
         return a + b
 
     def backward(self, dout):
-        return unbroadcast(dout, self.shapes[0]), unbroadcast(dout, self.shapes[1])
+        return self._grads(dout, dout)
 
 
 @register_gate
@@ -55,12 +63,11 @@ class SubtractGate(_Binary):
     """out = a - b.  Inputs: a, b (broadcastable). Returns: out, the broadcast shape."""
 
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
-        a, b = _scalars(a, b)
+        a, b = self._take(a, b)
         return a - b
 
     def backward(self, dout):
-        return unbroadcast(dout, self.shapes[0]), unbroadcast(-_scalar(dout), self.shapes[1])
+        return self._grads(dout, -_scalar(dout))
 
 
 @register_gate
@@ -69,12 +76,12 @@ class MultiplyGate(_Binary):
     Local gradients: d out/da = b, d out/db = a (the lecture's MultiplyGate)."""
 
     def forward(self, a, b):
-        self.a, self.b = _scalars(a, b)  # must keep these around!
+        self.a, self.b = self._take(a, b)  # must keep these around!
         return self.a * self.b
 
     def backward(self, dout):
         dout = _scalar(dout)
-        return unbroadcast(dout * self.b, self.a.shape), unbroadcast(dout * self.a, self.b.shape)
+        return self._grads(dout * self.b, dout * self.a)
 
 
 @register_gate
@@ -83,12 +90,12 @@ class DivideGate(_Binary):
     Local gradients: 1/b and -a/b^2."""
 
     def forward(self, a, b):
-        self.a, self.b = _scalars(a, b)
+        self.a, self.b = self._take(a, b)
         return self.a / self.b
 
     def backward(self, dout):
         da = _scalar(dout) / self.b
-        return unbroadcast(da, self.a.shape), unbroadcast(-da * self.a / self.b, self.b.shape)
+        return self._grads(da, -da * self.a / self.b)
 
     def sample_inputs(self, rng):
         a, b = (rng.standard_normal((3, 4)) for _ in range(2))
@@ -103,14 +110,14 @@ class _Select(_Binary):
     kink_note = "a == b: the gradient is split evenly between the two inputs"
 
     def forward(self, a, b):
-        self.a, self.b = _scalars(a, b)
+        self.a, self.b = self._take(a, b)
         return self.pick(a, b)      # a ufunc takes arrays faster than scalars
 
     def backward(self, dout):
         dout = _scalar(dout)
         won, tie = self.wins(self.a, self.b), self.a == self.b
         da = dout * won - (dout * tie) * 0.5
-        return unbroadcast(da, self.a.shape), unbroadcast(dout - da, self.b.shape)
+        return self._grads(da, dout - da)
 
     def kinks(self, a, b):
         gap = np.abs(a - b)
