@@ -4,9 +4,12 @@ Caffe's Scale and Bias (a learned or given blob laid along some axes), Eltwise (
 same-shaped inputs), Reduction (over trailing axes) and ArgMax.
 
 The two-input gates follow numpy broadcasting; each gradient is summed back to its input's shape.
+They compute 0-d inputs as numpy scalars: the same results, an eighth of the time per operation.
 Activations, matrix products and shape changes live in their own family files.
 """
 from __future__ import annotations
+
+import operator
 
 import numpy as np
 
@@ -14,11 +17,33 @@ from .base import (ElementwiseGate, Gate, Option, RetiredOption, broadcast_shape
                    canonical_axis, format_shape, register_gate, short_repr, unbroadcast)
 
 
+def _scalar(x: np.ndarray) -> np.ndarray | np.generic:
+    """A 0-d array as its numpy scalar, anything else as it is. The value, dtype and type
+    promotion are the same, and every result is the same numpy scalar, but an operation on two
+    numpy scalars takes about 0.06 us where one on 0-d arrays takes 0.5 us (the lecture's scalar
+    nets are made of those)."""
+    return x[()] if x.ndim == 0 else x
+
+
 class _Binary(Gate):
-    """Shared shape rule of the two-input elementwise gates: numpy broadcasting."""
+    """Shared by the two-input elementwise gates: numpy broadcasting's shape rule, and each
+    gradient summed back to its input's shape."""
 
     def infer_shapes(self, a_shape, b_shape):
         return (broadcast_shapes(a_shape, b_shape),)
+
+    def _take(self, a, b) -> tuple:
+        """Remember the inputs' shapes; return the inputs as _scalar makes them."""
+        self.shapes = a.shape, b.shape
+        return a[()] if a.ndim == 0 else a, b[()] if b.ndim == 0 else b
+
+    def _grads(self, da, db) -> tuple:
+        """The gradients of a and b, each summed back to its input's shape (where the inputs
+        have one shape, so have the gradients)."""
+        a_shape, b_shape = self.shapes
+        if a_shape == b_shape:
+            return da, db
+        return unbroadcast(da, a_shape), unbroadcast(db, b_shape)
 
 
 @register_gate
@@ -27,11 +52,11 @@ class AddGate(_Binary):
     Local gradients: d out/da = d out/db = 1."""
 
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
+        a, b = self._take(a, b)
         return a + b
 
     def backward(self, dout):
-        return unbroadcast(dout, self.shapes[0]), unbroadcast(dout, self.shapes[1])
+        return self._grads(dout, dout)
 
 
 @register_gate
@@ -39,11 +64,11 @@ class SubtractGate(_Binary):
     """out = a - b.  Inputs: a, b (broadcastable). Returns: out, the broadcast shape."""
 
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
+        a, b = self._take(a, b)
         return a - b
 
     def backward(self, dout):
-        return unbroadcast(dout, self.shapes[0]), unbroadcast(-dout, self.shapes[1])
+        return self._grads(dout, -_scalar(dout))
 
 
 @register_gate
@@ -52,11 +77,12 @@ class MultiplyGate(_Binary):
     Local gradients: d out/da = b, d out/db = a (the lecture's MultiplyGate)."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b  # must keep these around!
-        return a * b
+        self.a, self.b = self._take(a, b)  # must keep these around!
+        return self.a * self.b
 
     def backward(self, dout):
-        return unbroadcast(dout * self.b, self.a.shape), unbroadcast(dout * self.a, self.b.shape)
+        dout = _scalar(dout)
+        return self._grads(dout * self.b, dout * self.a)
 
 
 @register_gate
@@ -65,12 +91,12 @@ class DivideGate(_Binary):
     Local gradients: 1/b and -a/b^2."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
-        return a / b
+        self.a, self.b = self._take(a, b)
+        return self.a / self.b
 
     def backward(self, dout):
-        da = dout / self.b
-        return unbroadcast(da, self.a.shape), unbroadcast(-da * self.a / self.b, self.b.shape)
+        da = _scalar(dout) / self.b
+        return self._grads(da, -da * self.a / self.b)
 
     def sample_inputs(self, rng):
         a, b = (rng.standard_normal((3, 4)) for _ in range(2))
@@ -78,18 +104,21 @@ class DivideGate(_Binary):
 
 
 class _Select(_Binary):
-    """Max and Min: the gradient goes to the selected input; at a tie it is split evenly."""
+    """Max and Min: the gradient goes to the selected input; at a tie it is split evenly.
+    `pick` selects (np.maximum); `wins(a, b)` says where a is selected, what pick(a, b) == a
+    says (>=: NaN, which pick propagates, never equals a, and never compares true)."""
 
     kink_note = "a == b: the gradient is split evenly between the two inputs"
 
     def forward(self, a, b):
-        self.a, self.b = a, b
-        return self.pick(a, b)
+        self.a, self.b = self._take(a, b)
+        return self.pick(a, b)      # a ufunc takes arrays faster than scalars
 
     def backward(self, dout):
-        won, tie = self.pick(self.a, self.b) == self.a, self.a == self.b
+        dout = _scalar(dout)
+        won, tie = self.wins(self.a, self.b), self.a == self.b
         da = dout * won - (dout * tie) * 0.5
-        return unbroadcast(da, self.a.shape), unbroadcast(dout - da, self.b.shape)
+        return self._grads(da, dout - da)
 
     def kinks(self, a, b):
         gap = np.abs(a - b)
@@ -103,6 +132,7 @@ class MaxGate(_Select):
     which is what a centred difference measures there."""
 
     pick = staticmethod(np.maximum)
+    wins = staticmethod(operator.ge)
 
 
 @register_gate
@@ -111,6 +141,7 @@ class MinGate(_Select):
     Local gradients: 1 for the smaller input, 0 for the other; at a tie each gets 1/2."""
 
     pick = staticmethod(np.minimum)
+    wins = staticmethod(operator.le)
 
 
 @register_gate

@@ -77,7 +77,8 @@ class InnerProductGate(Gate):
 
     def forward(self, x, W, b=None):
         self.x_shape = x.shape
-        self.x = x.reshape(x.shape[:self.axis] + (-1,))
+        flat = x.ndim == 2 and self.axis in (1, -1)      # nothing to flatten (a reshape: 0.3 us)
+        self.x = x if flat else x.reshape(x.shape[:self.axis] + (-1,))
         self.W = W
         out = self.x @ W.T
         if b is not None:
@@ -86,12 +87,16 @@ class InnerProductGate(Gate):
 
     def backward(self, dout):
         needs = self.needs_input_grad
-        dx = (dout @ self.W).reshape(self.x_shape) if needs[0] else None
-        dW = (dout.reshape(-1, dout.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])
-              if needs[1] else None)
-        grads = (dx, dW)
+        dx = None
+        if needs[0]:
+            dx = dout @ self.W
+            dx = dx if dx.shape == self.x_shape else dx.reshape(self.x_shape)
+        rows, x = dout, self.x          # as (M, num_output) and (M, K)
+        if dout.ndim != 2:
+            rows, x = dout.reshape(-1, dout.shape[-1]), x.reshape(-1, x.shape[-1])
+        grads = (dx, rows.T @ x if needs[1] else None)
         if self.bias_term:
-            grads += (dout.reshape(-1, dout.shape[-1]).sum(axis=0) if needs[2] else None,)
+            grads += (rows.sum(axis=0) if needs[2] else None,)
         return grads
 
     def infer_shapes(self, x_shape, *param_shapes):

@@ -64,8 +64,7 @@ def _axis(axis: int, ndim: int, what: str = "scores") -> int:
 
 def _split(shape: tuple, axis: int) -> tuple[int, int, int]:
     """(outer, classes, inner): the sizes before, at and after the class axis."""
-    return (int(np.prod(shape[:axis], dtype=np.int64)), shape[axis],
-            int(np.prod(shape[axis + 1:], dtype=np.int64)))
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
 def _int_labels(label: np.ndarray) -> np.ndarray:
@@ -90,11 +89,16 @@ def _labels(label: np.ndarray, shape: tuple, axis: int, ignore: int | None
         raise ValueError(f"expected {want}, got labels of shape {format_shape(label.shape)}")
     labels = _int_labels(label).reshape(outer, inner)
     keep = None if ignore is None else labels != ignore
-    valid = labels if keep is None else labels[keep]
-    if valid.size and (valid.min() < 0 or valid.max() >= classes):
-        bad = valid[(valid < 0) | (valid >= classes)][0]
-        raise ValueError(f"label {int(bad)} is out of range for {classes} classes")
+    _check_range(labels if keep is None else labels[keep], classes)
     return (labels if keep is None else np.where(keep, labels, 0)), keep
+
+
+def _check_range(labels: np.ndarray, classes: int) -> None:
+    """Every integer label in [0, classes), checked in one pass: read as unsigned, a negative
+    label is larger than any class."""
+    if labels.size and labels.view(f"u{labels.itemsize}").max() >= classes:
+        bad = labels[(labels < 0) | (labels >= classes)][0]
+        raise ValueError(f"label {int(bad)} is out of range for {classes} classes")
 
 
 def _check_label_shapes(scores_shape: tuple, label_shape: tuple, axis: int) -> None:
@@ -168,11 +172,12 @@ class _SoftmaxClassifier(_Classifier):
 
     num_tops = (1, 2)
 
-    def _finish(self, scores, x, terms, keep):
-        """The loss from the per-position terms (outer, inner); caches what backward needs."""
-        outer, _, inner = x.shape
+    def _finish(self, scores, terms, keep):
+        """The loss from the per-position terms ((outer, inner), or (N,) for 2-D scores); caches
+        what backward needs."""
+        outer = len(terms)
         valid = terms.size if keep is None else int(keep.sum())
-        self.scale = 1.0 / _normalizer(self.mode, outer, inner, valid)
+        self.scale = 1.0 / _normalizer(self.mode, outer, terms.size // max(outer, 1), valid)
         total = terms.sum() if keep is None else terms[keep].sum()
         loss = np.asarray(total * self.scale, dtype=scores.dtype)
         if self.num_tops == 2:
@@ -224,18 +229,32 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
         self.mode = _mode(self.normalization, self.normalize, "VALID")
 
     def forward(self, scores, label):
-        x, labels, keep = self._view(scores, label)
-        self.prob, log_prob = _softmax(x)
-        picked = np.take_along_axis(log_prob, labels[:, None], axis=1)[:, 0]
-        self.labels, self.keep, self.shape = labels, keep, scores.shape
-        return self._finish(scores, x, -np.maximum(picked, LOG_FLT_MIN), keep)
+        if (scores.ndim == 2 and self.axis in (1, -1) and self.ignore_label is None
+                and label.shape == scores.shape[:1] and label.dtype.kind in "iu"):
+            # the common case, (N, C) scores and (N,) labels: the rows are the positions, so
+            # no (outer, C, inner) view and one index array less (the same arithmetic)
+            _check_range(label, scores.shape[1])
+            x, keep = scores, None
+            self.at_label = (np.arange(len(label)), label)
+        else:
+            x, labels, keep = self._view(scores, label)
+            self.at_label = (np.arange(x.shape[0])[:, None], labels, np.arange(x.shape[2]))
+        # _softmax's arithmetic on the same arrays, without its log-probabilities of every class:
+        # log p[label] = shifted[label] - log(sum), one subtraction per position
+        shifted = x - x.max(axis=1, keepdims=True)
+        picked = shifted[self.at_label]
+        prob = np.exp(shifted)
+        sums = prob.sum(axis=1, keepdims=True)
+        picked -= np.log(sums)[:, 0]
+        self.prob = np.divide(prob, sums, out=prob)
+        self.keep, self.shape = keep, scores.shape
+        return self._finish(scores, -np.maximum(picked, LOG_FLT_MIN), keep)
 
     def backward(self, dout):
         if not self.needs_input_grad[0]:
             return None, None
         grad = self.prob.copy()
-        outer, inner = np.indices(self.labels.shape)
-        grad[outer, self.labels, inner] -= 1
+        grad[self.at_label] -= 1
         if self.keep is not None:
             grad *= self.keep[:, None]
         return self._scores_grad(grad, dout), None
@@ -305,7 +324,7 @@ class InfogainLossGate(_SoftmaxClassifier):
         terms = -np.einsum("oic,oci->oi", rows, self.log_prob)
         self.labels, self.keep, self.rows, self.shape = labels, keep, rows, scores.shape
         self.H_shape = H.shape
-        return self._finish(scores, x, terms, keep)
+        return self._finish(scores, terms, keep)
 
     def backward(self, dout):
         needs = self.needs_input_grad

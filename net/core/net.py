@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,6 +32,8 @@ class _Phase:
     shapes: dict[str, tuple]        # inferred shape of every blob (None: open dimension)
     inputs: list[str]               # the inputs some gate of this phase reads
     loss_weights: dict[str, float]  # loss top -> weight
+    seeds: dict[str, float]         # what backward seeds by default: the losses, else the outputs
+    sources: dict[tuple | None, tuple] = field(default_factory=dict)   # see Net._floating
 
 
 class Net:
@@ -67,6 +69,7 @@ class Net:
         self.blobs: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray | None] = {}
         self._defaults: dict[str, tuple[Any, np.ndarray]] = {}   # see _default_input
+        self._fitting: dict[str, tuple[tuple, tuple]] = {}  # input -> (declared, a shape fitting)
         self.debug = spec.debug     # check every output and gradient for NaN/Inf (net.debug)
         self.phase = phase
         self._check_namespace()
@@ -145,7 +148,8 @@ class Net:
                 loss_weights.update((t, w) for t, w in zip(g.top, weights) if w)
         used = {b for g in graph.order for b in g.bottom}
         inputs = [name for name in self.inputs if name in used]
-        return _Phase(graph, Runner(steps, self.spec.file), shapes, inputs, loss_weights)
+        seeds = loss_weights or {name: 1.0 for name in graph.outputs}
+        return _Phase(graph, Runner(steps, self.spec.file), shapes, inputs, loss_weights, seeds)
 
     def _check_namespace(self) -> None:
         """Inputs, parameters, gate buffers and blobs share one namespace: a name may mean one
@@ -318,7 +322,8 @@ class Net:
         outputs: the blobs wanted (any blob, not only the net's outputs: `["prob"]`, `"ip1"`).
         Then only the gates they depend on run, and only the inputs those gates read are needed
         (a trained classifier's scores need no label). Returns those blobs by name."""
-        self._enter()
+        if not self._busy.acquire(blocking=False):
+            raise self._busy_error()
         try:
             return self._forward(feed, hook, outputs)
         finally:
@@ -386,10 +391,12 @@ class Net:
         elif array.dtype != self.dtype:
             array = array.astype(self.dtype)
         shape = spec.shape
-        if len(shape) != array.ndim or any(d is not None and d != n
-                                           for d, n in zip(shape, array.shape)):
-            raise ValueError(f"input {name!r} has shape {array.shape} but the config declares "
-                             f"{format_shape(shape)}")
+        if self._fitting.get(name) != (shape, array.shape):    # checked once per new shape
+            if len(shape) != array.ndim or any(d is not None and d != n
+                                               for d, n in zip(shape, array.shape)):
+                raise ValueError(f"input {name!r} has shape {array.shape} but the config "
+                                 f"declares {format_shape(shape)}")
+            self._fitting[name] = (shape, array.shape)
         return array
 
     def backward(self, top_grads: Mapping[str, Any] | None = None,
@@ -404,64 +411,74 @@ class Net:
             parameter; an integer input's gradient is None.
         Gradients are summed where a blob fans out. Calling backward twice gives the same result.
         """
-        self._enter()
+        if not self._busy.acquire(blocking=False):
+            raise self._busy_error()
         try:
             return self._backward(top_grads, wrt, hook)
         finally:
             self._busy.release()
 
-    def _enter(self) -> None:
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError(f"net {self.name!r} is already running in another thread: a Net "
-                               "is not thread-safe (its blobs, gradients and gates' caches are "
-                               "shared); build one Net per thread")
+    def _busy_error(self) -> RuntimeError:
+        return RuntimeError(f"net {self.name!r} is already running in another thread: a Net is "
+                            "not thread-safe (its blobs, gradients and gates' caches are shared); "
+                            "build one Net per thread")
 
     def _backward(self, top_grads, wrt, hook) -> dict[str, np.ndarray | None]:
         if not self.blobs:
             raise RuntimeError("backward needs a forward pass first")
         self.grads = {}     # let the last pass's gradients go before this pass allocates its own
-        active = self._active
-        if top_grads is None:
-            seeds = active.loss_weights or {name: 1.0 for name in active.graph.outputs}
-        else:
-            seeds = dict(top_grads)
+        active, blobs = self._active, self.blobs
         grads: dict[str, np.ndarray] = {}
-        for name, value in seeds.items():
-            if name not in self.blobs:
+        for name, value in (active.seeds if top_grads is None else top_grads).items():
+            if name not in blobs:
                 raise KeyError(f"cannot seed a gradient for {name!r}: it is not a blob of the "
                                "last forward pass")
-            target = self.blobs[name]
+            target = blobs[name]
             grad = np.asarray(value, dtype=target.dtype if target.dtype.kind == "f" else self.dtype)
             if grad.shape != target.shape:
                 grad = np.broadcast_to(grad, target.shape)
             grads[name] = grad
-        sources = self.sources() if wrt is None else list(wrt)
-        for name in sources:
-            if name not in active.shapes and name not in self.params:
-                raise KeyError(f"{name!r} is not a blob of net {self.name!r} in the "
-                               f"{self.phase} phase"
-                               f"{suggest(name, [*active.shapes, *self.params])}")
-        floating = frozenset(n for n in sources if self.blobs.get(n) is not None
-                             and self.blobs[n].dtype.kind == "f")
+        sources, floating = self._floating(wrt)
         if self.debug:
             with np.errstate(all="ignore"):
                 active.runner.backward(self.blobs, grads, floating,
                                        chain(finite_check(self.spec.file), hook))
         else:
             active.runner.backward(self.blobs, grads, floating, hook)
-        result = {}
-        for name in sources:
-            if name not in floating:
-                result[name] = None
-            else:
-                grad = grads.get(name)
-                result[name] = np.zeros_like(self.blobs[name]) if grad is None else grad
+        result = {name: None if name not in floating else
+                  grads[name] if name in grads else np.zeros_like(blobs[name])
+                  for name in sources}
         self.grads = result
         return result
 
     def sources(self) -> list[str]:
         """Every input of the current phase and every parameter, by name."""
         return list(self._active.inputs) + list(self.params)
+
+    def _floating(self, wrt: list[str] | None) -> tuple[list[str], frozenset[str]]:
+        """The sources backward answers for (`wrt`, or every input and parameter) and those of
+        them that take a gradient: the ones the last forward pass holds as floating-point arrays.
+        Kept per `wrt` and reused while its inputs' kinds of dtype stay the same (the Net fills
+        its parameters in its float dtype): a training loop's backward asks the same every step."""
+        blobs = self.blobs
+        key = None if wrt is None else tuple(wrt)
+        found = self._active.sources.get(key)
+        if found is not None:
+            sources, inputs, kinds, floating = found
+            if [blobs[n].dtype.kind if n in blobs else None for n in inputs] == kinds:
+                return sources, floating
+        sources = self.sources() if wrt is None else list(key)
+        active = self._active
+        for name in sources:
+            if name not in active.shapes and name not in self.params:
+                raise KeyError(f"{name!r} is not a blob of net {self.name!r} in the "
+                               f"{self.phase} phase"
+                               f"{suggest(name, [*active.shapes, *self.params])}")
+        inputs = [n for n in sources if n not in self.params]
+        kinds = [blobs[n].dtype.kind if n in blobs else None for n in inputs]
+        floating = frozenset(n for n in sources if n in blobs and blobs[n].dtype.kind == "f")
+        self._active.sources[key] = (sources, inputs, kinds, floating)
+        return sources, floating
 
     # -- inspection ---------------------------------------------------------------------------
     def load_weights(self, path: str | Path, strict: bool = False) -> dict[str, list[str]]:

@@ -6,7 +6,8 @@ shape) and sums gradients where a blob fans out to several gates.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Callable
 
 import numpy as np
@@ -19,13 +20,23 @@ from ..errors import GateworkError
 Hook = Callable[["Step", str, tuple], None]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Step:
-    """One gate in the execution order, with the blob names it reads and writes."""
+    """One gate in the execution order, with the blob names it reads and writes. `fetch(blobs)`
+    picks its inputs out of the blobs: the lone value when `unary`, else a tuple; `top` is the
+    lone top's name (None when the gate writes several)."""
     gate: Gate
     spec: GateSpec
     inputs: tuple[str, ...]        # bottoms, then the gate's parameters
     tops: tuple[str, ...]
+    fetch: Callable[[dict], object] = field(init=False, repr=False)
+    unary: bool = field(init=False, repr=False)
+    top: str | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.fetch = itemgetter(*self.inputs) if self.inputs else lambda blobs: ()
+        self.unary = len(self.inputs) == 1
+        self.top = self.tops[0] if len(self.tops) == 1 else None
 
     def where(self, file: str | None = None) -> str:
         place = f" ({file}:{self.spec.line})" if file and self.spec.line else ""
@@ -42,7 +53,7 @@ class Runner:
     def __init__(self, steps: list[Step], file: str | None = None):
         self.steps = steps
         self.file = file
-        self._plans: dict[frozenset, list[tuple[Step, tuple[bool, ...]]]] = {}
+        self._plans: dict[frozenset, list[tuple[Step, tuple[bool, ...], tuple, tuple]]] = {}
         self._needed: dict[frozenset, tuple[list[Step], frozenset[str]]] = {}
 
     def needed(self, wanted: frozenset[str]) -> tuple[list[Step], frozenset[str]]:
@@ -65,9 +76,10 @@ class Runner:
         step = None
         try:
             for step in self.steps if steps is None else steps:
-                out = step.gate.forward(*[blobs[name] for name in step.inputs])
-                if len(step.tops) == 1:
-                    blobs[step.tops[0]] = out
+                fetched = step.fetch(blobs)
+                out = step.gate.forward(fetched) if step.unary else step.gate.forward(*fetched)
+                if step.top is not None:
+                    blobs[step.top] = out
                 else:
                     if not isinstance(out, (tuple, list)) or len(out) != len(step.tops):
                         raise ContractError(f"{step.where(self.file)}: forward must return "
@@ -80,9 +92,11 @@ class Runner:
                 err.add_note(f"in the forward pass of {step.where(self.file)}")
             raise
 
-    def plan(self, wanted: frozenset[str]) -> list[tuple[Step, tuple[bool, ...]]]:
+    def plan(self, wanted: frozenset[str]) -> list[tuple[Step, tuple[bool, ...], tuple, tuple]]:
         """The steps whose backward is needed to reach `wanted` blobs, reversed, each with the
-        `needs_input_grad` flags of its inputs. Computed once per set of wanted blobs."""
+        `needs_input_grad` flags of its inputs, the (position, name) of each input flagged, and
+        its tops that are not wanted (their gradients are let go once the step has used them).
+        Computed once per set of wanted blobs."""
         plan = self._plans.get(wanted)
         if plan is None:
             requires = set(wanted)
@@ -91,20 +105,24 @@ class Runner:
                 needs = tuple(name in requires for name in step.inputs)
                 if any(needs):
                     requires.update(step.tops)
-                    flags.append((step, needs))
+                    flagged = tuple((i, name) for i, name in enumerate(step.inputs) if needs[i])
+                    spent = tuple(top for top in step.tops if top not in wanted)
+                    flags.append((step, needs, flagged, spent))
             plan = self._plans[wanted] = flags[::-1]
         return plan
 
     def backward(self, blobs: dict[str, np.ndarray], grads: dict[str, np.ndarray],
                  wanted: frozenset[str], hook: Hook | None = None) -> dict[str, np.ndarray]:
         """Propagate the seeded `grads` back to the `wanted` blobs; returns `grads`, which then
-        holds the gradient of every blob reached."""
+        holds the gradient of every wanted blob reached. The gradient of any other blob is
+        dropped once the gate that wrote the blob has used it (its producer is the last to read
+        it), as a hand-written backward pass lets each layer's upstream gradient go."""
         owned: set[str] = set()    # arrays this pass allocated, safe to add into in place
         step = None
         try:
-            for step, needs in self.plan(wanted):
-                if len(step.tops) == 1:
-                    dout = grads.get(step.tops[0])
+            for step, needs, flagged, spent in self._plans.get(wanted) or self.plan(wanted):
+                if step.top is not None:
+                    dout = grads.get(step.top)
                     if dout is None:
                         continue
                 else:
@@ -115,6 +133,8 @@ class Runner:
                                  for t, d in zip(step.tops, douts))
                 step.gate.needs_input_grad = needs
                 result = step.gate.backward(dout)
+                for top in spent:
+                    grads.pop(top, None)
                 if not isinstance(result, (tuple, list)) or len(result) != len(step.inputs):
                     got = len(result) if isinstance(result, (tuple, list)) else \
                         type(result).__name__
@@ -122,14 +142,15 @@ class Runner:
                         f"{step.where(self.file)}: backward must return a tuple of "
                         f"{len(step.inputs)} gradients (one per input: {', '.join(step.inputs)}), "
                         f"got {got}")
-                for name, grad, need in zip(step.inputs, result, needs):
-                    if grad is None or not need:
+                for index, name in flagged:
+                    grad = result[index]
+                    if grad is None:
                         continue
-                    shape = getattr(grad, "shape", None)   # np.shape costs 0.3 us a call
-                    if shape != blobs[name].shape and np.shape(grad) != blobs[name].shape:
+                    shape = blobs[name].shape   # np.shape(grad) costs 0.3 us: only for non-arrays
+                    if getattr(grad, "shape", None) != shape and np.shape(grad) != shape:
                         raise ContractError(
                             f"{step.where(self.file)}: the gradient for input {name!r} has shape "
-                            f"{np.shape(grad)}, but the input has shape {blobs[name].shape}")
+                            f"{np.shape(grad)}, but the input has shape {shape}")
                     if name not in grads:
                         grads[name] = grad
                     elif name in owned:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class Slot:
     decay: float                     # weight_decay x decay_mult
     history: list[np.ndarray]
     scratch: np.ndarray
-    scratch2: np.ndarray
+    scratch2: np.ndarray | None      # only for the rules that need two (UpdateRule.scratches)
 
 
 Update = Callable[[Slot, np.ndarray, float, SolverConfig, int], None]
@@ -111,14 +111,22 @@ def _scaled_step(slot: Slot, numerator: np.ndarray, square: np.ndarray, rate: fl
     slot.weight -= step
 
 
-#: solver type -> (update function, names of its history arrays, as saved in a solverstate)
-UPDATE_RULES: dict[str, tuple[Update, tuple[str, ...]]] = {
-    "SGD": (sgd, ("history",)),
-    "Nesterov": (nesterov, ("history",)),
-    "AdaGrad": (adagrad, ("history",)),
-    "RMSProp": (rmsprop, ("history",)),
-    "AdaDelta": (adadelta, ("history", "update_history")),
-    "Adam": (adam, ("m", "v")),
+class UpdateRule(NamedTuple):
+    """An update function, the names of its history arrays (as saved in a solverstate) and how
+    many scratch arrays of the parameter's shape it writes through (2: `scratch2` too)."""
+    update: Update
+    history: tuple[str, ...]
+    scratches: int
+
+
+#: solver type -> its update rule
+UPDATE_RULES: dict[str, UpdateRule] = {
+    "SGD": UpdateRule(sgd, ("history",), 1),
+    "Nesterov": UpdateRule(nesterov, ("history",), 1),
+    "AdaGrad": UpdateRule(adagrad, ("history",), 2),
+    "RMSProp": UpdateRule(rmsprop, ("history",), 2),
+    "AdaDelta": UpdateRule(adadelta, ("history", "update_history"), 2),
+    "Adam": UpdateRule(adam, ("m", "v"), 2),
 }
 
 #: lr_policy -> the rate at iteration `it` (Caffe's formulas; cosine anneals to 0 at max_iter)

@@ -72,6 +72,20 @@ def test_dtype_float32_by_default_and_integer_inputs_stay_integer():
     assert grads["k"] is None and grads["x"].shape == (4, 3)
 
 
+def test_an_inputs_gradient_follows_the_kind_of_its_last_feed():
+    """backward keeps, per `wrt`, which sources take a gradient, and checks the inputs' kinds
+    again on every call: an input fed integers gets None, fed floats a gradient."""
+    net = Net.from_config({"dtype": "float64", "inputs": {"k": {"shape": [None]}},
+                           "gates": [{"name": "s", "type": "Power", "bottom": "k", "top": "y",
+                                      "scale": 2.0}]})
+    for feed, expected in ((np.arange(3), None), (np.arange(3.0), [2.0, 2.0, 2.0]),
+                           (np.arange(3), None)):
+        net.forward({"k": feed})
+        for wrt in (None, ["k"]):
+            grad = net.backward(wrt=wrt)["k"]
+            assert grad is None if expected is None else list(grad) == expected
+
+
 def test_float64_nets_keep_float64():
     net = Net.from_yaml(CONFIGS / "affine.yaml")
     assert net.forward()["z"].dtype == np.float64

@@ -1,5 +1,6 @@
 """The runner: backward twice gives the same gradients, gradients add up where a blob fans out,
-and what a gate's backward returns is checked (count and shapes), naming the gate."""
+only the wanted gradients outlive the pass, and what a gate's backward returns is checked
+(count and shapes), naming the gate."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,23 @@ def test_fan_out_into_the_same_gate():
         {"name": "again", "type": "Add", "bottom": ["b", "b"], "top": "c"}]})
     np.testing.assert_array_equal(net.forward({"a": [1.5, -2.0]})["c"], [6.0, -8.0])
     np.testing.assert_array_equal(net.backward()["a"], [4.0, 4.0])
+
+
+def test_backward_keeps_the_wanted_gradients_only():
+    """A blob's gradient is let go once the gate that wrote the blob has used it, as a
+    hand-written backward pass lets each layer's upstream gradient go; a wanted blob's stays."""
+    net = Net.from_config({"dtype": "float64", "inputs": {"x": {"shape": [3]}}, "gates": [
+        {"name": "half", "type": "Power", "bottom": "x", "top": "h", "scale": 0.5},
+        {"name": "cube", "type": "Power", "bottom": "h", "top": "y", "power": 3.0}]})
+    net.forward({"x": [1.0, 2.0, -4.0]})
+    seed = {"y": np.ones(3)}
+    grads = net.runner.backward(net.blobs, dict(seed), frozenset({"x"}))
+    assert set(grads) == {"x"}
+    np.testing.assert_allclose(grads["x"], 1.5 * np.square([0.5, 1.0, -2.0]))
+    kept = net.runner.backward(net.blobs, dict(seed), frozenset({"x", "h"}))
+    assert set(kept) == {"x", "h"}
+    np.testing.assert_array_equal(kept["x"], grads["x"])
+    np.testing.assert_allclose(kept["h"], 3 * np.square([0.5, 1.0, -2.0]))
 
 
 class _Broken(Gate):

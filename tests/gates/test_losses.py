@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gates import build_gate, gate_class
+from gates.losses import LOG_FLT_MIN
 from net import Net
 from tests.helpers import centred_difference_check, make
 
@@ -53,6 +55,45 @@ def test_softmax_loss_label_errors():
     with pytest.raises(ValueError, match="one label per sample"):
         gate.forward(np.zeros((2, 3)), np.array([0, 1, 2]))
     assert gate.forward(np.zeros((2, 3)), np.array([0.0, 2.0])) == pytest.approx(np.log(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tops, normalization", [(1, "VALID"), (2, "NONE"), (1, "BATCH_SIZE")])
+def test_softmax_loss_rows_take_the_general_paths_arithmetic(dtype, tops, normalization):
+    """(N, C) scores with (N,) labels skip the (outer, C, inner) view; the same scores as
+    (N, C, 1) with (N, 1) labels go the general way. Loss, probabilities and gradient agree bit
+    for bit, the clamp at log(FLT_MIN) included (the large scores reach it)."""
+    rng = np.random.default_rng(5)
+    scores = (rng.standard_normal((37, 11)) * 40).astype(dtype)
+    labels = rng.integers(0, 11, 37)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    assert log_p[np.arange(37), labels].min() < LOG_FLT_MIN       # the clamp holds somewhere
+    rows, general = (build_gate(gate_class("SoftmaxWithLoss"), {"normalization": normalization},
+                                num_tops=tops) for _ in range(2))
+    fast, slow = rows.forward(scores, labels), general.forward(scores[:, :, None], labels[:, None])
+    fast, slow = (fast, slow) if tops == 2 else ((fast,), (slow,))
+    assert fast[0].dtype == slow[0].dtype == dtype
+    for ours, theirs in zip(fast, slow):
+        assert np.asarray(ours).tobytes() == np.asarray(theirs).tobytes()
+    upstream = np.asarray(1.5, dtype)
+    if tops == 2:
+        dprob = rng.standard_normal(scores.shape).astype(dtype)
+        fast_grad = rows.backward((upstream, dprob))[0]
+        slow_grad = general.backward((upstream, dprob[:, :, None]))[0]
+    else:
+        fast_grad, slow_grad = rows.backward(upstream)[0], general.backward(upstream)[0]
+    assert fast_grad.shape == scores.shape and fast_grad.dtype == dtype
+    assert fast_grad.tobytes() == slow_grad.tobytes()
+
+
+def test_softmax_loss_rows_check_the_label_range_both_ways():
+    gate = make("SoftmaxWithLoss")
+    for bad in (-1, 3):
+        with pytest.raises(ValueError, match=f"label {bad} is out of range for 3 classes"):
+            gate.forward(np.zeros((2, 3)), np.array([0, bad]))
+        with pytest.raises(ValueError, match=f"label {bad} is out of range"):
+            gate.forward(np.zeros((2, 3)), np.array([0, bad], dtype=np.int32))
 
 
 # -- EuclideanLoss ---------------------------------------------------------------------------------

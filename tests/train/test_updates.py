@@ -3,6 +3,7 @@ written out by hand (the other rules are checked in test_solver.py)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from net import Net, Solver
 from net.core.spec import LR_POLICIES as POLICY_NAMES, SOLVER_TYPES
@@ -56,3 +57,17 @@ def test_adadelta_takes_its_momentum_default_from_caffes_examples():
     assert Solver.from_config(net, {"type": "AdaDelta", "base_lr": 1.0}).config.momentum == 0.95
     assert Solver.from_config(net, {"type": "Adam", "base_lr": 1.0}).config.momentum == 0.9
     assert Solver.from_config(net, {"type": "SGD", "base_lr": 1.0}).config.momentum == 0.0
+
+
+@pytest.mark.parametrize("kind, two", [("SGD", False), ("Nesterov", False), ("AdaGrad", True),
+                                       ("RMSProp", True), ("AdaDelta", True), ("Adam", True)])
+def test_a_second_scratch_array_only_for_the_rules_that_write_through_one(kind, two):
+    """Each slot holds one scratch array of its parameter's shape, and a second only where the
+    rule needs it: SGD with two held a parameter's worth of memory more than Caffe's loop."""
+    net = Net.from_config(NET)
+    solver = Solver.from_config(net, {"type": kind, "base_lr": 0.1})
+    assert UPDATE_RULES[kind].scratches == (2 if two else 1)
+    assert all((slot.scratch2 is not None) == two for slot in solver.slots)
+    rng = np.random.default_rng(0)
+    loss = solver.step({"x": rng.standard_normal((4, 3)), "y": rng.standard_normal((4, 2))})
+    assert np.isfinite(loss) and solver.iter == 1
