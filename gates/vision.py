@@ -201,6 +201,17 @@ def _kernel_geometry(gate: Gate) -> None:
         raise ValueError(f"num_output {gate.num_output} is not divisible by group {gate.group}")
 
 
+def _grouped_channels(x_shape, gate) -> int:
+    """A (de)convolution's input channels: known, and divisible by its group (sizes W)."""
+    _spatial(x_shape, gate)
+    channels = x_shape[1]
+    if channels is None:
+        raise ValueError("the channel dimension must be known to size W")
+    if channels % gate.group:
+        raise ValueError(f"{channels} input channels are not divisible by group {gate.group}")
+    return channels
+
+
 @register_gate
 class ConvolutionGate(Gate):
     """2-D convolution (cross-correlation, as in Caffe and PyTorch) over NCHW input.
@@ -245,25 +256,16 @@ class ConvolutionGate(Gate):
         self._buffers = _Buffers()
 
     def param_specs(self, x_shape):
-        channels = self._channels(x_shape)
+        channels = _grouped_channels(x_shape, self)
         specs = {"W": ((self.num_output, channels // self.group) + self.kernel, self.weight_filler)}
         if self.bias_term:
             specs["b"] = ((self.num_output,), self.bias_filler)
         return specs
 
     def infer_shapes(self, x_shape, *param_shapes):
-        self._channels(x_shape)
+        _grouped_channels(x_shape, self)
         height, width = _spatial(x_shape, self)
         return ((x_shape[0], self.num_output, self._out_size(height, 0), self._out_size(width, 1)),)
-
-    def _channels(self, x_shape) -> int:
-        _spatial(x_shape, self)
-        channels = x_shape[1]
-        if channels is None:
-            raise ValueError("the channel dimension must be known to size W")
-        if channels % self.group:
-            raise ValueError(f"{channels} input channels are not divisible by group {self.group}")
-        return channels
 
     def _out_size(self, size, axis: int):
         if size is None:
@@ -550,7 +552,7 @@ class DeconvolutionGate(Gate):
         self._convolution: ConvolutionGate | None = None
 
     def param_specs(self, x_shape):
-        channels = self._channels(x_shape)
+        channels = _grouped_channels(x_shape, self)
         specs = {"W": ((channels, self.num_output // self.group) + self.kernel,
                        self.weight_filler)}
         if self.bias_term:
@@ -558,19 +560,10 @@ class DeconvolutionGate(Gate):
         return specs
 
     def infer_shapes(self, x_shape, *param_shapes):
-        self._channels(x_shape)
+        _grouped_channels(x_shape, self)
         height, width = _spatial(x_shape, self)
         return ((x_shape[0], self.num_output, self._out_size(height, 0),
                  self._out_size(width, 1)),)
-
-    def _channels(self, x_shape) -> int:
-        _spatial(x_shape, self)
-        channels = x_shape[1]
-        if channels is None:
-            raise ValueError("the channel dimension must be known to size W")
-        if channels % self.group:
-            raise ValueError(f"{channels} input channels are not divisible by group {self.group}")
-        return channels
 
     def _out_size(self, size, axis: int):
         if size is None:
