@@ -293,25 +293,16 @@ def _crop(g: GateWriter) -> None:
 
 
 # -- vision --------------------------------------------------------------------------------------
-@exporter("Convolution")
+@exporter("Convolution", "Deconvolution")
 def _convolution(g: GateWriter) -> None:
-    """Conv: Caffe's output size is ONNX's (floor), pads symmetric."""
+    """Conv, or ConvTranspose for Deconvolution: Caffe's output sizes are ONNX's (floor; for
+    ConvTranspose with no output_padding), pads symmetric. Deconvolution's W keeps Caffe's
+    layout (C, num_output / group, kh, kw), which is ONNX's."""
     gate = g.gate
     (ph, pw) = gate.pads
-    g.op("Conv", g.inputs, g.tops[0], kernel_shape=list(gate.kernel),
-         strides=list(gate.strides), pads=[ph, pw, ph, pw], dilations=list(gate.dilations),
-         group=gate.group)
-
-
-@exporter("Deconvolution")
-def _deconvolution(g: GateWriter) -> None:
-    """ConvTranspose: W keeps Caffe's layout (C, num_output / group, kh, kw), which is ONNX's;
-    pads symmetric and no output_padding make ONNX's output size Caffe's."""
-    gate = g.gate
-    (ph, pw) = gate.pads
-    g.op("ConvTranspose", g.inputs, g.tops[0], kernel_shape=list(gate.kernel),
-         strides=list(gate.strides), pads=[ph, pw, ph, pw], dilations=list(gate.dilations),
-         group=gate.group)
+    op = "ConvTranspose" if gate.type_name == "Deconvolution" else "Conv"
+    g.op(op, g.inputs, g.tops[0], kernel_shape=list(gate.kernel), strides=list(gate.strides),
+         pads=[ph, pw, ph, pw], dilations=list(gate.dilations), group=gate.group)
 
 
 @exporter("Pooling")
