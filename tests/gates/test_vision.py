@@ -303,16 +303,9 @@ def test_convolution_rejects_bad_options(options, message):
         make("Convolution", **options)
 
 
-def test_convolution_buffers_do_not_grow():
-    gate = make("Convolution", num_output=4, kernel_size=3, pad=1)
-    x = RNG.standard_normal((8, 3, 12, 12)).astype(np.float32)
-    W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    b = np.zeros(4, np.float32)
-
-    def step():
-        out = gate.forward(x, W, b)
-        gate.backward(np.ones_like(out))
-
+def assert_buffers_kept_and_no_growth(gate, step):
+    """After a warm-up, ten more steps reuse the gate's scratch buffers (the same arrays) and
+    allocate less than 4 KiB that they keep."""
     for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
         step()
     buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
@@ -323,8 +316,21 @@ def test_convolution_buffers_do_not_grow():
         step()
     grown = tracemalloc.get_traced_memory()[0] - first
     tracemalloc.stop()
-    assert all(gate._buffers.kept[name][1] is array for name, array in buffers.items())
+    assert buffers and all(gate._buffers.kept[n][1] is a for n, a in buffers.items())
     assert grown < 4096
+
+
+def test_convolution_buffers_do_not_grow():
+    gate = make("Convolution", num_output=4, kernel_size=3, pad=1)
+    x = RNG.standard_normal((8, 3, 12, 12)).astype(np.float32)
+    W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(4, np.float32)
+
+    def step():
+        out = gate.forward(x, W, b)
+        gate.backward(np.ones_like(out))
+
+    assert_buffers_kept_and_no_growth(gate, step)
 
 
 # -- Pooling ---------------------------------------------------------------------------------------
@@ -422,18 +428,7 @@ def test_pooling_buffers_do_not_grow(pool):
     def step():
         gate.backward(np.ones_like(gate.forward(x)))
 
-    for _ in range(30):         # bounded caches (numpy's, threadpoolctl's) fill up first
-        step()
-    buffers = {name: kept[1] for name, kept in gate._buffers.kept.items()}
-    tracemalloc.start()
-    step()
-    first = tracemalloc.get_traced_memory()[0]
-    for _ in range(10):
-        step()
-    grown = tracemalloc.get_traced_memory()[0] - first
-    tracemalloc.stop()
-    assert buffers and all(gate._buffers.kept[n][1] is a for n, a in buffers.items())
-    assert grown < 4096
+    assert_buffers_kept_and_no_growth(gate, step)
 
 
 def test_max_pooling_tie_goes_to_the_first_element():
