@@ -463,20 +463,29 @@ def _pads(n: NodeReader, kernel: list[int], strides: list[int], dilations: list[
     return begin, end
 
 
+def _kernel_geometry(n: NodeReader, gate: str, what: str):
+    """A (transposed) convolution's W (an initializer, 4-D), kernel, strides and dilations."""
+    weights = n.model.initializers.get(n.inputs[1])
+    if weights is None:
+        raise Unsupported(f"W must be an initializer ({gate} learns it)")
+    if weights.ndim != 4:
+        raise Unsupported(f"only 2-D {what} is mapped, got {weights.ndim - 2}-D")
+    return (weights, list(weights.shape[2:]), list(n.attr("strides", [1, 1])),
+            list(n.attr("dilations", [1, 1])))
+
+
+def _symmetric(pads: tuple[list[int], list[int]]) -> tuple[list[int], list[int]]:
+    begin, end = pads
+    if begin != end:
+        raise Unsupported(f"asymmetric padding {begin} / {end} (Caffe pads both sides alike)")
+    return begin, end
+
+
 @mapper("Conv")
 def _conv(n: NodeReader) -> None:
     """Convolution (2-D, symmetric padding) owning W and B."""
-    weights = n.model.initializers.get(n.inputs[1])
-    if weights is None:
-        raise Unsupported("W must be an initializer (Convolution learns it)")
-    if weights.ndim != 4:
-        raise Unsupported(f"only 2-D convolution is mapped, got {weights.ndim - 2}-D")
-    kernel = list(weights.shape[2:])
-    strides = list(n.attr("strides", [1, 1]))
-    dilations = list(n.attr("dilations", [1, 1]))
-    begin, end = _pads(n, kernel, strides, dilations)
-    if begin != end:
-        raise Unsupported(f"asymmetric padding {begin} / {end} (Caffe pads both sides alike)")
+    weights, kernel, strides, dilations = _kernel_geometry(n, "Convolution", "convolution")
+    begin, end = _symmetric(_pads(n, kernel, strides, dilations))
     param = [n.owned(1)] + ([n.owned(2)] if n.has(2) else [])
     n.gate("Convolution", [n.blob(0)], n.out(), param=param, num_output=int(weights.shape[0]),
            kernel_size=kernel, stride=strides, pad=begin, dilation=dilations,
@@ -488,20 +497,12 @@ def _conv_transpose(n: NodeReader) -> None:
     """Deconvolution (2-D, symmetric padding) owning W and B: ONNX's W (C, M / group, kh, kw)
     is Caffe's layout. The padding comes from `pads`, or from `output_shape` / `auto_pad` as
     ONNX derives it (the total split begin/end); output_padding has no Caffe form."""
-    weights = n.model.initializers.get(n.inputs[1])
-    if weights is None:
-        raise Unsupported("W must be an initializer (Deconvolution learns it)")
-    if weights.ndim != 4:
-        raise Unsupported(f"only 2-D transposed convolution is mapped, got {weights.ndim - 2}-D")
-    kernel = list(weights.shape[2:])
-    strides = list(n.attr("strides", [1, 1]))
-    dilations = list(n.attr("dilations", [1, 1]))
+    weights, kernel, strides, dilations = _kernel_geometry(n, "Deconvolution",
+                                                           "transposed convolution")
     if any(n.attr("output_padding", [0, 0])):
         raise Unsupported(f"output_padding {list(n.attr('output_padding'))} (extra rows or "
                           "columns at the end): Caffe's Deconvolution has none")
-    begin, end = _transposed_pads(n, kernel, strides, dilations)
-    if begin != end:
-        raise Unsupported(f"asymmetric padding {begin} / {end} (Caffe pads both sides alike)")
+    begin, end = _symmetric(_transposed_pads(n, kernel, strides, dilations))
     group = int(n.attr("group", 1))
     param = [n.owned(1)] + ([n.owned(2)] if n.has(2) else [])
     n.gate("Deconvolution", [n.blob(0)], n.out(), param=param,
