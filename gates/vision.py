@@ -542,8 +542,7 @@ class DeconvolutionGate(Gate):
 
     num_bottoms = 1
     options = ConvolutionGate.options
-    check_options = {"num_output": 4, "kernel_size": 3, "stride": 2, "pad": 1, "dilation": 2,
-                     "group": 2}
+    check_options = ConvolutionGate.check_options
     check_shapes = ((2, 4, 3, 4),)
 
     def __init__(self, **options):

@@ -556,24 +556,37 @@ def _softmax_with_loss(g: GateWriter) -> None:
     """-sum of max(log p[label], log FLT_MIN) over the counted positions / normaliser: LogSoftmax,
     GatherElements at the labels, a mask for ignore_label; the probabilities second top is a
     Softmax."""
-    gate = g.gate
     scores, label = g.inputs
-    axis = canonical_axis(gate.axis, g.ndim)
-    shape = list(g.in_shapes[0])
-    shape[axis] = 1
-    labels = _labels_as(g, label, tuple(shape))
+    axis = canonical_axis(g.gate.axis, g.ndim)
+    labels, valid = _class_labels(g, label, axis)
     log_prob = g.op("LogSoftmax", [scores], axis=axis)
-    valid = None
-    if gate.ignore_label is not None:
-        keep = g.op("Not", [g.op("Equal", [labels, g.ints(gate.ignore_label)])])
-        labels = g.op("Where", [keep, labels, g.ints(0)])
-        valid = g.op("Cast", [keep], to=float_type(g.graph.dtype))
     picked = g.op("GatherElements", [log_prob, labels], axis=axis)
     terms = g.op("Neg", [g.op("Max", [picked, g.const(LOG_FLT_MIN)])])
+    _class_loss(g, terms, labels, valid, scores, axis)
+
+
+def _class_labels(g: GateWriter, label: str, axis: int) -> tuple[str, str | None]:
+    """A softmax loss's labels shaped as the scores with the class axis 1, and with
+    ignore_label the mask of the counted positions (their labels set to 0 so that gathering
+    stays in range), else None."""
+    shape = list(g.in_shapes[0])
+    shape[axis] = 1
+    labels, valid = _labels_as(g, label, tuple(shape)), None
+    if g.gate.ignore_label is not None:
+        keep = g.op("Not", [g.op("Equal", [labels, g.ints(g.gate.ignore_label)])])
+        labels = g.op("Where", [keep, labels, g.ints(0)])
+        valid = g.op("Cast", [keep], to=float_type(g.graph.dtype))
+    return labels, valid
+
+
+def _class_loss(g: GateWriter, terms: str, labels: str, valid: str | None, scores: str,
+                axis: int) -> None:
+    """A softmax loss's top from its per-position terms: the counted ones summed over the
+    normaliser; the probabilities second top is a Softmax."""
     if valid is not None:
         terms = g.op("Mul", [terms, valid])
     total = g.reduce("ReduceSum", terms, None, False)
-    g.op("Div", [total, _normaliser(g, gate.mode, labels, valid, scores, axis)], g.tops[0])
+    g.op("Div", [total, _normaliser(g, g.gate.mode, labels, valid, scores, axis)], g.tops[0])
     if len(g.tops) == 2:
         g.op("Softmax", [scores], g.tops[1], axis=axis)
 
@@ -703,14 +716,7 @@ def _infogain(g: GateWriter) -> None:
     scores, label, matrix = g.inputs
     axis = canonical_axis(gate.axis, g.ndim)
     classes = g.known(g.in_shapes[0][axis], "the number of classes")
-    shape = list(g.in_shapes[0])
-    shape[axis] = 1
-    labels = _labels_as(g, label, tuple(shape))
-    valid = None
-    if gate.ignore_label is not None:
-        keep = g.op("Not", [g.op("Equal", [labels, g.ints(gate.ignore_label)])])
-        labels = g.op("Where", [keep, labels, g.ints(0)])
-        valid = g.op("Cast", [keep], to=float_type(g.graph.dtype))
+    labels, valid = _class_labels(g, label, axis)
     square = g.op("Reshape", [matrix, g.ints([classes, classes])])
     rows = g.op("Gather", [square, g.op("Squeeze", [labels, g.ints([axis])])], axis=0)
     order = list(range(axis)) + [g.ndim - 1] + list(range(axis, g.ndim - 1))
@@ -718,9 +724,4 @@ def _infogain(g: GateWriter) -> None:
     log_prob = g.op("Max", [g.op("LogSoftmax", [scores], axis=axis),
                             g.const(math.log(LOG_THRESHOLD))])
     terms = g.op("Neg", [g.reduce("ReduceSum", g.op("Mul", [rows, log_prob]), [axis], True)])
-    if valid is not None:
-        terms = g.op("Mul", [terms, valid])
-    total = g.reduce("ReduceSum", terms, None, False)
-    g.op("Div", [total, _normaliser(g, gate.mode, labels, valid, scores, axis)], g.tops[0])
-    if len(g.tops) == 2:
-        g.op("Softmax", [scores], g.tops[1], axis=axis)
+    _class_loss(g, terms, labels, valid, scores, axis)
