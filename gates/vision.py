@@ -558,11 +558,7 @@ class DeconvolutionGate(Gate):
             specs["b"] = ((self.num_output,), self.bias_filler)
         return specs
 
-    def infer_shapes(self, x_shape, *param_shapes):
-        _grouped_channels(x_shape, self)
-        height, width = _spatial(x_shape, self)
-        return ((x_shape[0], self.num_output, self._out_size(height, 0),
-                 self._out_size(width, 1)),)
+    infer_shapes = ConvolutionGate.infer_shapes     # the same rule with this class's _out_size
 
     def _out_size(self, size, axis: int):
         if size is None:
