@@ -53,7 +53,7 @@ class Runner:
     def __init__(self, steps: list[Step], file: str | None = None):
         self.steps = steps
         self.file = file
-        self._plans: dict[frozenset, list[tuple[Step, tuple[bool, ...], tuple, tuple]]] = {}
+        self._plans: dict[frozenset, list[tuple]] = {}
         self._needed: dict[frozenset, tuple[list[Step], frozenset[str]]] = {}
 
     def needed(self, wanted: frozenset[str]) -> tuple[list[Step], frozenset[str]]:
@@ -92,11 +92,12 @@ class Runner:
                 err.add_note(f"in the forward pass of {step.where(self.file)}")
             raise
 
-    def plan(self, wanted: frozenset[str]) -> list[tuple[Step, tuple[bool, ...], tuple, tuple]]:
-        """The steps whose backward is needed to reach `wanted` blobs, reversed, each with the
-        `needs_input_grad` flags of its inputs, the (position, name) of each input flagged, and
-        its tops that are not wanted (their gradients are let go once the step has used them).
-        Computed once per set of wanted blobs."""
+    def plan(self, wanted: frozenset[str]) -> list[tuple]:
+        """The steps whose backward is needed to reach `wanted` blobs, reversed, each as (step, its
+        gate, its lone top or None, the `needs_input_grad` flags of its inputs, the (position,
+        name) of each input flagged, its tops that are not wanted (their gradients are let go
+        once the step has used them), its number of inputs). Computed once per set of wanted
+        blobs; the gate is looked up again on every pass, so a gate swapped in later still runs."""
         plan = self._plans.get(wanted)
         if plan is None:
             requires = set(wanted)
@@ -107,7 +108,7 @@ class Runner:
                     requires.update(step.tops)
                     flagged = tuple((i, name) for i, name in enumerate(step.inputs) if needs[i])
                     spent = tuple(top for top in step.tops if top not in wanted)
-                    flags.append((step, needs, flagged, spent))
+                    flags.append((step, step.top, needs, flagged, spent, len(step.inputs)))
             plan = self._plans[wanted] = flags[::-1]
         return plan
 
@@ -120,9 +121,10 @@ class Runner:
         owned: set[str] = set()    # arrays this pass allocated, safe to add into in place
         step = None
         try:
-            for step, needs, flagged, spent in self._plans.get(wanted) or self.plan(wanted):
-                if step.top is not None:
-                    dout = grads.get(step.top)
+            for step, top, needs, flagged, spent, count in (self._plans.get(wanted)
+                                                             or self.plan(wanted)):
+                if top is not None:
+                    dout = grads.get(top)
                     if dout is None:
                         continue
                 else:
@@ -131,23 +133,23 @@ class Runner:
                         continue
                     dout = tuple(np.zeros_like(blobs[t]) if d is None else d
                                  for t, d in zip(step.tops, douts))
-                step.gate.needs_input_grad = needs
-                result = step.gate.backward(dout)
-                for top in spent:
-                    grads.pop(top, None)
-                if not isinstance(result, (tuple, list)) or len(result) != len(step.inputs):
-                    got = len(result) if isinstance(result, (tuple, list)) else \
-                        type(result).__name__
-                    raise ContractError(
-                        f"{step.where(self.file)}: backward must return a tuple of "
-                        f"{len(step.inputs)} gradients (one per input: {', '.join(step.inputs)}), "
-                        f"got {got}")
+                gate = step.gate
+                gate.needs_input_grad = needs
+                result = gate.backward(dout)
+                for spent_top in spent:
+                    grads.pop(spent_top, None)
+                if type(result) is not tuple or len(result) != count:
+                    self._check_result(step, result)
                 for index, name in flagged:
                     grad = result[index]
                     if grad is None:
                         continue
-                    shape = blobs[name].shape   # np.shape(grad) costs 0.3 us: only for non-arrays
-                    if getattr(grad, "shape", None) != shape and np.shape(grad) != shape:
+                    shape = blobs[name].shape
+                    try:
+                        wrong = grad.shape != shape
+                    except AttributeError:      # a Python number: np.shape tells
+                        wrong = np.shape(grad) != shape
+                    if wrong:
                         raise ContractError(
                             f"{step.where(self.file)}: the gradient for input {name!r} has shape "
                             f"{np.shape(grad)}, but the input has shape {shape}")
@@ -165,3 +167,12 @@ class Runner:
                 err.add_note(f"in the backward pass of {step.where(self.file)}")
             raise
         return grads
+
+    def _check_result(self, step: Step, result) -> None:
+        """Backward's answer when it is not a tuple of one gradient per input: a list of that
+        length is taken; anything else is a ContractError."""
+        if not isinstance(result, (tuple, list)) or len(result) != len(step.inputs):
+            got = len(result) if isinstance(result, (tuple, list)) else type(result).__name__
+            raise ContractError(
+                f"{step.where(self.file)}: backward must return a tuple of {len(step.inputs)} "
+                f"gradients (one per input: {', '.join(step.inputs)}), got {got}")
