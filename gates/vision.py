@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .base import Gate, Option, register_gate
+from .spectral import Spectral, bias_bin, cost as spectral_cost, spectral_chunks
 
 try:            # optional: lets the gates' own threads call a BLAS kept single-threaded
     from threadpoolctl import ThreadpoolController
@@ -86,6 +87,12 @@ class _Buffers:
 #: and switching the BLAS back and forth around every call measured slower still (its idle
 #: threads spin). THREADS = 1 leaves the BLAS alone (and parallel).
 THREADS: int | None = None
+#: Convolution's route for stride-1, undilated, ungrouped layers: None picks per call (the
+#: transform route, gates/spectral.py, in float32 where its arithmetic is at most half the
+#: column route's: 5x5 kernels on many channels), True takes it wherever it applies (any float
+#: dtype), False never does.
+SPECTRAL: bool | None = None
+_SPECTRAL_GAIN = 2.0
 _BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads, the
                           # limit holding it to one thread once set], looked up once
 _EXECUTOR: list[tuple[int, ThreadPoolExecutor]] = []     # [(its threads, the executor)]
@@ -312,7 +319,68 @@ class ConvolutionGate(Gate):
     def forward(self, x, W, b=None):
         self.threads = _threads(calls_blas=True)
         self.x, self.W, self.biased = x, W, b is not None
+        self.spectral = self._spectral(x.shape, x.dtype, W.dtype)
+        if self.spectral is not None:
+            return self._spectral_forward(x, W, b)
         return self._convolve(x, W, b)
+
+    def _spectral(self, x_shape: tuple, dtype, w_dtype) -> Spectral | None:
+        """The transform route's geometry for this input, when SPECTRAL says to take it."""
+        if SPECTRAL is False or dtype.kind != "f" or w_dtype != dtype or self.group != 1 \
+                or self.strides != (1, 1) or self.dilations != (1, 1):
+            return None
+        size = tuple(x_shape[2:])
+        if SPECTRAL is None:
+            out = (self._out_size(size[0], 0), self._out_size(size[1], 1))
+            direct, spectral = spectral_cost(x_shape[1], self.num_output, size, out,
+                                             self.kernel, self.pads)
+            if dtype != np.float32 or direct < _SPECTRAL_GAIN * spectral:
+                return None
+        kept = getattr(self, "_geometry", None)
+        if kept is None or (kept.size, kept.dtype) != (size, dtype):
+            kept = self._geometry = Spectral(size, self.kernel, self.pads, dtype)
+        return kept
+
+    def _spectral_forward(self, x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        """out through the transforms: each chunk's spectra times the kernels', bin by bin
+        (b added to the zero frequency); the input's spectra are kept for dW."""
+        plan = self.spectral
+        kernels = self.kernels = plan.kernel_spectra(W)                 # (bins, C, O)
+        out = np.empty((len(x), self.num_output) + plan.out, x.dtype)
+        constant = None if b is None else bias_bin(b, plan.shape)
+
+        def task(state, start: int, stop: int) -> np.ndarray:
+            spectra = plan.transform(x[start:stop])
+            mixed = np.matmul(spectra, kernels)
+            if constant is not None:
+                mixed[0] += constant
+            plan.inverse(mixed, plan.out, out[start:stop])
+            return spectra
+        self.chunks = spectral_chunks(len(x), self.threads)
+        self.spectra = _spread(self.chunks, self.threads, lambda slot: None, task)
+        return out
+
+    def _spectral_backward(self, dout: np.ndarray) -> tuple:
+        """dx = dout's spectra times the conjugate kernels; dW from the sum over the chunks of
+        the input's conjugate spectra times dout's, read off at the kernel's taps."""
+        plan, x, needs = self.spectral, self.x, self.needs_input_grad
+        dx = np.empty(x.shape, x.dtype) if needs[0] else None
+        conjugates = (np.ascontiguousarray(self.kernels.conj().transpose(0, 2, 1)) if needs[0]
+                      else None)                                        # (bins, O, C)
+        kept = {start: spectra for (start, _), spectra in zip(self.chunks, self.spectra)}
+
+        def task(state, start: int, stop: int) -> np.ndarray | None:
+            upstream = plan.transform(dout[start:stop])                # (bins, m, O)
+            if needs[0]:
+                plan.inverse(np.matmul(upstream, conjugates), plan.size, dx[start:stop])
+            if needs[1]:
+                return np.matmul(kept[start].conj().transpose(0, 2, 1), upstream)
+            return None
+        partial = _spread(self.chunks, self.threads, lambda slot: None, task)
+        dW = plan.kernel_grad(sum(partial)) if needs[1] else None
+        if not self.bias_term:
+            return dx, dW
+        return dx, dW, dout.sum(axis=(0, 2, 3)) if needs[2] else None
 
     def _convolve(self, x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         """The convolution of x with W (plus b): a column matrix per chunk of images, times W."""
@@ -342,6 +410,8 @@ class ConvolutionGate(Gate):
         return out
 
     def backward(self, dout):
+        if self.spectral is not None:
+            return self._spectral_backward(dout)
         x, W, needs = self.x, self.W, self.needs_input_grad
         if needs[0] and self._gathers(x.shape, dout.shape):
             dx, dW = self._grads_by_gathering(dout, W, x.shape, x.dtype, x if needs[1] else None)
