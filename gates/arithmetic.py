@@ -105,13 +105,19 @@ class DivideGate(_Binary):
 
 class _Select(_Binary):
     """Max and Min: the gradient goes to the selected input; at a tie it is split evenly.
-    `pick` selects (np.maximum); `wins(a, b)` says where a is selected, what pick(a, b) == a
-    says (>=: NaN, which pick propagates, never equals a, and never compares true)."""
+    `pick` selects (np.maximum); `beats(a, b)` (>) is its rule for a (a also when NaN; at a tie,
+    b, which tells -0.0 from 0.0); `wins(a, b)` says where a gets the gradient, what
+    pick(a, b) == a says (>=: NaN, which pick propagates, never equals a, and never compares
+    true)."""
 
     kink_note = "a == b: the gradient is split evenly between the two inputs"
 
     def forward(self, a, b):
-        self.a, self.b = self._take(a, b)
+        x, y = self.a, self.b = self._take(a, b)
+        if type(x) is type(y) and isinstance(x, np.generic):
+            # two scalars of one dtype: the ufunc's own rule, x if x beats y or is NaN, else y,
+            # without its call (a third of the lecture's forward pass)
+            return x if self.beats(x, y) or x != x else y
         return self.pick(a, b)      # a ufunc takes arrays faster than scalars
 
     def backward(self, dout):
@@ -132,6 +138,7 @@ class MaxGate(_Select):
     which is what a centred difference measures there."""
 
     pick = staticmethod(np.maximum)
+    beats = staticmethod(operator.gt)
     wins = staticmethod(operator.ge)
 
 
@@ -141,6 +148,7 @@ class MinGate(_Select):
     Local gradients: 1 for the smaller input, 0 for the other; at a tie each gets 1/2."""
 
     pick = staticmethod(np.minimum)
+    beats = staticmethod(operator.lt)
     wins = staticmethod(operator.le)
 
 

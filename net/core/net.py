@@ -346,8 +346,13 @@ class Net:
                                    f"{self.phase} phase{suggest(name, active.shapes)}")
             steps, needed = active.runner.needed(frozenset(wanted))
             inputs = [name for name in active.inputs if name in needed]
+        defaults, specs = self._defaults, self.inputs
         for name in inputs:
-            blobs[name] = (self._cast_input(name, feed[name]) if name in feed
+            if name in feed:
+                blobs[name] = self._cast_input(name, feed[name])
+                continue
+            cached = defaults.get(name)     # _default_input's answer, without its call
+            blobs[name] = (cached[1] if cached is not None and cached[0] is specs[name].value
                            else self._default_input(name))
         blobs.update(self.params)
         if self.debug:
