@@ -34,6 +34,7 @@ class _Phase:
     loss_weights: dict[str, float]  # loss top -> weight
     seeds: dict[str, float]         # what backward seeds by default: the losses, else the outputs
     sources: dict[tuple | None, tuple] = field(default_factory=dict)   # see Net._floating
+    seeded: dict[str, tuple] = field(default_factory=dict)   # see Net._seed
 
 
 class Net:
@@ -439,6 +440,9 @@ class Net:
                 raise KeyError(f"cannot seed a gradient for {name!r}: it is not a blob of the "
                                "last forward pass")
             target = blobs[name]
+            if top_grads is None:
+                grads[name] = self._seed(name, value, target)
+                continue
             grad = np.asarray(value, dtype=target.dtype if target.dtype.kind == "f" else self.dtype)
             if grad.shape != target.shape:
                 grad = np.broadcast_to(grad, target.shape)
@@ -455,6 +459,19 @@ class Net:
                   for name in sources}
         self.grads = result
         return result
+
+    def _seed(self, name: str, value: float, target: np.ndarray) -> np.ndarray:
+        """The default seed of `name` (its loss weight, or 1) in the dtype and shape of its blob:
+        made once, read-only, and reused while the blob's dtype and shape stay the same."""
+        dtype, shape = target.dtype, target.shape
+        kept = self._active.seeded.get(name)
+        if kept is not None and kept[0] is dtype and kept[1] == shape:
+            return kept[2]
+        grad = np.asarray(value, dtype=dtype if dtype.kind == "f" else self.dtype)
+        grad = np.broadcast_to(grad, shape) if grad.shape != shape else grad.copy()
+        grad.flags.writeable = False
+        self._active.seeded[name] = (dtype, shape, grad)
+        return grad
 
     def sources(self) -> list[str]:
         """Every input of the current phase and every parameter, by name."""

@@ -86,6 +86,27 @@ def test_an_inputs_gradient_follows_the_kind_of_its_last_feed():
             assert grad is None if expected is None else list(grad) == expected
 
 
+def test_the_default_seed_follows_its_blob_and_cannot_be_written():
+    """backward's default seed (ones of each output's shape, or a loss's weight) is made once
+    and reused, read-only, while its blob keeps its dtype and shape: a new batch size gets a new
+    seed, and the seed seen through `wrt` cannot be changed behind the next call's back."""
+    net = Net.from_config({"dtype": "float64", "inputs": {"k": {"shape": [None]}},
+                           "gates": [{"name": "s", "type": "Power", "bottom": "k", "top": "y",
+                                      "scale": 3.0}]})
+    for size in (2, 4, 2):
+        net.forward({"k": np.arange(float(size))})
+        grads = net.backward(wrt=["k", "y"])
+        assert grads["k"].tolist() == [3.0] * size and grads["y"].shape == (size,)
+        with pytest.raises(ValueError, match="read-only"):
+            grads["y"][0] = 5.0
+    weighted = Net.from_config({"dtype": "float32", "inputs": {"k": {"shape": [3]}}, "gates": [
+        {"name": "s", "type": "Sum", "bottom": "k", "top": "total", "loss_weight": 2.0}]})
+    weighted.forward({"k": [1.0, 2.0, 3.0]})
+    for _ in range(2):
+        grad = weighted.backward(wrt=["k"])["k"]
+        assert grad.dtype == np.float32 and grad.tolist() == [2.0, 2.0, 2.0]
+
+
 def test_float64_nets_keep_float64():
     net = Net.from_yaml(CONFIGS / "affine.yaml")
     assert net.forward()["z"].dtype == np.float64
