@@ -22,7 +22,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .base import Gate, Option, register_gate
-from .spectral import Spectral, bias_bin, cost as spectral_cost, spectral_chunks
+from . import spectral
+from .spectral import Spectral, bias_bin, cost as spectral_cost
 
 try:            # optional: lets the gates' own threads call a BLAS kept single-threaded
     from threadpoolctl import ThreadpoolController
@@ -356,7 +357,8 @@ class ConvolutionGate(Gate):
                 mixed[0] += constant
             plan.inverse(mixed, plan.out, out[start:stop])
             return spectra
-        self.chunks = spectral_chunks(len(x), self.threads)
+        self.chunks = spectral.chunks(len(x), x.shape[1], self.num_output, x.shape[2:], plan,
+                                      self.threads)
         self.spectra = _spread(self.chunks, self.threads, lambda slot: None, task)
         return out
 

@@ -76,10 +76,10 @@ class Runner:
         step = None
         try:
             for step in self.steps if steps is None else steps:
-                fetched = step.fetch(blobs)
+                fetched, top = step.fetch(blobs), step.top
                 out = step.gate.forward(fetched) if step.unary else step.gate.forward(*fetched)
-                if step.top is not None:
-                    blobs[step.top] = out
+                if top is not None:
+                    blobs[top] = out
                 else:
                     if not isinstance(out, (tuple, list)) or len(out) != len(step.tops):
                         raise ContractError(f"{step.where(self.file)}: forward must return "

@@ -10,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from gates import vision
+from gates import spectral, vision
 from net import ConfigError, Net
 from tests.helpers import CONFIGS, make, numeric_check
 
@@ -190,6 +190,23 @@ def test_spectral_route_matches_the_loops_and_the_differences(monkeypatch, optio
     for got, want in zip(results[True][1:], results[False][1:]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
     numeric_check(gate, [x])
+
+
+def test_spectral_route_chunks_agree(monkeypatch):
+    """The transform route splits a batch whose intermediates pass spectral.CHUNK_BYTES: one
+    image per chunk gives the whole batch's outputs and gradients."""
+    monkeypatch.setattr(vision, "SPECTRAL", True)
+    gate = make("Convolution", num_output=3, kernel_size=3, pad=1)
+    x, W, b = RNG.standard_normal((5, 2, 6, 5)), RNG.standard_normal((3, 2, 3, 3)), \
+        RNG.standard_normal(3)
+    dout = RNG.standard_normal((5, 3, 6, 5))
+    results = []
+    for budget in (1, spectral.CHUNK_BYTES):
+        monkeypatch.setattr(spectral, "CHUNK_BYTES", budget)
+        results.append([gate.forward(x, W, b), *gate.backward(dout)])
+        assert len(gate.chunks) == (5 if budget == 1 else 1)
+    for split, whole in zip(*results):
+        np.testing.assert_allclose(split, whole, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, False)])
