@@ -115,8 +115,9 @@ class _Select(_Binary):
     def forward(self, a, b):
         x, y = self.a, self.b = self._take(a, b)
         if type(x) is type(y) and isinstance(x, np.generic):
-            # two scalars of one dtype: the ufunc's own rule, x if x beats y or is NaN, else y,
-            # without its call (a third of the lecture's forward pass)
+            # two scalars of one dtype: the ufunc's rule for float32, float64, ints and bools
+            # (x if x beats y or is NaN, else y) without its call, a third of the lecture's
+            # forward pass (at a tie of -0.0 and 0.0, float16 and longdouble may differ in sign)
             return x if self.beats(x, y) or x != x else y
         return self.pick(a, b)      # a ufunc takes arrays faster than scalars
 

@@ -6,7 +6,7 @@ A stride-1 convolution of an image with a kernel is a product in the frequency d
 image's plane at the origin of an Fh x Fw grid of zeros and the kernel flipped and shifted by
 the padding (its tap (i, j) at ((pad_h - i) mod Fh, (pad_w - j) mod Fw)), the circular
 convolution of the two is the layer's output on the first OH x OW cells, as long as nothing
-wraps round onto them: Fh >= H + pad_h (and Fh >= OH, Fh >= kh). Channels then mix bin by bin,
+wraps round onto them: Fh >= H + pad_h, whatever the output size. Channels then mix bin by bin,
 one (images x C) @ (C x O) complex product per frequency, which is where a convolution's
 kh kw fold of arithmetic disappears. The gradients are the same two relations read backwards:
 dX = dOut conj(K) and dK = sum over images conj(X) dOut, bin by bin.
@@ -27,23 +27,29 @@ from functools import lru_cache
 import numpy as np
 
 
-def grid(height: int, width: int, kernel: tuple[int, int], pads: tuple[int, int],
-         out: tuple[int, int]) -> tuple[int, int]:
-    """The Fh x Fw grid on which nothing wraps round onto the outputs or the inputs."""
-    return (max(height + pads[0], out[0], kernel[0]), max(width + pads[1], out[1], kernel[1]))
+def grid(height: int, width: int, pads: tuple[int, int]) -> tuple[int, int]:
+    """The Fh x Fw grid on which nothing wraps round: every input index a window reads,
+    -pad .. H + pad - 1, lands on the plane or on zeros, whatever the output size."""
+    return height + pads[0], width + pads[1]
 
 
-def cost(channels: int, outputs: int, size: tuple[int, int], out: tuple[int, int],
-         kernel: tuple[int, int], pads: tuple[int, int]) -> tuple[float, float]:
-    """Multiply-adds per image of one forward pass (real ones; a complex one counts four):
-    (the column route's, this route's). The backward's are about twice each."""
+def cost(images: int, channels: int, outputs: int, size: tuple[int, int],
+         out: tuple[int, int], kernel: tuple[int, int], pads: tuple[int, int]
+         ) -> tuple[float, float]:
+    """Multiply-adds of one forward pass over a batch (real ones; a complex one counts four):
+    (the column route's, this route's). This route's has a part per batch too, whose copies
+    and transposes of the C x O kernel spectra cost about 120 each (fitted to measured layers:
+    it keeps small batches and 3x3 kernels on many channels on the column route). The
+    backward's are about twice each."""
     (height, width), (oh, ow), (kh, kw) = size, out, kernel
-    fh, fw = grid(height, width, kernel, pads, out)
+    fh, fw = grid(height, width, pads)
     half = fw // 2 + 1
     rows = channels * (height * width * 2 * half + 4 * fh * height * half)
     mix = 4 * fh * half * channels * outputs
     back = outputs * (4 * oh * fh * half + oh * 2 * half * ow)
-    return oh * ow * channels * outputs * kh * kw, rows + mix + back
+    per_batch = 120 * fh * half * channels * outputs
+    return (images * oh * ow * channels * outputs * kh * kw,
+            images * (rows + mix + back) + per_batch)
 
 
 @lru_cache(maxsize=64)
@@ -67,12 +73,8 @@ def _inverse_matrices(size: tuple[int, int], shape: tuple[int, int], dtype: str)
     (height, width), (fh, fw) = size, shape
     half = fw // 2 + 1
     cols = np.exp(2j * np.pi * np.outer(np.arange(height), np.arange(fh)) / fh) / fh
-    weight = np.full(half, 2.0)
-    weight[0] = 1.0
-    if fw % 2 == 0:
-        weight[-1] = 1.0            # the Nyquist frequency is its own conjugate
     rows = np.exp(2j * np.pi * np.outer(np.arange(half), np.arange(width)) / fw)
-    rows *= (weight / fw)[:, None]
+    rows *= _half_weights(fw)[:, None]
     real = np.stack([rows.real, -rows.imag], axis=1).reshape(2 * half, width)
     return _frozen(cols.astype(_complex(dtype))), _frozen(real.astype(dtype))
 
@@ -86,6 +88,17 @@ def _kernel_matrices(kernel: tuple[int, int], pads: tuple[int, int], shape: tupl
     cols = np.exp(-2j * np.pi * np.outer(np.arange(fh), ph - np.arange(kh)) / fh)
     rows = np.exp(-2j * np.pi * np.outer(pw - np.arange(kw), np.arange(fw // 2 + 1)) / fw)
     return _frozen(cols.astype(_complex(dtype))), _frozen(rows.astype(_complex(dtype)))
+
+
+def _half_weights(fw: int) -> np.ndarray:
+    """What each kept frequency along the rows stands for in an inverse transform, over Fw:
+    itself and its conjugate (2), or only itself (the zero frequency, and the Nyquist
+    frequency of an even Fw, each its own conjugate)."""
+    weight = np.full(fw // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if fw % 2 == 0:
+        weight[-1] = 1.0
+    return weight / fw
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -103,10 +116,10 @@ class Spectral:
     the channel mixing is one batched product over the bins."""
 
     def __init__(self, size: tuple[int, int], kernel: tuple[int, int], pads: tuple[int, int],
-                 dtype):
+                 dtype: np.dtype):
         self.size, self.kernel, self.pads = size, kernel, pads
         self.out = tuple(s + 2 * p - k + 1 for s, p, k in zip(size, pads, kernel))
-        self.shape = grid(*size, kernel, pads, self.out)
+        self.shape = grid(*size, pads)
         self.half = self.shape[1] // 2 + 1
         self.bins = self.shape[0] * self.half
         self.dtype = np.dtype(dtype)
@@ -133,25 +146,21 @@ class Spectral:
 
     def kernel_spectra(self, W: np.ndarray) -> np.ndarray:
         """W (O, C, kh, kw) -> (bins, C, O): each kernel's spectrum, flipped and shifted."""
-        outputs, channels, kh, kw = W.shape
+        outputs, channels = W.shape[:2]
         cols, rows = _kernel_matrices(self.kernel, self.pads, self.shape, self.dtype.name)
-        along_rows = np.matmul(W.reshape(-1, kw), rows).reshape(outputs, channels, kh, self.half)
-        spectra = np.tensordot(cols, along_rows, axes=([1], [2]))      # (Fh, O, C, half)
-        return np.ascontiguousarray(spectra.transpose(0, 3, 2, 1)).reshape(
-            self.bins, channels, outputs)
+        taps = W.transpose(2, 3, 1, 0).astype(rows.dtype)                 # (kh, kw, C, O)
+        along_rows = np.tensordot(rows, taps, axes=([0], [1]))          # (half, kh, C, O)
+        spectra = np.tensordot(cols, along_rows, axes=([1], [1]))       # (Fh, half, C, O)
+        return spectra.reshape(self.bins, channels, outputs)
 
     def kernel_grad(self, spectra: np.ndarray) -> np.ndarray:
         """(bins, C, O) spectra of the kernels' gradient -> dW (O, C, kh, kw): the inverse
         transform read off at the kernel's taps."""
         cols, rows = _kernel_matrices(self.kernel, self.pads, self.shape, self.dtype.name)
         fh, fw = self.shape
-        weight = np.full(self.half, 2.0)
-        weight[0] = 1.0
-        if fw % 2 == 0:
-            weight[-1] = 1.0
         taps = np.tensordot(cols.conj().T / fh, spectra.reshape(fh, self.half, *spectra.shape[1:]),
                             axes=([1], [0]))                            # (kh, half, C, O)
-        taps = taps * (weight / fw)[None, :, None, None]
+        taps *= _half_weights(fw)[None, :, None, None]
         grad = np.tensordot(taps, rows.conj().T, axes=([1], [0])).real    # (kh, C, O, kw)
         return np.ascontiguousarray(grad.transpose(2, 1, 0, 3)).astype(self.dtype, copy=False)
 
@@ -163,7 +172,7 @@ CHUNK_BYTES = 1 << 22
 
 
 def chunks(images: int, channels: int, outputs: int, size: tuple[int, int],
-           plan: "Spectral", threads: int) -> list[tuple[int, int]]:
+           plan: Spectral, threads: int) -> list[tuple[int, int]]:
     """The batch split into at least `threads` chunks of at most CHUNK_BYTES of intermediates
     each (at least one image)."""
     per_image = plan.complex.itemsize * (plan.bins * (channels + outputs)

@@ -22,8 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .base import Gate, Option, register_gate
-from . import spectral
-from .spectral import Spectral, bias_bin, cost as spectral_cost
+from .spectral import Spectral, bias_bin, chunks as spectral_chunks, cost as spectral_cost
 
 try:            # optional: lets the gates' own threads call a BLAS kept single-threaded
     from threadpoolctl import ThreadpoolController
@@ -89,10 +88,12 @@ class _Buffers:
 #: threads spin). THREADS = 1 leaves the BLAS alone (and parallel).
 THREADS: int | None = None
 #: Convolution's route for stride-1, undilated, ungrouped layers: None picks per call (the
-#: transform route, gates/spectral.py, in float32 where its arithmetic is at most half the
-#: column route's: 5x5 kernels on many channels), True takes it wherever it applies (any float
-#: dtype), False never does.
+#: transform route, gates/spectral.py, in float32 where its estimated arithmetic is at most half
+#: the column route's: 5x5 kernels on many channels, batches of more than a few images), True
+#: takes it wherever it applies (float32 or wider), False never does.
 SPECTRAL: bool | None = None
+#: None's margin: the column route's estimate over the transform route's must reach it (the
+#: estimates leave out most copies; at 2 every layer measured went the faster way)
 _SPECTRAL_GAIN = 2.0
 _BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads, the
                           # limit holding it to one thread once set], looked up once
@@ -234,6 +235,9 @@ class ConvolutionGate(Gate):
     convolution of dout (zeros inserted between its pixels at the stride, zeros around it)
     with W flipped in both spatial axes and its channel axes swapped: each input pixel
     gathers the gradient of every window it sat in, with no scatter.
+    A stride-1, undilated, ungrouped layer with many channels may instead go through the
+    discrete Fourier transform (see SPECTRAL and gates/spectral.py): the same sums, rounded
+    differently.
     """
 
     num_bottoms = 1
@@ -262,6 +266,9 @@ class ConvolutionGate(Gate):
         super().__init__(**options)
         _kernel_geometry(self)
         self._buffers = _Buffers()
+        self._geometry: Spectral | None = None      # the transform route's, kept per input
+        self.spectral: Spectral | None = None       # the route of the last forward pass
+        self.spectra = self.kernels = None          # what the transform route keeps for dW
 
     def param_specs(self, x_shape):
         channels = _grouped_channels(x_shape, self)
@@ -323,21 +330,23 @@ class ConvolutionGate(Gate):
         self.spectral = self._spectral(x.shape, x.dtype, W.dtype)
         if self.spectral is not None:
             return self._spectral_forward(x, W, b)
+        self.spectra = self.kernels = None
         return self._convolve(x, W, b)
 
-    def _spectral(self, x_shape: tuple, dtype, w_dtype) -> Spectral | None:
-        """The transform route's geometry for this input, when SPECTRAL says to take it."""
-        if SPECTRAL is False or dtype.kind != "f" or w_dtype != dtype or self.group != 1 \
-                or self.strides != (1, 1) or self.dilations != (1, 1):
+    def _spectral(self, x_shape: tuple, dtype: np.dtype, w_dtype: np.dtype) -> Spectral | None:
+        """The transform route's geometry for this input, when SPECTRAL says to take it (float32
+        or wider: the complex type must hold two of the real type)."""
+        if SPECTRAL is False or dtype.kind != "f" or dtype.itemsize < 4 or w_dtype != dtype \
+                or self.group != 1 or self.strides != (1, 1) or self.dilations != (1, 1):
             return None
         size = tuple(x_shape[2:])
         if SPECTRAL is None:
             out = (self._out_size(size[0], 0), self._out_size(size[1], 1))
-            direct, spectral = spectral_cost(x_shape[1], self.num_output, size, out,
-                                             self.kernel, self.pads)
-            if dtype != np.float32 or direct < _SPECTRAL_GAIN * spectral:
+            columns, transforms = spectral_cost(x_shape[0], x_shape[1], self.num_output, size,
+                                                out, self.kernel, self.pads)
+            if dtype != np.float32 or columns < _SPECTRAL_GAIN * transforms:
                 return None
-        kept = getattr(self, "_geometry", None)
+        kept = self._geometry
         if kept is None or (kept.size, kept.dtype) != (size, dtype):
             kept = self._geometry = Spectral(size, self.kernel, self.pads, dtype)
         return kept
@@ -357,7 +366,7 @@ class ConvolutionGate(Gate):
                 mixed[0] += constant
             plan.inverse(mixed, plan.out, out[start:stop])
             return spectra
-        self.chunks = spectral.chunks(len(x), x.shape[1], self.num_output, x.shape[2:], plan,
+        self.chunks = spectral_chunks(len(x), x.shape[1], self.num_output, x.shape[2:], plan,
                                       self.threads)
         self.spectra = _spread(self.chunks, self.threads, lambda slot: None, task)
         return out
@@ -367,22 +376,37 @@ class ConvolutionGate(Gate):
         the input's conjugate spectra times dout's, read off at the kernel's taps."""
         plan, x, needs = self.spectral, self.x, self.needs_input_grad
         dx = np.empty(x.shape, x.dtype) if needs[0] else None
+        if not (needs[0] or needs[1]):
+            return self._with_bias_grad(dout, None, None)
         conjugates = (np.ascontiguousarray(self.kernels.conj().transpose(0, 2, 1)) if needs[0]
                       else None)                                        # (bins, O, C)
         kept = {start: spectra for (start, _), spectra in zip(self.chunks, self.spectra)}
+        sums = []       # a thread's running sum of its chunks' dW spectra, with its scratch
 
-        def task(state, start: int, stop: int) -> np.ndarray | None:
+        def setup(slot: int) -> list | None:
+            if not needs[1]:
+                return None
+            state = [np.zeros(self.kernels.shape, plan.complex), np.empty_like(self.kernels)]
+            sums.append(state)
+            return state
+
+        def task(state: list | None, start: int, stop: int) -> None:
             upstream = plan.transform(dout[start:stop])                # (bins, m, O)
             if needs[0]:
                 plan.inverse(np.matmul(upstream, conjugates), plan.size, dx[start:stop])
             if needs[1]:
-                return np.matmul(kept[start].conj().transpose(0, 2, 1), upstream)
-            return None
-        partial = _spread(self.chunks, self.threads, lambda slot: None, task)
-        dW = plan.kernel_grad(sum(partial)) if needs[1] else None
+                total, scratch = state
+                np.matmul(kept[start].conj().transpose(0, 2, 1), upstream, out=scratch)
+                total += scratch
+        _spread(self.chunks, self.threads, setup, task)
+        dW = plan.kernel_grad(sum(total for total, _ in sums)) if needs[1] else None
+        return self._with_bias_grad(dout, dx, dW)
+
+    def _with_bias_grad(self, dout: np.ndarray, dx, dW) -> tuple:
+        """(dx, dW), and db (dout summed over N, OH, OW) when the gate has a bias."""
         if not self.bias_term:
             return dx, dW
-        return dx, dW, dout.sum(axis=(0, 2, 3)) if needs[2] else None
+        return dx, dW, dout.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
 
     def _convolve(self, x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         """The convolution of x with W (plus b): a column matrix per chunk of images, times W."""
@@ -420,9 +444,7 @@ class ConvolutionGate(Gate):
         else:
             dx = self._input_grad(dout, W, x.shape, x.dtype) if needs[0] else None
             dW = self._weight_grad(x, dout, self.biased) if needs[1] else None
-        if not self.bias_term:
-            return dx, dW
-        return dx, dW, dout.sum(axis=(0, 2, 3)) if needs[2] else None
+        return self._with_bias_grad(dout, dx, dW)
 
     def _input_grad(self, dout: np.ndarray, W: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
         """dx (of `x_shape` and `dtype`) from dout and W alone, by whichever route moves less

@@ -416,6 +416,8 @@ class Net:
             (only the gates on the way to them run backward). Default: every input and
             parameter; an integer input's gradient is None.
         Gradients are summed where a blob fans out. Calling backward twice gives the same result.
+        Treat what it returns as read-only: a seeded blob's gradient, or one passed through
+        unchanged from it, is the default seed itself, made once and shared between calls.
         """
         if not self._busy.acquire(blocking=False):
             raise self._busy_error()

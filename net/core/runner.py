@@ -93,11 +93,11 @@ class Runner:
             raise
 
     def plan(self, wanted: frozenset[str]) -> list[tuple]:
-        """The steps whose backward is needed to reach `wanted` blobs, reversed, each as (step, its
-        gate, its lone top or None, the `needs_input_grad` flags of its inputs, the (position,
-        name) of each input flagged, its tops that are not wanted (their gradients are let go
-        once the step has used them), its number of inputs). Computed once per set of wanted
-        blobs; the gate is looked up again on every pass, so a gate swapped in later still runs."""
+        """The steps whose backward is needed to reach `wanted` blobs, reversed, each as (step,
+        its lone top or None, the `needs_input_grad` flags of its inputs, the (position, name)
+        of each input flagged, its tops that are not wanted (their gradients are let go once
+        the step has used them), its number of inputs). Computed once per set of wanted blobs;
+        the step's gate is looked up on every pass, so a gate swapped in later still runs."""
         plan = self._plans.get(wanted)
         if plan is None:
             requires = set(wanted)

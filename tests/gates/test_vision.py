@@ -209,32 +209,64 @@ def test_spectral_route_chunks_agree(monkeypatch):
         np.testing.assert_allclose(split, whole, rtol=1e-13, atol=1e-13)
 
 
-@pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, False)])
+@pytest.mark.parametrize("layer, batch, spectral", [
+    pytest.param((32, 32, 16, 5, 2), 100, True, id="cifar10_quick-conv2"),
+    pytest.param((32, 64, 8, 5, 2), 100, True, id="cifar10_quick-conv3"),
+    pytest.param((20, 50, 12, 5, 0), 64, True, id="lenet-conv2"),
+    pytest.param((3, 32, 32, 5, 2), 100, False, id="cifar10_quick-conv1"),
+    pytest.param((1, 20, 28, 5, 0), 64, False, id="lenet-conv1"),
+    pytest.param((32, 64, 8, 5, 2), 1, False, id="one-image"),
+    pytest.param((128, 128, 16, 3, 1), 16, False, id="vgg-3x3"),
+    pytest.param((64, 64, 16, 1, 0), 32, False, id="1x1"),
+])
+def test_the_route_chosen_for_float32(layer, batch, spectral):
+    """By default (SPECTRAL None) float32 takes the transform route where it measured at least
+    twice as fast (cifar10_quick's and LeNet's second 5x5 layers at their batch sizes) and the
+    column route where it measured slower (first layers, one image, 3x3 and 1x1 kernels on many
+    channels); float64 always takes the column route."""
+    channels, outputs, size, kernel, pad = layer
+    gate = make("Convolution", num_output=outputs, kernel_size=kernel, pad=pad)
+    shape = (batch, channels, size, size)
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    assert (gate._spectral(shape, f32, f32) is not None) == spectral
+    assert gate._spectral(shape, f64, f64) is None
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, False),
+                                   (False, False, True)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_spectral_route_in_float32_where_it_is_chosen(monkeypatch, needs, threads):
-    """By default (SPECTRAL None) float32 takes the transform route for a layer of
-    cifar10_quick's shape and the column route for its first layer (3 channels); the results
-    agree with the float64 column route about as closely as float32's column route does
-    (measured: 2e-7 of the largest value; 2e-6 allowed), split over threads or not."""
+    """A float32 layer the default sends down the transform route agrees with the float64
+    column route about as closely as float32's column route does (measured: 2e-7 of the
+    largest value; 2e-6 allowed), split over threads or not, for any set of wanted gradients."""
     monkeypatch.setattr(vision, "THREADS", threads)
-    first = make("Convolution", num_output=8, kernel_size=5, pad=2)
-    first.forward(np.ones((2, 3, 16, 16), np.float32), np.ones((8, 3, 5, 5), np.float32))
-    assert first.spectral is None
-    shape, x = (4, 16, 8, 8), RNG.standard_normal((4, 16, 8, 8))
-    W, b = RNG.standard_normal((16, 16, 5, 5)) * 0.1, RNG.standard_normal(16)
-    dout = RNG.standard_normal((4, 16, 8, 8))
-    gate = make("Convolution", num_output=16, kernel_size=5, pad=2)
+    x = RNG.standard_normal((32, 32, 8, 8))
+    W, b = RNG.standard_normal((32, 32, 5, 5)) * 0.1, RNG.standard_normal(32)
+    dout = RNG.standard_normal((32, 32, 8, 8))
+    gate = make("Convolution", num_output=32, kernel_size=5, pad=2)
     gate.needs_input_grad = needs
     single = [gate.forward(*(a.astype(np.float32) for a in (x, W, b)))]
     assert gate.spectral is not None
     single += gate.backward(dout.astype(np.float32))
     monkeypatch.setattr(vision, "SPECTRAL", False)
     double = [gate.forward(x, W, b)] + list(gate.backward(dout))
+    assert gate.spectral is None and gate.spectra is None
     for got, want in zip(single, double):
         assert (got is None) == (want is None)
         if want is not None:
             assert got.dtype == np.float32 and got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
+
+
+def test_spectral_route_leaves_float16_to_the_columns(monkeypatch):
+    """Forced on, the transform route still leaves float16 to the column route (its complex
+    type would not hold two float16 values)."""
+    monkeypatch.setattr(vision, "SPECTRAL", True)
+    gate = make("Convolution", num_output=2, kernel_size=3, pad=1)
+    x, W = RNG.standard_normal((2, 3, 6, 4)), RNG.standard_normal((2, 3, 3, 3))
+    out = gate.forward(x.astype(np.float16), W.astype(np.float16), np.zeros(2, np.float16))
+    assert gate.spectral is None and out.dtype == np.float16
+    np.testing.assert_allclose(out, reference_conv(x, W, None, pad=(1, 1)), atol=0.05)
 
 
 class FakeBlas:
