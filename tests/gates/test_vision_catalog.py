@@ -267,6 +267,7 @@ def test_mask_takes_the_first_of_tied_maxima():
 @pytest.mark.parametrize("threads", [1, 3])
 def test_mask_in_chunks_and_threads(monkeypatch, threads):
     monkeypatch.setattr(vision, "THREADS", threads)
+    monkeypatch.setattr(vision, "_POOL_THREADED_BYTES", 0)
     gate = pooling(2, pool="MAX", kernel_size=3, stride=2, pad=1)
     x = distinct((5, 3, 9, 8))
     out, mask = gate.forward(x)
