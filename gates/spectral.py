@@ -36,20 +36,24 @@ def grid(height: int, width: int, pads: tuple[int, int]) -> tuple[int, int]:
 def cost(images: int, channels: int, outputs: int, size: tuple[int, int],
          out: tuple[int, int], kernel: tuple[int, int], pads: tuple[int, int]
          ) -> tuple[float, float]:
-    """Multiply-adds of one forward pass over a batch (real ones; a complex one counts four):
-    (the column route's, this route's). This route's has a part per batch too, whose copies
-    and transposes of the C x O kernel spectra cost about 120 each (fitted to measured layers:
-    it keeps small batches and 3x3 kernels on many channels on the column route). The
-    backward's are about twice each."""
+    """Estimated work of one forward pass over a batch, in multiply-adds (real ones; a complex
+    one counts four): (the column route's, this route's). Each adds what it copies, at 32 a
+    value: the column route its window matrix, this route its spectra in and out. This route
+    also has a part per batch, the kernels' spectra, copied and transposed at about 120 a value.
+    The weights were fitted to forward and backward times of 5x5, 7x7, 3x3 and 1x1 layers, 4 to
+    256 channels, batches of 1 to 100 (the backward's work is about twice the forward's on
+    either route)."""
     (height, width), (oh, ow), (kh, kw) = size, out, kernel
     fh, fw = grid(height, width, pads)
     half = fw // 2 + 1
+    bins = fh * half
     rows = channels * (height * width * 2 * half + 4 * fh * height * half)
-    mix = 4 * fh * half * channels * outputs
+    mix = 4 * bins * channels * outputs
     back = outputs * (4 * oh * fh * half + oh * 2 * half * ow)
-    per_batch = 120 * fh * half * channels * outputs
-    return (images * oh * ow * channels * outputs * kh * kw,
-            images * (rows + mix + back) + per_batch)
+    windows = oh * ow * kh * kw * channels
+    columns = images * (windows * outputs + 32 * windows)
+    transforms = images * (rows + mix + back + 32 * (channels + outputs) * bins)
+    return columns, transforms + 120 * bins * channels * outputs
 
 
 @lru_cache(maxsize=64)
@@ -171,12 +175,12 @@ class Spectral:
 CHUNK_BYTES = 1 << 22
 
 
-def chunks(images: int, channels: int, outputs: int, size: tuple[int, int],
-           plan: Spectral, threads: int) -> list[tuple[int, int]]:
+def chunks(images: int, channels: int, outputs: int, plan: Spectral,
+           threads: int) -> list[tuple[int, int]]:
     """The batch split into at least `threads` chunks of at most CHUNK_BYTES of intermediates
     each (at least one image)."""
     per_image = plan.complex.itemsize * (plan.bins * (channels + outputs)
-                                         + channels * size[0] * plan.half)
+                                         + channels * plan.size[0] * plan.half)
     pieces = max(1, min(images, max(threads, math.ceil(images * per_image / CHUNK_BYTES))))
     return [(images * i // pieces, images * (i + 1) // pieces) for i in range(pieces)]
 

@@ -88,12 +88,12 @@ class _Buffers:
 #: threads spin). THREADS = 1 leaves the BLAS alone (and parallel).
 THREADS: int | None = None
 #: Convolution's route for stride-1, undilated, ungrouped layers: None picks per call (the
-#: transform route, gates/spectral.py, in float32 where its estimated arithmetic is at most half
-#: the column route's: 5x5 kernels on many channels, batches of more than a few images), True
-#: takes it wherever it applies (float32 or wider), False never does.
+#: transform route, gates/spectral.py, in float32 where its estimated work is at most half the
+#: column route's: kernels of 5x5 and wider over batches of more than a few images; LeNet's conv2
+#: from 21 images), True takes it wherever it applies (float32 or wider), False never does.
 SPECTRAL: bool | None = None
-#: None's margin: the column route's estimate over the transform route's must reach it (the
-#: estimates leave out most copies; at 2 every layer measured went the faster way)
+#: None's margin: the column route's estimate over the transform route's must reach it (at 2, of
+#: 20 layers timed forward and backward each went the faster way or within 6% of it)
 _SPECTRAL_GAIN = 2.0
 _BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads, the
                           # limit holding it to one thread once set], looked up once
@@ -170,8 +170,17 @@ def _spread(chunks: list[tuple[int, int]], threads: int, setup: Callable[[int], 
 
 _CHUNK_BYTES = 1 << 21
 _POOL_BLOCK = 1 << 17
-_POOL_THREADED_BYTES = 1 << 23
+#: the least input (bytes) pooling splits over its threads: below it handing out the chunks costs
+#: more than they save. Machine-dependent: here 2.9-4.2 MB ran 1.3-1.4x slower on two threads
+#: than on one, 5.2 MB and up 0.7-0.85x.
+_POOL_THREADED_BYTES = 5 << 20
 FLT_MIN = float(np.finfo(np.float32).tiny)     # Caffe's guard against a window summing to 0
+
+
+def _runs(count: int, threads: int) -> list[tuple[int, int]]:
+    """`count` items dealt into at most `threads` runs of consecutive ones, as (first, last + 1)."""
+    runs = max(1, min(count, threads))
+    return [(count * i // runs, count * (i + 1) // runs) for i in range(runs)]
 
 
 def _chunks(first: int, last: int, bytes_per_item: int) -> tuple[int, list[tuple[int, int]]]:
@@ -367,43 +376,41 @@ class ConvolutionGate(Gate):
                 mixed[0] += constant
             plan.inverse(mixed, plan.out, out[start:stop])
             return spectra
-        self.chunks = spectral_chunks(len(x), x.shape[1], self.num_output, x.shape[2:], plan,
-                                      self.threads)
+        self.chunks = spectral_chunks(len(x), x.shape[1], self.num_output, plan, self.threads)
         self.spectra = _spread(self.chunks, self.threads, lambda slot: None, task)
         return out
 
     def _spectral_backward(self, dout: np.ndarray) -> tuple:
         """dx = dout's spectra times the conjugate kernels; dW from the sum over the chunks of
-        the input's conjugate spectra times dout's, read off at the kernel's taps."""
+        the input's conjugate spectra times dout's, read off at the kernel's taps. The chunks
+        are dealt to the threads in fixed runs, each summed in order and the sums added in
+        order, so dW is the same to the bit whichever thread is held up."""
         plan, x, needs = self.spectral, self.x, self.needs_input_grad
-        dx = np.empty(x.shape, x.dtype) if needs[0] else None
         if not (needs[0] or needs[1]):
             return self._with_bias_grad(dout, None, None)
+        dx = np.empty(x.shape, x.dtype) if needs[0] else None
         conjugates = (np.ascontiguousarray(self.kernels.conj().transpose(0, 2, 1)) if needs[0]
                       else None)                                        # (bins, O, C)
-        kept = {start: spectra for (start, _), spectra in zip(self.chunks, self.spectra)}
-        sums = []       # a thread's running sum of its chunks' dW spectra, with its scratch
+        chunks, spectra = self.chunks, self.spectra
+        runs = _runs(len(chunks), self.threads)     # (first chunk, last chunk + 1) per thread
 
-        def setup(slot: int) -> list | None:
-            if not needs[1]:
-                return None
-            state = [np.zeros(self.kernels.shape, plan.complex), np.empty_like(self.kernels)]
-            sums.append(state)
-            return state
-
-        def task(state: list | None, start: int, stop: int) -> None:
-            upstream = plan.transform(dout[start:stop])                # (bins, m, O)
-            if needs[0]:
-                plan.inverse(np.matmul(upstream, conjugates), plan.size, dx[start:stop])
-            if needs[1]:
-                total, scratch = state
-                np.matmul(kept[start].conj().transpose(0, 2, 1), upstream, out=scratch)
-                total += scratch
-        _spread(self.chunks, self.threads, setup, task)
-        dW = plan.kernel_grad(sum(total for total, _ in sums)) if needs[1] else None
+        def task(scratch: np.ndarray | None, first: int, last: int) -> np.ndarray | None:
+            total = np.zeros(self.kernels.shape, plan.complex) if needs[1] else None
+            for (start, stop), kept in zip(chunks[first:last], spectra[first:last]):
+                upstream = plan.transform(dout[start:stop])            # (bins, m, O)
+                if needs[0]:
+                    plan.inverse(np.matmul(upstream, conjugates), plan.size, dx[start:stop])
+                if needs[1]:
+                    np.matmul(kept.conj().transpose(0, 2, 1), upstream, out=scratch)
+                    total += scratch
+            return total
+        totals = _spread(runs, self.threads,
+                         lambda slot: np.empty_like(self.kernels) if needs[1] else None, task)
+        dW = plan.kernel_grad(sum(totals)) if needs[1] else None
         return self._with_bias_grad(dout, dx, dW)
 
-    def _with_bias_grad(self, dout: np.ndarray, dx, dW) -> tuple:
+    def _with_bias_grad(self, dout: np.ndarray, dx: np.ndarray | None,
+                        dW: np.ndarray | None) -> tuple:
         """(dx, dW), and db (dout summed over N, OH, OW) when the gate has a bias."""
         if not self.bias_term:
             return dx, dW
@@ -856,8 +863,6 @@ class PoolingGate(Gate):
         self.grid = self._buffers.get("grid", (n, channels, hq, wq), x.dtype)
         out = np.empty((n, channels, oh, ow), x.dtype)
         mask = np.empty(out.shape, x.dtype) if self.num_tops == 2 else None
-        # threads only for an input of some size: below it, handing out chunks costs more than
-        # it saves (LeNet's 2.9 MB pool1 measured 1.7x slower on two threads than on one)
         self.threads = _threads(calls_blas=False) if x.nbytes >= _POOL_THREADED_BYTES else 1
         pieces = 1 if self.threads == 1 else min(n, 4 * self.threads)   # for the threads to
         self.chunks = [(n * i // pieces, n * (i + 1) // pieces) for i in range(pieces)]  # share

@@ -197,6 +197,7 @@ def test_spectral_route_chunks_agree(monkeypatch):
     """The transform route splits a batch whose intermediates pass spectral.CHUNK_BYTES: one
     image per chunk gives the whole batch's outputs and gradients."""
     monkeypatch.setattr(vision, "SPECTRAL", True)
+    monkeypatch.setattr(vision, "THREADS", 1)
     gate = make("Convolution", num_output=3, kernel_size=3, pad=1)
     x, W, b = RNG.standard_normal((5, 2, 6, 5)), RNG.standard_normal((3, 2, 3, 3)), \
         RNG.standard_normal(3)
@@ -210,6 +211,28 @@ def test_spectral_route_chunks_agree(monkeypatch):
         np.testing.assert_allclose(split, whole, rtol=1e-13, atol=1e-13)
 
 
+def test_spectral_weight_gradient_does_not_depend_on_thread_timing(monkeypatch):
+    """With several threads the chunks go out in fixed runs, each summed in order: dW is the
+    same to the bit when the runs finish in another order (simulated by running them last
+    first), as it is on the column route."""
+    monkeypatch.setattr(vision, "SPECTRAL", True)
+    monkeypatch.setattr(vision, "THREADS", 2)
+    monkeypatch.setattr(spectral, "CHUNK_BYTES", 1)             # one image per chunk
+    gate = make("Convolution", num_output=4, kernel_size=3, pad=1)
+    x, W = RNG.standard_normal((6, 3, 5, 5)).astype(np.float32), \
+        RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    dout = RNG.standard_normal((6, 4, 5, 5)).astype(np.float32)
+    gate.forward(x, W, np.zeros(4, np.float32))
+    first = gate.backward(dout)
+    spread = vision._spread
+
+    def last_first(chunks, threads, setup, task):
+        return spread(chunks[::-1], 1, setup, task)[::-1]
+    monkeypatch.setattr(vision, "_spread", last_first)
+    for got, want in zip(gate.backward(dout), first):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("layer, batch, spectral", [
     pytest.param((32, 32, 16, 5, 2), 100, True, id="cifar10_quick-conv2"),
     pytest.param((32, 64, 8, 5, 2), 100, True, id="cifar10_quick-conv3"),
@@ -221,10 +244,10 @@ def test_spectral_route_chunks_agree(monkeypatch):
     pytest.param((64, 64, 16, 1, 0), 32, False, id="1x1"),
 ])
 def test_the_route_chosen_for_float32(layer, batch, spectral):
-    """By default (SPECTRAL None) float32 takes the transform route where it measured at least
-    twice as fast (cifar10_quick's and LeNet's second 5x5 layers at their batch sizes) and the
-    column route where it measured slower (first layers, one image, 3x3 and 1x1 kernels on many
-    channels); float64 always takes the column route."""
+    """By default (SPECTRAL None) float32 takes the transform route where it measured faster
+    over a forward and backward pass (cifar10_quick's and LeNet's second 5x5 layers at their
+    batch sizes: 3.1x and 2.2x) and the column route where that measured faster (one image, 3x3
+    kernels on many channels at batch 16, 1x1 kernels); float64 always takes the column route."""
     channels, outputs, size, kernel, pad = layer
     gate = make("Convolution", num_output=outputs, kernel_size=kernel, pad=pad)
     shape = (batch, channels, size, size)

@@ -38,14 +38,17 @@ def test_a_training_step_peaks_within_a_fifth_of_the_hand_written_loops_memory()
 
 
 def test_alternate_takes_every_order_in_turn():
-    """Each block follows each other block equally often over a cycle of orders (three blocks:
-    six orders, each ordered pair twice within them), and the first goes first again after."""
+    """Every k repeats each of k blocks goes first once; over k! repeats every order comes once,
+    so each block follows each other equally often (three blocks: each ordered pair twice
+    within the six orders)."""
     calls = []
     bench.alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
     assert calls == ["a", "b", "b", "a", "a", "b"]
     calls.clear()
     bench.alternate({name: (lambda name=name: calls.append(name)) for name in "abc"}, 7)
     orders = ["".join(calls[i:i + 3]) for i in range(0, 21, 3)]
+    assert sorted(orders[:3][j][0] for j in range(3)) == ["a", "b", "c"]
+    assert sorted(orders[3:6][j][0] for j in range(3)) == ["a", "b", "c"]
     assert sorted(orders[:6]) == ["abc", "acb", "bac", "bca", "cab", "cba"]
     assert orders[6] == orders[0]
     follows = [order[i:i + 2] for order in orders[:6] for i in range(2)]
