@@ -242,13 +242,14 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
         # _softmax's arithmetic on the same arrays, without its log-probabilities of every class:
         # log p[label] = shifted[label] - log(sum), one subtraction per position
         shifted = x - x.max(axis=1, keepdims=True)
-        picked = shifted[self.at_label]
-        prob = np.exp(shifted)
+        picked = shifted[self.at_label]                 # a copy: shifted can become p in place
+        prob = np.exp(shifted, out=shifted)
         sums = prob.sum(axis=1, keepdims=True)
         picked -= np.log(sums)[:, 0]
         self.prob = np.divide(prob, sums, out=prob)
         self.keep, self.shape = keep, scores.shape
-        return self._finish(scores, -np.maximum(picked, LOG_FLT_MIN), keep)
+        terms = np.negative(np.maximum(picked, LOG_FLT_MIN, out=picked), out=picked)
+        return self._finish(scores, terms, keep)
 
     def backward(self, dout):
         if not self.needs_input_grad[0]:
