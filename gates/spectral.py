@@ -175,14 +175,12 @@ class Spectral:
 CHUNK_BYTES = 1 << 22
 
 
-def chunks(images: int, channels: int, outputs: int, plan: Spectral,
-           threads: int) -> list[tuple[int, int]]:
-    """The batch split into at least `threads` chunks of at most CHUNK_BYTES of intermediates
-    each (at least one image)."""
+def pieces(images: int, channels: int, outputs: int, plan: Spectral, threads: int) -> int:
+    """How many chunks to split the batch into: at least `threads`, each with at most
+    CHUNK_BYTES of intermediates, at least one image each."""
     per_image = plan.complex.itemsize * (plan.bins * (channels + outputs)
                                          + channels * plan.size[0] * plan.half)
-    pieces = max(1, min(images, max(threads, math.ceil(images * per_image / CHUNK_BYTES))))
-    return [(images * i // pieces, images * (i + 1) // pieces) for i in range(pieces)]
+    return max(1, min(images, max(threads, math.ceil(images * per_image / CHUNK_BYTES))))
 
 
 def bias_bin(b: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .base import Gate, Option, register_gate
-from .spectral import Spectral, bias_bin, chunks as spectral_chunks, cost as spectral_cost
+from .spectral import Spectral, bias_bin, cost as spectral_cost, pieces as spectral_pieces
 
 try:            # optional: lets the gates' own threads call a BLAS kept single-threaded
     from threadpoolctl import ThreadpoolController
@@ -177,10 +177,11 @@ _POOL_THREADED_BYTES = 5 << 20
 FLT_MIN = float(np.finfo(np.float32).tiny)     # Caffe's guard against a window summing to 0
 
 
-def _runs(count: int, threads: int) -> list[tuple[int, int]]:
-    """`count` items dealt into at most `threads` runs of consecutive ones, as (first, last + 1)."""
-    runs = max(1, min(count, threads))
-    return [(count * i // runs, count * (i + 1) // runs) for i in range(runs)]
+def _runs(count: int, parts: int) -> list[tuple[int, int]]:
+    """`count` items split into at most `parts` runs of consecutive ones, as even as can be:
+    [(first, last + 1), ...]."""
+    parts = max(1, min(count, parts))
+    return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
 
 
 def _chunks(first: int, last: int, bytes_per_item: int) -> tuple[int, list[tuple[int, int]]]:
@@ -376,7 +377,8 @@ class ConvolutionGate(Gate):
                 mixed[0] += constant
             plan.inverse(mixed, plan.out, out[start:stop])
             return spectra
-        self.chunks = spectral_chunks(len(x), x.shape[1], self.num_output, plan, self.threads)
+        self.chunks = _runs(len(x), spectral_pieces(len(x), x.shape[1], self.num_output, plan,
+                                                    self.threads))
         self.spectra = _spread(self.chunks, self.threads, lambda slot: None, task)
         return out
 
@@ -392,7 +394,7 @@ class ConvolutionGate(Gate):
         conjugates = (np.ascontiguousarray(self.kernels.conj().transpose(0, 2, 1)) if needs[0]
                       else None)                                        # (bins, O, C)
         chunks, spectra = self.chunks, self.spectra
-        runs = _runs(len(chunks), self.threads)     # (first chunk, last chunk + 1) per thread
+        runs = _runs(len(chunks), self.threads)     # a run of consecutive chunks per thread
 
         def task(scratch: np.ndarray | None, first: int, last: int) -> np.ndarray | None:
             total = np.zeros(self.kernels.shape, plan.complex) if needs[1] else None
@@ -864,8 +866,7 @@ class PoolingGate(Gate):
         out = np.empty((n, channels, oh, ow), x.dtype)
         mask = np.empty(out.shape, x.dtype) if self.num_tops == 2 else None
         self.threads = _threads(calls_blas=False) if x.nbytes >= _POOL_THREADED_BYTES else 1
-        pieces = 1 if self.threads == 1 else min(n, 4 * self.threads)   # for the threads to
-        self.chunks = [(n * i // pieces, n * (i + 1) // pieces) for i in range(pieces)]  # share
+        self.chunks = _runs(n, 1 if self.threads == 1 else 4 * self.threads)  # to share out
         self.splits = _spread(self.chunks, self.threads, lambda slot: None, lambda state, start,
                               stop: self._forward_chunk(x, out, mask, start, stop))
         return out if mask is None else (out, mask)

@@ -442,13 +442,8 @@ class Net:
                 raise KeyError(f"cannot seed a gradient for {name!r}: it is not a blob of the "
                                "last forward pass")
             target = blobs[name]
-            if top_grads is None:
-                grads[name] = self._seed(name, value, target)
-                continue
-            grad = np.asarray(value, dtype=target.dtype if target.dtype.kind == "f" else self.dtype)
-            if grad.shape != target.shape:
-                grad = np.broadcast_to(grad, target.shape)
-            grads[name] = grad
+            grads[name] = (self._seed(name, value, target) if top_grads is None
+                           else self._grad_like(value, target))
         sources, floating = self._floating(wrt)
         if self.debug:
             with np.errstate(all="ignore"):
@@ -469,11 +464,16 @@ class Net:
         kept = self._active.seeded.get(name)
         if kept is not None and kept[0] is dtype and kept[1] == shape:
             return kept[2]
-        grad = np.asarray(value, dtype=dtype if dtype.kind == "f" else self.dtype)
-        grad = np.broadcast_to(grad, shape) if grad.shape != shape else grad.copy()
+        grad = self._grad_like(value, target)
         grad.flags.writeable = False
         self._active.seeded[name] = (dtype, shape, grad)
         return grad
+
+    def _grad_like(self, value: Any, target: np.ndarray) -> np.ndarray:
+        """`value` (an array, or a number broadcast) as a gradient of `target`: its float dtype
+        (the Net's for an integer blob) and its shape."""
+        grad = np.asarray(value, dtype=target.dtype if target.dtype.kind == "f" else self.dtype)
+        return np.broadcast_to(grad, target.shape) if grad.shape != target.shape else grad
 
     def sources(self) -> list[str]:
         """Every input of the current phase and every parameter, by name."""
