@@ -93,7 +93,7 @@ THREADS: int | None = None
 #: from 21 images), True takes it wherever it applies (float32 or wider), False never does.
 SPECTRAL: bool | None = None
 #: None's margin: the column route's estimate over the transform route's must reach it (at 2, of
-#: 20 layers timed forward and backward each went the faster way or within 6% of it)
+#: 18 layers timed forward and backward each went the faster way or within 6% of it)
 _SPECTRAL_GAIN = 2.0
 _BLAS: list = []          # [threadpoolctl's view of numpy's BLAS or None, its threads, the
                           # limit holding it to one thread once set], looked up once
