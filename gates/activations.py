@@ -37,7 +37,7 @@ class ReLUGate(ElementwiseGate):
         if self.negative_slope == 0.0:
             # the plain ReLU keeps its output: out > 0 exactly where x > 0 (NaN in both cases
             # not), and the output is what the next gate read last, still in the cache when
-            # backward comes (as in a hand-written loop; 5% of an MLP's step on two threads)
+            # backward comes (as in a hand-written loop: an MLP step measured 1.5-2% faster)
             self.out = np.maximum(x, 0)
             return self.out
         self.x = x
