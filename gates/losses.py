@@ -93,10 +93,17 @@ def _labels(label: np.ndarray, shape: tuple, axis: int, ignore: int | None
     return (labels if keep is None else np.where(keep, labels, 0)), keep
 
 
+#: integer labels read as unsigned, by item size (a dtype looked up, not parsed, per call)
+_UNSIGNED = {np.dtype(t).itemsize: np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)}
+
+
 def _check_range(labels: np.ndarray, classes: int) -> None:
     """Every integer label in [0, classes), checked in one pass: read as unsigned, a negative
-    label is larger than any class."""
-    if labels.size and labels.view(f"u{labels.itemsize}").max() >= classes:
+    label is larger than any class. (The ufunc's own reduce, with the dtype looked up: in an
+    MLP's training step, right after the scores' matrix product, `labels.view("u8").max()`
+    measured 27-30 us and this 12-15.)"""
+    if labels.size and np.maximum.reduce(labels.view(_UNSIGNED[labels.itemsize]),
+                                         axis=None) >= classes:
         bad = labels[(labels < 0) | (labels >= classes)][0]
         raise ValueError(f"label {int(bad)} is out of range for {classes} classes")
 
@@ -178,7 +185,7 @@ class _SoftmaxClassifier(_Classifier):
         outer = len(terms)
         valid = terms.size if keep is None else int(keep.sum())
         self.scale = 1.0 / _normalizer(self.mode, outer, terms.size // max(outer, 1), valid)
-        total = terms.sum() if keep is None else terms[keep].sum()
+        total = np.add.reduce(terms if keep is None else terms[keep], axis=None)
         loss = np.asarray(total * self.scale, dtype=scores.dtype)
         if self.num_tops == 2:
             return loss, self.prob.reshape(scores.shape)
@@ -235,21 +242,30 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
             # no (outer, C, inner) view and one index array less (the same arithmetic)
             _check_range(label, scores.shape[1])
             x, keep = scores, None
-            self.at_label = (np.arange(len(label)), label)
+            self.at_label = (self._rows(len(label)), label)
         else:
             x, labels, keep = self._view(scores, label)
             self.at_label = (np.arange(x.shape[0])[:, None], labels, np.arange(x.shape[2]))
         # _softmax's arithmetic on the same arrays, without its log-probabilities of every class:
-        # log p[label] = shifted[label] - log(sum), one subtraction per position
-        shifted = x - x.max(axis=1, keepdims=True)
+        # log p[label] = shifted[label] - log(sum), one subtraction per position. The reductions
+        # are the ufuncs' own (what x.max and x.sum call, one Python layer less each)
+        shifted = np.subtract(x, np.maximum.reduce(x, axis=1, keepdims=True))
         picked = shifted[self.at_label]                 # a copy: shifted can become p in place
         prob = np.exp(shifted, out=shifted)
-        sums = prob.sum(axis=1, keepdims=True)
+        sums = np.add.reduce(prob, axis=1, keepdims=True)
         picked -= np.log(sums)[:, 0]
         self.prob = np.divide(prob, sums, out=prob)
         self.keep, self.shape = keep, scores.shape
         terms = np.negative(np.maximum(picked, LOG_FLT_MIN, out=picked), out=picked)
         return self._finish(scores, terms, keep)
+
+    def _rows(self, count: int) -> np.ndarray:
+        """0 .. count-1, the row of each label: made once per batch size, read-only."""
+        rows = getattr(self, "_row_index", None)
+        if rows is None or len(rows) != count:
+            rows = self._row_index = np.arange(count)
+            rows.flags.writeable = False
+        return rows
 
     def backward(self, dout):
         if not self.needs_input_grad[0]:

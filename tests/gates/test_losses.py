@@ -96,6 +96,19 @@ def test_softmax_loss_rows_check_the_label_range_both_ways():
             gate.forward(np.zeros((2, 3)), np.array([0, bad], dtype=np.int32))
 
 
+
+def test_softmax_loss_rows_follow_the_batch_size():
+    """The row index kept between calls is remade when the batch size changes: a gate fed
+    batches of 4, 3 and 4 answers as a fresh gate does for each."""
+    rng = np.random.default_rng(8)
+    gate = make("SoftmaxWithLoss")
+    for size in (4, 3, 4):
+        scores, labels = rng.standard_normal((size, 5)), rng.integers(0, 5, size)
+        fresh = make("SoftmaxWithLoss")
+        assert gate.forward(scores, labels).tobytes() == fresh.forward(scores, labels).tobytes()
+        upstream = np.asarray(1.0)
+        assert gate.backward(upstream)[0].tobytes() == fresh.backward(upstream)[0].tobytes()
+
 # -- EuclideanLoss ---------------------------------------------------------------------------------
 def test_euclidean_loss_by_hand():
     gate = make("EuclideanLoss")
