@@ -94,7 +94,8 @@ def _labels(label: np.ndarray, shape: tuple, axis: int, ignore: int | None
 
 
 #: integer labels read as unsigned, by item size (a dtype looked up, not parsed, per call)
-_UNSIGNED = {np.dtype(t).itemsize: np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)}
+_UNSIGNED = {np.dtype(t).itemsize: np.dtype(t)
+             for t in (np.uint8, np.uint16, np.uint32, np.uint64)}
 
 
 def _check_range(labels: np.ndarray, classes: int) -> None:
@@ -230,6 +231,7 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
     check_options = {"ignore_label": -1}
     check_shapes = ((2, 4, 3),)
     kink_note = "log p[label] at Caffe's clamp log(FLT_MIN): flat there, gradient kept"
+    _row_index: np.ndarray | None = None        # see _rows
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -261,7 +263,7 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
 
     def _rows(self, count: int) -> np.ndarray:
         """0 .. count-1, the row of each label: made once per batch size, read-only."""
-        rows = getattr(self, "_row_index", None)
+        rows = self._row_index
         if rows is None or len(rows) != count:
             rows = self._row_index = np.arange(count)
             rows.flags.writeable = False

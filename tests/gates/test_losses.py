@@ -96,7 +96,6 @@ def test_softmax_loss_rows_check_the_label_range_both_ways():
             gate.forward(np.zeros((2, 3)), np.array([0, bad], dtype=np.int32))
 
 
-
 def test_softmax_loss_rows_follow_the_batch_size():
     """The row index kept between calls is remade when the batch size changes: a gate fed
     batches of 4, 3 and 4 answers as a fresh gate does for each."""
@@ -108,6 +107,7 @@ def test_softmax_loss_rows_follow_the_batch_size():
         assert gate.forward(scores, labels).tobytes() == fresh.forward(scores, labels).tobytes()
         upstream = np.asarray(1.0)
         assert gate.backward(upstream)[0].tobytes() == fresh.backward(upstream)[0].tobytes()
+
 
 # -- EuclideanLoss ---------------------------------------------------------------------------------
 def test_euclidean_loss_by_hand():
