@@ -93,18 +93,20 @@ def _labels(label: np.ndarray, shape: tuple, axis: int, ignore: int | None
     return (labels if keep is None else np.where(keep, labels, 0)), keep
 
 
-#: integer labels read as unsigned, by item size (a dtype looked up, not parsed, per call)
+#: the unsigned integer dtypes by item size (looked up: parsing "u8" on every call was most of
+#: the check's time in a training step)
 _UNSIGNED = {np.dtype(t).itemsize: np.dtype(t)
              for t in (np.uint8, np.uint16, np.uint32, np.uint64)}
 
 
 def _check_range(labels: np.ndarray, classes: int) -> None:
     """Every integer label in [0, classes), checked in one pass: read as unsigned, a negative
-    label is larger than any class. (The ufunc's own reduce, with the dtype looked up: in an
-    MLP's training step, right after the scores' matrix product, `labels.view("u8").max()`
-    measured 27-30 us and this 12-15.)"""
-    if labels.size and np.maximum.reduce(labels.view(_UNSIGNED[labels.itemsize]),
-                                         axis=None) >= classes:
+    label is larger than any class. Labels in the other byte order (an .npz written elsewhere)
+    are read in theirs."""
+    unsigned = _UNSIGNED[labels.itemsize]
+    if not labels.dtype.isnative:
+        unsigned = unsigned.newbyteorder()
+    if labels.size and labels.view(unsigned).max() >= classes:
         bad = labels[(labels < 0) | (labels >= classes)][0]
         raise ValueError(f"label {int(bad)} is out of range for {classes} classes")
 
@@ -186,7 +188,7 @@ class _SoftmaxClassifier(_Classifier):
         outer = len(terms)
         valid = terms.size if keep is None else int(keep.sum())
         self.scale = 1.0 / _normalizer(self.mode, outer, terms.size // max(outer, 1), valid)
-        total = np.add.reduce(terms if keep is None else terms[keep], axis=None)
+        total = terms.sum() if keep is None else terms[keep].sum()
         loss = np.asarray(total * self.scale, dtype=scores.dtype)
         if self.num_tops == 2:
             return loss, self.prob.reshape(scores.shape)
@@ -231,10 +233,10 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
     check_options = {"ignore_label": -1}
     check_shapes = ((2, 4, 3),)
     kink_note = "log p[label] at Caffe's clamp log(FLT_MIN): flat there, gradient kept"
-    _row_index: np.ndarray | None = None        # see _rows
 
     def __init__(self, **options):
         super().__init__(**options)
+        self._row_index: np.ndarray | None = None       # see _rows
         self.mode = _mode(self.normalization, self.normalize, "VALID")
 
     def forward(self, scores, label):
@@ -249,12 +251,11 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
             x, labels, keep = self._view(scores, label)
             self.at_label = (np.arange(x.shape[0])[:, None], labels, np.arange(x.shape[2]))
         # _softmax's arithmetic on the same arrays, without its log-probabilities of every class:
-        # log p[label] = shifted[label] - log(sum), one subtraction per position. The reductions
-        # are the ufuncs' own (what x.max and x.sum call, one Python layer less each)
-        shifted = np.subtract(x, np.maximum.reduce(x, axis=1, keepdims=True))
+        # log p[label] = shifted[label] - log(sum), one subtraction per position
+        shifted = x - x.max(axis=1, keepdims=True)
         picked = shifted[self.at_label]                 # a copy: shifted can become p in place
         prob = np.exp(shifted, out=shifted)
-        sums = np.add.reduce(prob, axis=1, keepdims=True)
+        sums = prob.sum(axis=1, keepdims=True)
         picked -= np.log(sums)[:, 0]
         self.prob = np.divide(prob, sums, out=prob)
         self.keep, self.shape = keep, scores.shape

@@ -96,6 +96,22 @@ def test_softmax_loss_rows_check_the_label_range_both_ways():
             gate.forward(np.zeros((2, 3)), np.array([0, bad], dtype=np.int32))
 
 
+def test_softmax_loss_reads_labels_of_either_byte_order():
+    """Labels stored big-endian (an .npz written on another machine) give the same loss as
+    native ones, and their range is checked in their own byte order."""
+    scores = np.random.default_rng(3).standard_normal((3, 4))
+    native = np.array([0, 3, 1])
+    for order in (">i4", "<i4", ">i8", ">u2"):
+        labels = native.astype(order)
+        assert make("SoftmaxWithLoss").forward(scores, labels) == \
+            make("SoftmaxWithLoss").forward(scores, native)
+    for order in (">i4", ">i8"):
+        with pytest.raises(ValueError, match="label -1 is out of range for 4 classes"):
+            make("SoftmaxWithLoss").forward(scores, np.array([0, -1, 1], dtype=order))
+        with pytest.raises(ValueError, match="label 4 is out of range for 4 classes"):
+            make("SoftmaxWithLoss").forward(scores, np.array([0, 4, 1], dtype=order))
+
+
 def test_softmax_loss_rows_follow_the_batch_size():
     """The row index kept between calls is remade when the batch size changes: a gate fed
     batches of 4, 3 and 4 answers as a fresh gate does for each."""
