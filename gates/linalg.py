@@ -86,18 +86,20 @@ class InnerProductGate(Gate):
         return out
 
     def backward(self, dout):
+        # the parameters' gradients first, dx last: dx is what the gate before reads next, so
+        # it is still in the cache then (as a hand-written loop orders them; 1-2% of an MLP
+        # step at two BLAS threads)
         needs = self.needs_input_grad
+        rows, x = dout, self.x          # as (M, num_output) and (M, K)
+        if dout.ndim != 2:
+            rows, x = dout.reshape(-1, dout.shape[-1]), x.reshape(-1, x.shape[-1])
+        dW = rows.T @ x if needs[1] else None
+        db = rows.sum(axis=0) if self.bias_term and needs[2] else None
         dx = None
         if needs[0]:
             dx = dout @ self.W
             dx = dx if dx.shape == self.x_shape else dx.reshape(self.x_shape)
-        rows, x = dout, self.x          # as (M, num_output) and (M, K)
-        if dout.ndim != 2:
-            rows, x = dout.reshape(-1, dout.shape[-1]), x.reshape(-1, x.shape[-1])
-        grads = (dx, rows.T @ x if needs[1] else None)
-        if self.bias_term:
-            grads += (rows.sum(axis=0) if needs[2] else None,)
-        return grads
+        return (dx, dW, db) if self.bias_term else (dx, dW)
 
     def infer_shapes(self, x_shape, *param_shapes):
         self._features(x_shape)

@@ -3,6 +3,8 @@ each weight kept with probability sparse / shape[0]), uniform, xavier, msra, bil
 
 Fan-in and fan-out follow Caffe: for a weight of shape (out, in, ...), fan_in = count / out and
 fan_out = count / in.
+
+Every array made here starts on an ALIGNMENT-byte boundary, as do the solver's (`aligned_empty`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,29 @@ FILLER_KEYS = {
     "bilinear": (),
 }
 VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
+
+#: The byte boundary the arrays a Net keeps from step to step (parameters, the solver's history
+#: and scratch) start on: the cache line, and a multiple of every vector width numpy's loops and
+#: the BLAS use (PyTorch's CPU allocator aligns to 64 too). numpy gets 16 from malloc; with 16
+#: the matrix products of an MLP step measured 1-3% slower at two BLAS threads, and the update's
+#: elementwise loops up to 15% slower.
+ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ALIGNMENT-byte boundary."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + size].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """`aligned_empty`, filled with zeros."""
+    out = aligned_empty(shape, dtype)
+    out.fill(0)
+    return out
 
 
 def check_filler(filler: dict) -> None:
@@ -49,7 +74,13 @@ def check_filler(filler: dict) -> None:
 
 
 def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
-    """A new array of `shape` and `dtype`, drawn as `filler` says."""
+    """A new aligned array of `shape` and `dtype`, drawn as `filler` says."""
+    out = aligned_empty(shape, dtype)
+    out[...] = _values(shape, filler, rng, dtype)
+    return out
+
+
+def _values(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     check_filler(filler)
     kind = filler["type"]
     count = int(np.prod(shape))

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..core.config import parse_solver
+from ..core.fillers import aligned_empty, aligned_zeros
 from ..core.hooks import BlobStats
 from ..core.runner import Hook
 from ..core.spec import SolverConfig, settings_of
@@ -63,12 +64,14 @@ class Solver:
         self.trainable = [n for n, p in net.params.items() if net.param_rules[n].lr_mult > 0]
         self._update, slot_names, scratches = UPDATE_RULES[config.type]
         self.slot_names = slot_names
-        self.slots = [Slot(n, net.params[n], net.param_rules[n].lr_mult,
-                           config.weight_decay * net.param_rules[n].decay_mult,
-                           [np.zeros_like(net.params[n]) for _ in slot_names],
-                           np.empty_like(net.params[n]),
-                           np.empty_like(net.params[n]) if scratches == 2 else None)
-                      for n in self.trainable]
+        self.slots = []
+        for n in self.trainable:        # the solver's arrays aligned as the parameters (fillers)
+            weight, rule = net.params[n], net.param_rules[n]
+            shape, dtype = weight.shape, weight.dtype
+            self.slots.append(Slot(n, weight, rule.lr_mult, config.weight_decay * rule.decay_mult,
+                                   [aligned_zeros(shape, dtype) for _ in slot_names],
+                                   aligned_empty(shape, dtype),
+                                   aligned_empty(shape, dtype) if scratches == 2 else None))
         self._accumulated = self._accumulation_buffers() if config.iter_size > 1 else None
 
     def _accumulation_buffers(self) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from net.core.fillers import fill
+from net.core.fillers import ALIGNMENT, aligned_empty, aligned_zeros, fill
 
 RNG = np.random.default_rng(0)
 
@@ -27,3 +27,21 @@ def test_bilinear_is_caffes_upsampling_kernel():
     np.testing.assert_allclose(odd[0], [0.0625, 0.1875, 0.1875])           # f = 2, c = 0.75
     with pytest.raises(ValueError, match="square 4-D kernels"):
         fill((3, 4), {"type": "bilinear"}, RNG, np.dtype(np.float64))
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (3,), (7, 5), (2, 3, 4, 5)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_filled_arrays_start_on_the_alignment_boundary(shape, dtype):
+    for filler in ({"type": "constant", "value": 2.0}, {"type": "gaussian", "std": 1.0}):
+        values = fill(shape, filler, RNG, np.dtype(dtype))
+        assert values.shape == shape and values.dtype == dtype
+        assert values.flags.c_contiguous and values.flags.writeable
+        assert values.size == 0 or values.ctypes.data % ALIGNMENT == 0   # (empty: no data)
+
+
+def test_aligned_arrays_are_aligned_whatever_malloc_returns():
+    # the offset malloc happens to give changes from call to call: ask many times
+    for size in range(1, 40):
+        assert aligned_empty((size,), np.float32).ctypes.data % ALIGNMENT == 0
+        zeros = aligned_zeros((size, 3), np.float64)
+        assert zeros.ctypes.data % ALIGNMENT == 0 and not zeros.any() and zeros.shape == (size, 3)

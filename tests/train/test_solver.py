@@ -146,6 +146,17 @@ def test_update_rules_follow_their_formulas(kind, extra):
     assert solver.iter == 3
 
 
+@pytest.mark.parametrize("kind", ["SGD", "AdaDelta", "Adam"])
+def test_parameters_and_solver_arrays_start_on_the_alignment_boundary(kind):
+    from net.core.fillers import ALIGNMENT
+    solver = Solver.from_config(Net.from_config(TINY), {"type": kind, "base_lr": 0.1})
+    arrays = [a for slot in solver.slots for a in (slot.weight, *slot.history, slot.scratch,
+                                                   slot.scratch2) if a is not None]
+    assert len(arrays) >= 3 * len(solver.slots)
+    assert all(a.ctypes.data % ALIGNMENT == 0 and a.flags.c_contiguous for a in arrays)
+    assert all(not h.any() for slot in solver.slots for h in slot.history)
+
+
 def test_frozen_parameters_get_no_gradient_work():
     frozen = dict(TINY, gates=[dict(TINY["gates"][0], param=[{"lr_mult": 0}, {"lr_mult": 1}]),
                                TINY["gates"][1]])
