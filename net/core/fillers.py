@@ -4,7 +4,8 @@ each weight kept with probability sparse / shape[0]), uniform, xavier, msra, bil
 Fan-in and fan-out follow Caffe: for a weight of shape (out, in, ...), fan_in = count / out and
 fan_out = count / in.
 
-Every array made here starts on an ALIGNMENT-byte boundary, as do the solver's (`aligned_empty`).
+The Net's parameters and the solver's history and scratch start on an ALIGNMENT-byte boundary
+(`fill(..., aligned=True)`, `aligned_empty`, `aligned_zeros`).
 """
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ FILLER_KEYS = {
 }
 VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
 
-#: The byte boundary the arrays a Net keeps from step to step (parameters, the solver's history
-#: and scratch) start on: the cache line, and a multiple of every vector width numpy's loops and
-#: the BLAS use (PyTorch's CPU allocator aligns to 64 too). numpy gets 16 from malloc; with 16
-#: the matrix products of an MLP step measured 1-3% slower at two BLAS threads, and the update's
-#: elementwise loops up to 15% slower.
+#: The byte boundary the Net's parameters and the solver's history and scratch start on: the
+#: cache line, and a multiple of every vector width numpy's loops and the BLAS use (PyTorch's CPU
+#: allocator aligns to 64 too). numpy's arrays start where malloc puts them, on a 16-byte
+#: boundary: at a cache line's start only by chance. With those arrays 16 bytes off a cache line,
+#: the 784-256-256-10 MLP's training step measured 1-2% slower at two BLAS threads (one of its
+#: matrix products with a misaligned output: 1-3%; its SGD update with all four operands
+#: misaligned: up to 15%); at one thread, no difference.
 ALIGNMENT = 64
 
 
@@ -42,10 +45,12 @@ def aligned_empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
 
 
 def aligned_zeros(shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """`aligned_empty`, filled with zeros."""
-    out = aligned_empty(shape, dtype)
-    out.fill(0)
-    return out
+    """`aligned_empty`, but zeros (from calloc, as np.zeros: pages are mapped as they are used)."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    raw = np.zeros(size + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + size].view(dtype).reshape(shape)
 
 
 def check_filler(filler: dict) -> None:
@@ -73,21 +78,35 @@ def check_filler(filler: dict) -> None:
         raise ValueError("a gaussian filler's std must not be negative")
 
 
-def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
-    """A new aligned array of `shape` and `dtype`, drawn as `filler` says."""
-    out = aligned_empty(shape, dtype)
-    out[...] = _values(shape, filler, rng, dtype)
-    return out
+def fill(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype,
+         aligned: bool = False) -> np.ndarray:
+    """A new array of `shape` and `dtype`, drawn as `filler` says; with `aligned`, one whose data
+    start on an ALIGNMENT-byte boundary (the Net's parameters)."""
+    values = _draw(tuple(shape), filler, rng)
+    if aligned:
+        out = aligned_empty(shape, dtype)
+        np.copyto(out, values, casting="unsafe")     # the rounding of np.asarray(values, dtype)
+        return out
+    return np.full(shape, values, dtype) if np.ndim(values) == 0 else np.asarray(values, dtype)
 
 
-def _values(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+def fill_bytes(shape: tuple, filler: dict, dtype: np.dtype) -> int:
+    """The most memory `fill` holds at once for a valid `filler`: the array, and the float64 values
+    it is drawn from (twice that for a sparse gaussian, which draws which weights to keep too)."""
+    kind = filler["type"]
+    drawn = 0 if kind == "constant" else 16 if filler.get("sparse", -1) >= 0 else 8
+    return math.prod(shape) * (np.dtype(dtype).itemsize + drawn)
+
+
+def _draw(shape: tuple, filler: dict, rng: np.random.Generator) -> np.ndarray | float:
+    """The values `filler` gives an array of `shape`: float64, or one number (constant)."""
     check_filler(filler)
     kind = filler["type"]
     count = int(np.prod(shape))
     if kind == "bilinear":
-        return bilinear(shape, dtype)
+        return bilinear(shape, np.float64)
     if kind == "constant" or count == 0:
-        return np.full(shape, filler.get("value", 0.0), dtype=dtype)
+        return filler.get("value", 0.0)
     if kind == "gaussian":
         values = rng.normal(filler.get("mean", 0.0), filler.get("std", 1.0), shape)
         sparse = filler.get("sparse", -1)
@@ -105,7 +124,7 @@ def _values(shape: tuple, filler: dict, rng: np.random.Generator, dtype: np.dtyp
             values = rng.uniform(-scale, scale, shape)
         else:
             values = rng.normal(0.0, np.sqrt(2.0 / n), shape)
-    return np.asarray(values, dtype=dtype)
+    return values
 
 
 def bilinear(shape: tuple, dtype: np.dtype) -> np.ndarray:

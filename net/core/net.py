@@ -15,7 +15,7 @@ from gates import Gate, build_gate, format_shape, short_repr
 
 from ..errors import ConfigError
 from .config import load_config, parse_config
-from .fillers import fill
+from .fillers import check_filler, fill, fill_bytes
 from .graph import Graph, build_graph
 from .hooks import chain, check_feed, finite_check
 from .runner import Runner, Step
@@ -118,13 +118,17 @@ class Net:
         return gate
 
     def _fill(self, shape: tuple, filler: dict, line: int, what: str) -> np.ndarray:
-        needed = math.prod(shape) * self.dtype.itemsize
-        if needed > available_bytes():
-            raise self._error(f"{what}: shape {tuple(shape)} needs {_gib(needed)} of memory, more "
-                              f"than the {_gib(available_bytes())} available", line)
         try:
-            return fill(tuple(shape), filler, self._rng, self.dtype)
+            check_filler(filler)
         except ValueError as err:
+            raise self._error(f"{what}: {err}", line) from None
+        needed = fill_bytes(shape, filler, self.dtype)
+        if needed > available_bytes():
+            raise self._error(f"{what}: shape {tuple(shape)} needs {_gib(needed)} of memory to "
+                              f"fill, more than the {_gib(available_bytes())} available", line)
+        try:
+            return fill(tuple(shape), filler, self._rng, self.dtype, aligned=True)
+        except ValueError as err:       # a bilinear filler's shape
             raise self._error(f"{what}: {err}", line) from None
 
     def _build_phase(self, phase: str) -> _Phase:

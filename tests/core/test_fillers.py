@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from net.core.fillers import ALIGNMENT, aligned_empty, aligned_zeros, fill
+from net.core.fillers import ALIGNMENT, aligned_empty, aligned_zeros, fill, fill_bytes
 
 RNG = np.random.default_rng(0)
 
@@ -33,7 +33,7 @@ def test_bilinear_is_caffes_upsampling_kernel():
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_filled_arrays_start_on_the_alignment_boundary(shape, dtype):
     for filler in ({"type": "constant", "value": 2.0}, {"type": "gaussian", "std": 1.0}):
-        values = fill(shape, filler, RNG, np.dtype(dtype))
+        values = fill(shape, filler, RNG, np.dtype(dtype), aligned=True)
         assert values.shape == shape and values.dtype == dtype
         assert values.flags.c_contiguous and values.flags.writeable
         assert values.size == 0 or values.ctypes.data % ALIGNMENT == 0   # (empty: no data)
@@ -45,3 +45,23 @@ def test_aligned_arrays_are_aligned_whatever_malloc_returns():
         assert aligned_empty((size,), np.float32).ctypes.data % ALIGNMENT == 0
         zeros = aligned_zeros((size, 3), np.float64)
         assert zeros.ctypes.data % ALIGNMENT == 0 and not zeros.any() and zeros.shape == (size, 3)
+
+
+def test_fill_bytes_counts_the_array_and_the_values_drawn_for_it():
+    shape = (10, 20)
+    assert fill_bytes(shape, {"type": "constant", "value": 1.0}, np.float32) == 200 * 4
+    assert fill_bytes(shape, {"type": "xavier"}, np.float32) == 200 * (4 + 8)
+    assert fill_bytes(shape, {"type": "gaussian", "std": 0.1}, np.float64) == 200 * (8 + 8)
+    assert fill_bytes(shape, {"type": "gaussian", "sparse": 3}, np.float16) == 200 * (2 + 16)
+
+
+@pytest.mark.parametrize("filler", [{"type": "constant", "value": 0.5}, {"type": "uniform"},
+                                    {"type": "gaussian", "sparse": 2}, {"type": "msra"},
+                                    {"type": "bilinear"}])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_aligned_filling_draws_the_same_values(filler, dtype):
+    shape = (3, 2, 4, 4)
+    plain = fill(shape, filler, np.random.default_rng(5), np.dtype(dtype))
+    aligned = fill(shape, filler, np.random.default_rng(5), np.dtype(dtype), aligned=True)
+    assert aligned.dtype == plain.dtype and aligned.ctypes.data % ALIGNMENT == 0
+    np.testing.assert_array_equal(aligned, plain)

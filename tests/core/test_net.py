@@ -196,3 +196,21 @@ def test_shapes_of_a_gate_without_a_shape_rule_keep_every_open_dimension_open(cl
     assert net.shapes["c"] == (3, None) and net.shapes["y"] == (4, None)
     assert net.shapes["t"] == (1, None)   # a real leading 1 stays 1
     assert net.forward({"x": np.ones((3, 5)), "M": np.ones((4, 3))})["t"].shape == (1, 5)
+
+
+def test_a_parameter_whose_filling_needs_more_memory_than_is_free_is_refused(tmp_path,
+                                                                             monkeypatch):
+    import net.core.net as net_module
+    path = tmp_path / "wide.yaml"
+    path.write_text(textwrap.dedent("""\
+        inputs: {data: {shape: [null, 1000]}}
+        gates:
+          - {name: fc, type: InnerProduct, bottom: data, top: out, num_output: 1000}
+        """))
+    # 1000 x 1000 float32 weights are 4 MB, drawn as 8 MB of float64 values: 12 MB to fill
+    monkeypatch.setattr(net_module, "available_bytes", lambda: 10 * 2 ** 20)
+    with pytest.raises(ConfigError, match=r"wide\.yaml:3: .*'fc'.* needs 11\.4 MiB of memory to "
+                                          r"fill, more than the 10\.0 MiB available"):
+        Net.from_yaml(path)
+    monkeypatch.setattr(net_module, "available_bytes", lambda: 12 * 2 ** 20)
+    assert Net.from_yaml(path).params["fc.W"].shape == (1000, 1000)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from net import ConfigError, Net, NumericalError, Solver, load_config
+from net.core.fillers import ALIGNMENT
 from net.train import snapshot as snap
 from net.train.data import load_data
 from tests.helpers import CONFIGS, needs_sklearn
@@ -148,7 +149,6 @@ def test_update_rules_follow_their_formulas(kind, extra):
 
 @pytest.mark.parametrize("kind", ["SGD", "AdaDelta", "Adam"])
 def test_parameters_and_solver_arrays_start_on_the_alignment_boundary(kind):
-    from net.core.fillers import ALIGNMENT
     solver = Solver.from_config(Net.from_config(TINY), {"type": kind, "base_lr": 0.1})
     arrays = [a for slot in solver.slots for a in (slot.weight, *slot.history, slot.scratch,
                                                    slot.scratch2) if a is not None]
