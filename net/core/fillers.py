@@ -30,8 +30,8 @@ VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
 #: allocator aligns to 64 too). numpy's arrays start where malloc puts them, on a 16-byte
 #: boundary: at a cache line's start only by chance. With those arrays 16 bytes off a cache line,
 #: the 784-256-256-10 MLP's training step measured 1-2% slower at two BLAS threads (one of its
-#: matrix products with a misaligned output: 1-3%; its SGD update with all four operands
-#: misaligned: up to 15%); at one thread, no difference.
+#: matrix products with a misaligned output: 1-3%; the SGD update of its largest weight with all
+#: four operands misaligned: about 15%); the step at one thread, no measurable difference.
 ALIGNMENT = 64
 
 
