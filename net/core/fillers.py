@@ -37,18 +37,20 @@ ALIGNMENT = 64
 
 def aligned_empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on an ALIGNMENT-byte boundary."""
-    dtype = np.dtype(dtype)
-    size = math.prod(shape) * dtype.itemsize
-    raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start:start + size].view(dtype).reshape(shape)
+    return _aligned(shape, dtype, np.empty)
 
 
 def aligned_zeros(shape: tuple, dtype: np.dtype) -> np.ndarray:
     """`aligned_empty`, but zeros (from calloc, as np.zeros: pages are mapped as they are used)."""
+    return _aligned(shape, dtype, np.zeros)
+
+
+def _aligned(shape: tuple, dtype: np.dtype, allocate) -> np.ndarray:
+    """A view of `shape` and `dtype` into bytes from `allocate` (np.empty or np.zeros), at the
+    first ALIGNMENT-byte boundary among them."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
-    raw = np.zeros(size + ALIGNMENT, dtype=np.uint8)
+    raw = allocate(size + ALIGNMENT, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     return raw[start:start + size].view(dtype).reshape(shape)
 
