@@ -10,7 +10,7 @@ from tests.helpers import ROOT
 
 def test_options_of_the_other_mode_are_refused_in_one_line():
     for argv in (["--rounds", "3"], ["--mpi", "--profile"], ["--mpi", "--threads", "2"],
-                 ["--repeats", "0"]):
+                 ["--mpi", "--micrograd-python", sys.executable], ["--repeats", "0"]):
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), *argv],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, (argv, done.stderr)

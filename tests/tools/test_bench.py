@@ -55,6 +55,81 @@ def test_alternate_takes_every_order_in_turn():
     assert all(follows.count(a + b) == 2 for a in "abc" for b in "abc" if a != b)
 
 
+# A stand-in for micrograd's engine (the real one is not a dependency): a scalar with a
+# gradient, reverse mode over the graph its operations build, in topological order.
+STAND_IN = """
+class Value:
+    def __init__(self, data, parents=(), local=()):
+        self.data, self.grad, self.parents, self.local = data, 0.0, parents, local
+
+    def __add__(self, other):
+        return Value(self.data + other.data, (self, other), (1.0, 1.0))
+
+    def __sub__(self, other):
+        return Value(self.data - other.data, (self, other), (1.0, -1.0))
+
+    def __mul__(self, other):
+        return Value(self.data * other.data, (self, other), (other.data, self.data))
+
+    def relu(self):
+        return Value(max(self.data, 0.0), (self,), (RELU_SLOPE if self.data > 0 else 0.0,))
+
+    def backward(self):
+        order, seen = [], set()
+        def visit(v):
+            if id(v) not in seen:
+                seen.add(id(v))
+                for p in v.parents:
+                    visit(p)
+                order.append(v)
+        visit(self)
+        self.grad = 1.0
+        for v in reversed(order):
+            for p, d in zip(v.parents, v.local):
+                p.grad += d * v.grad
+"""
+
+
+def stand_in_micrograd(root, monkeypatch, relu_slope: float):
+    """A `micrograd` package under `root`, on the PYTHONPATH the workers inherit."""
+    package = root / "micrograd"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "engine.py").write_text(f"RELU_SLOPE = {relu_slope}\n" + STAND_IN)
+    monkeypatch.setenv("PYTHONPATH", str(root))
+
+
+def test_the_scalar_example_is_timed_beside_micrograd_after_checking_its_gradients(
+        tmp_path, monkeypatch):
+    from net.tools.bench.common import micrograd_worker
+
+    stand_in_micrograd(tmp_path, monkeypatch, relu_slope=1.0)
+    assert micrograd_worker(str(tmp_path / "no-python")) is None
+    worker = micrograd_worker(sys.executable)
+    try:
+        assert worker.info["gradients"] == [2.0, 5.0, 0.0]    # the lecture's df/dx, dy, dz
+        result = bench.scalar_example(2, 0.002, worker)
+    finally:
+        worker.close()
+    assert result["micrograd_version"] == "unknown"     # a package not installed by pip
+    assert result["micrograd_us"] > 0 and result["gatework_over_micrograd"] > 0
+    assert result["gatework_us"] > 0 and result["python_us"] > 0
+
+
+def test_a_micrograd_side_with_other_gradients_is_refused(tmp_path, monkeypatch):
+    from net.tools.bench.common import micrograd_worker
+
+    stand_in_micrograd(tmp_path, monkeypatch, relu_slope=0.5)  # wrong: df/dy 3.5, df/dz 1.5
+    worker = micrograd_worker(sys.executable)
+    try:
+        with pytest.raises(RuntimeError, match=r"micrograd's gradients of the scalar example "
+                                               r"are \[2.0, 3.5, 1.5\], Gatework's "
+                                               r"\[2.0, 5.0, 0.0\]: not the same maths"):
+            bench.scalar_example(1, 0.002, worker)
+    finally:
+        worker.close()
+
+
 @pytest.mark.slow
 def test_quick_run_prints_every_section():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--json",
@@ -85,7 +160,8 @@ def test_the_text_report_has_the_table_and_the_convnet_section():
     assert done.returncode == 0, done.stderr
     for words in ("Training iteration", "784-256-256-10", "Scalar example", "Chain of N",
                   "Backward / forward", "Peak memory", "LeNet 28x28", "cifar10_quick 32x32",
-                  "PyTorch not run", "its column is skipped", "resident"):
+                  "PyTorch not run", "micrograd not run", "its column is skipped",
+                  "resident"):
         assert words in done.stdout
 
 

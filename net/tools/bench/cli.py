@@ -11,7 +11,8 @@ loop, PyTorch), the lecture's scalar example, the N-gate chain, backward / forwa
 inference pass, at 1 and 2 threads (convnets.py; --profile adds Gatework's per-gate times of each
 step). Each figure is a median over repeats; each ratio compares variants timed in alternation
 in this same run. PyTorch runs in its own process, from the interpreter --torch-python names
-(default: this one); its rows are skipped when torch cannot be imported there.
+(default: this one); its rows are skipped when torch cannot be imported there. micrograd, beside
+the scalar example, likewise from --micrograd-python (default: --torch-python's).
 
 --mpi instead measures training throughput of the 784-1024-1024-10 MLP with 1 and N processes
 (mpirun), one BLAS thread each, and the scaling efficiency (mpi.py).
@@ -37,7 +38,8 @@ def main(args: argparse.Namespace) -> int:
         return run_mpi(args)
     quick = args.quick
     torch_python = args.torch_python or sys.executable
-    results = mlp.run(quick, args.repeats, args.threads, torch_python)
+    results = mlp.run(quick, args.repeats, args.threads, torch_python,
+                      args.micrograd_python or torch_python)
     results["convnets"] = convnets.run(
         (1,) if quick else convnets.THREADS, args.repeats or (1 if quick else 11),
         0.01 if quick else 0.3, torch_python, (2 if quick else 20) if args.profile else 0)
@@ -69,9 +71,10 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError(f"--seconds must be positive, got {args.seconds}")
     given = [f"--{name.replace('_', '-')}" for name in vars(args) if getattr(args, name)]
     if args.mpi:
-        wrong = [o for o in given if o in ("--repeats", "--torch-python", "--profile")]
+        wrong = [o for o in given
+                 if o in ("--repeats", "--torch-python", "--micrograd-python", "--profile")]
         wrong += ["--threads"] if args.threads not in (None, 1) else []
-        reason = "--mpi runs one BLAS thread per process, without PyTorch"
+        reason = "--mpi runs one BLAS thread per process, without PyTorch or micrograd"
     else:
         wrong = [o for o in given if o[2:] in MPI_ONLY]
         reason = "they are --mpi's"
@@ -94,6 +97,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--torch-python", metavar="PATH",
                         help="the Python that runs the PyTorch rows (default: this one; rows "
                              "skipped when torch is not importable there)")
+    parser.add_argument("--micrograd-python", metavar="PATH",
+                        help="the Python that runs micrograd's scalar example (default: "
+                             "--torch-python's; skipped when micrograd is not importable there)")
     parser.add_argument("--profile", action="store_true",
                         help="add Gatework's per-gate times of each convnet's training step")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -28,6 +28,7 @@ import numpy as np
 from ...core.text import table
 
 TORCH_SIDE = Path(__file__).with_name("torch_side.py")
+MICROGRAD_SIDE = Path(__file__).with_name("micrograd_side.py")
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -77,9 +78,10 @@ class Worker:
 
 
 @functools.lru_cache(maxsize=None)
-def torch_available(python: str) -> bool:
+def importable(python: str, modules: str) -> bool:
+    """Whether `python` can import `modules` (a comma-separated list, as `import` takes it)."""
     try:
-        done = subprocess.run([python, "-c", "import torch, numpy"], capture_output=True,
+        done = subprocess.run([python, "-c", f"import {modules}"], capture_output=True,
                               timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -89,9 +91,18 @@ def torch_available(python: str) -> bool:
 
 def torch_worker(python: str | None, threads: int | None = None) -> Worker | None:
     """The PyTorch side, run by `python`; None when that is None or cannot import torch."""
-    if python is None or not torch_available(python):
+    if python is None or not importable(python, "torch, numpy"):
         return None
     return Worker([python, str(TORCH_SIDE)], threads)
+
+
+
+def micrograd_worker(python: str | None) -> Worker | None:
+    """micrograd's side of the scalar example, run by `python`; None when that is None or cannot
+    import micrograd."""
+    if python is None or not importable(python, "micrograd.engine"):
+        return None
+    return Worker([python, str(MICROGRAD_SIDE)])
 
 
 # -- timing ----------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ N gates (the O(n) claim), backward / forward, and peak memory.
 - `mlp_rows`: one training iteration (forward, backward, momentum SGD) of ReLU MLPs ending in
   SoftmaxWithLoss, float32, through Gatework, through `NumpyMLP` (a hand-written numpy loop doing
   the same arithmetic, from the same initial weights) and through PyTorch in its own process.
-- `scalar_example`: the lecture's f = (x + y) max(y, z), forward + backward, per call.
+- `scalar_example`: the lecture's f = (x + y) max(y, z), forward + backward, per call; beside
+  it the same maths on plain Python floats and, in its own process, micrograd's.
 - `chain_rows`: a chain of N Power gates (scale only), time per gate forward and backward.
 - `backward_over_forward`: backward time / forward time of one MLP.
 - `peak_memory`: the peak traced memory (tracemalloc; numpy reports its buffers to it) during one
@@ -27,7 +28,7 @@ import numpy as np
 from ...core.net import Net
 from ...train.solver import Solver
 from .common import (SOLVER, TARGETS, alternate, calibrate, machine, median, paired_ratio,
-                     per_call, rows_text, torch_worker, verdict)
+                     micrograd_worker, per_call, rows_text, torch_worker, verdict)
 
 
 SEED_EXAMPLE = {
@@ -174,9 +175,11 @@ def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
     return rows
 
 
-def scalar_example(repeats: int, block: float) -> dict:
-    """The lecture's example, net.forward() + net.backward(), in microseconds per call; and the
-    same two calls written as plain Python on floats, for scale."""
+def scalar_example(repeats: int, block: float, micrograd: Worker | None = None) -> dict:
+    """The lecture's example, net.forward() + net.backward(), in microseconds per call; the same
+    two calls written as plain Python on floats, for scale; and, when `micrograd` is a worker
+    (micrograd_side.py), micrograd's forward and backward of it, timed in alternation with the
+    others, and Gatework / micrograd as the median of the per-repeat ratios."""
     net = Net.from_config(SEED_EXAMPLE)
 
     def gatework() -> None:
@@ -191,10 +194,28 @@ def scalar_example(repeats: int, block: float) -> dict:
 
     counts = {"gatework": calibrate(per_call(gatework, 20), block),
               "python": calibrate(per_call(plain, 20), block)}
-    times = alternate({"gatework": lambda: per_call(gatework, counts["gatework"]),
-                       "python": lambda: per_call(plain, counts["python"])}, repeats)
-    return {"gatework_us": median(times["gatework"]) * 1e6,
-            "python_us": median(times["python"]) * 1e6}
+    blocks = {"gatework": lambda: per_call(gatework, counts["gatework"]),
+              "python": lambda: per_call(plain, counts["python"])}
+    if micrograd is not None:
+        net.forward()
+        ours = [float(g) for g in net.backward().values()]
+        theirs = micrograd.info["gradients"]
+        if theirs != ours:
+            raise RuntimeError(f"micrograd's gradients of the scalar example are {theirs}, "
+                               f"Gatework's {ours}: not the same maths")
+        counts["micrograd"] = calibrate(micrograd_call(micrograd, 20), block)
+        blocks["micrograd"] = lambda: micrograd_call(micrograd, counts["micrograd"])
+    times = alternate(blocks, repeats)
+    result = {name + "_us": median(times[name]) * 1e6 for name in times}
+    if micrograd is not None:
+        result["micrograd_version"] = micrograd.info["version"]
+        result["gatework_over_micrograd"] = paired_ratio(times["gatework"], times["micrograd"])
+    return result
+
+
+def micrograd_call(micrograd: Worker, iterations: int) -> float:
+    """Seconds per call of micrograd's scalar example, over `iterations` calls in its process."""
+    return micrograd.ask({"cmd": "time", "iterations": iterations})["seconds"]
 
 
 def forward_backward(net: Net, feed: dict, wrt: list[str], k: int) -> tuple[float, float]:
@@ -273,10 +294,11 @@ def peak_memory(variant: str, mlp: MLP, warmup: int = 2) -> dict:
 # -- the machine -----------------------------------------------------------------------------------
 
 def run(quick: bool = False, repeats: int | None = None, threads: int | None = None,
-        torch_python: str | None = None) -> dict:
+        torch_python: str | None = None, micrograd_python: str | None = None) -> dict:
     """Every section above (two MLPs, shorter blocks and chains, 3 repeats when `quick`); the
-    PyTorch rows when `torch_python` can import torch. `threads` is only recorded: the thread
-    variables must be set before numpy loads (the script does it)."""
+    PyTorch rows when `torch_python` can import torch, micrograd's scalar example when
+    `micrograd_python` can import micrograd. `threads` is only recorded: the thread variables
+    must be set before numpy loads (the script does it)."""
     repeats = repeats or (3 if quick else 21)
     block = 0.005 if quick else 0.05
     mlps = MLPS[:2] if quick else MLPS
@@ -288,7 +310,12 @@ def run(quick: bool = False, repeats: int | None = None, threads: int | None = N
     finally:
         if torch is not None:
             torch.close()
-    results["scalar"] = scalar_example(repeats, block)
+    micrograd = micrograd_worker(micrograd_python)
+    try:
+        results["scalar"] = scalar_example(repeats, block, micrograd)
+    finally:
+        if micrograd is not None:
+            micrograd.close()
     results["chain"] = chain_rows((10, 100, 1000) if quick else (10, 100, 1000, 10000),
                                   repeats, block)
     results["backward_over_forward"] = backward_over_forward(RATIO_MLP, repeats, block)
@@ -338,6 +365,12 @@ def report(results: dict) -> str:
                   f"{s['gatework_us']:.1f} us per call (target < {TARGETS['scalar_us']:.0f} us "
                   f"{verdict(s['gatework_us'] < TARGETS['scalar_us'])}; the same maths as plain "
                   f"Python floats: {s['python_us']:.2f} us)"]
+    if "micrograd_us" in s:
+        lines.append(f"  micrograd {s['micrograd_version']} (its own process): "
+                     f"{s['micrograd_us']:.1f} us per call; Gatework / micrograd = "
+                     f"{s['gatework_over_micrograd']:.2f}")
+    else:
+        lines.append("  micrograd not run (not importable by --micrograd-python)")
     chain = results["chain"]
     lines += ["", "Chain of N Power gates (16 float32 values), us per gate:"]
     lines += rows_text(["N", "forward", "backward"],
