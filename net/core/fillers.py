@@ -5,11 +5,13 @@ Fan-in and fan-out follow Caffe: for a weight of shape (out, in, ...), fan_in = 
 fan_out = count / in.
 
 The Net's parameters and the solver's history and scratch start on an ALIGNMENT-byte boundary
-(`fill(..., aligned=True)`, `aligned_empty`, `aligned_zeros`).
+(`fill(..., aligned=True)`, `aligned_empty`, `aligned_zeros`), and so do the arrays packed into
+one buffer for iter_size's accumulation and for an allreduce (`aligned_pack`).
 """
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import numpy as np
 
@@ -43,6 +45,24 @@ def aligned_empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
 def aligned_zeros(shape: tuple, dtype: np.dtype) -> np.ndarray:
     """`aligned_empty`, but zeros (from calloc, as np.zeros: pages are mapped as they are used)."""
     return _aligned(shape, dtype, np.zeros)
+
+
+def aligned_pack(shapes: Mapping[str, tuple], dtype: np.dtype, extra: int = 0
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """One zeroed buffer holding an array of each of `shapes` (by name), each starting on an
+    ALIGNMENT-byte boundary (zeros fill the gaps, at most ALIGNMENT bytes each: harmless in a sum
+    or an allreduce), then `extra` elements. Returns the buffer, name -> its array (a view), and
+    the extra elements (a view)."""
+    dtype = np.dtype(dtype)
+    step = ALIGNMENT // dtype.itemsize if ALIGNMENT % dtype.itemsize == 0 else 1
+    offsets, end = {}, 0
+    for name, shape in shapes.items():
+        offsets[name] = end
+        end += -(-math.prod(shape) // step) * step      # the next boundary after the array
+    flat = aligned_zeros((end + extra,), dtype)
+    views = {name: flat[offsets[name]:offsets[name] + math.prod(shape)].reshape(shape)
+             for name, shape in shapes.items()}
+    return flat, views, flat[end:]
 
 
 def _aligned(shape: tuple, dtype: np.dtype, allocate) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..core.fillers import aligned_pack
 from ..core.spec import SolverConfig
 from ..core.state import weight_arrays
 from ..errors import GateworkError
@@ -119,17 +120,14 @@ def communicator() -> Communicator:
 
 class FlatBuffer:
     """Arrays packed into one contiguous vector, so that one collective call covers them all:
-    `views` (name -> the array's place in `flat`) and `extra`, the `extra` scalars after them."""
+    `views` (name -> the array's place in `flat`, each on a cache line's start; zeros fill the
+    gaps) and `extra`, the `extra` scalars after them."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], extra: int = 0, dtype: Any = None):
         dtype = np.dtype(dtype if dtype is not None else
                          np.result_type(*arrays.values()) if arrays else np.float64)
-        sizes = [arrays[name].size for name in arrays]
-        self.flat = np.zeros(sum(sizes) + extra, dtype=dtype)
-        offsets = np.cumsum([0] + sizes)
-        self.views = {name: self.flat[offsets[i]:offsets[i + 1]].reshape(arrays[name].shape)
-                      for i, name in enumerate(arrays)}
-        self.extra = self.flat[offsets[-1]:]
+        self.flat, self.views, self.extra = aligned_pack(
+            {name: array.shape for name, array in arrays.items()}, dtype, extra)
 
     def pack(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Copy `arrays` (by name) into the buffer."""

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..core.config import parse_solver
-from ..core.fillers import aligned_empty, aligned_zeros
+from ..core.fillers import aligned_empty, aligned_pack, aligned_zeros
 from ..core.hooks import BlobStats
 from ..core.runner import Hook
 from ..core.spec import SolverConfig, settings_of
@@ -75,13 +75,10 @@ class Solver:
         self._accumulated = self._accumulation_buffers() if config.iter_size > 1 else None
 
     def _accumulation_buffers(self) -> dict[str, np.ndarray]:
-        """Per trainable parameter, a view into one contiguous buffer (one allreduce per step)."""
-        flat = np.zeros(sum(s.weight.size for s in self.slots), dtype=self.net.dtype)
-        views, offset = {}, 0
-        for s in self.slots:
-            views[s.name] = flat[offset:offset + s.weight.size].reshape(s.weight.shape)
-            offset += s.weight.size
-        return views
+        """Per trainable parameter, a view into one contiguous buffer (one allreduce per step),
+        each on a cache line's start as the parameters are (`acc += grad` on a 256x784 float32
+        array 16 bytes off one measured 15-18% slower)."""
+        return aligned_pack({s.name: s.weight.shape for s in self.slots}, self.net.dtype)[1]
 
     @classmethod
     def from_config(cls, net: Any, solver: Mapping | None = None, **overrides: Any) -> "Solver":

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from net.core.fillers import ALIGNMENT, aligned_empty, aligned_zeros, fill, fill_bytes
+from net.core.fillers import (ALIGNMENT, aligned_empty, aligned_pack, aligned_zeros, fill,
+                              fill_bytes)
 
 RNG = np.random.default_rng(0)
 
@@ -45,6 +46,29 @@ def test_aligned_arrays_are_aligned_whatever_malloc_returns():
         assert aligned_empty((size,), np.float32).ctypes.data % ALIGNMENT == 0
         zeros = aligned_zeros((size, 3), np.float64)
         assert zeros.ctypes.data % ALIGNMENT == 0 and not zeros.any() and zeros.shape == (size, 3)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_packed_arrays_each_start_on_the_boundary_and_share_one_zeroed_buffer(dtype):
+    shapes = {"w": (3, 5), "b": (1,), "v": (17,), "empty": (0, 4), "s": ()}
+    flat, views, extra = aligned_pack(shapes, dtype, extra=2)
+    assert flat.dtype == dtype and not flat.any() and flat.ctypes.data % ALIGNMENT == 0
+    assert {name: view.shape for name, view in views.items()} == shapes
+    for name, view in views.items():
+        assert view.base is flat.base and view.flags.c_contiguous
+        assert view.size == 0 or view.ctypes.data % ALIGNMENT == 0, name
+    places = [view.ctypes.data for view in views.values() if view.size]
+    assert sorted(places) == places                  # in the order given, none overlapping
+    assert all(b - a <= ALIGNMENT + v.nbytes for a, b, v in
+               zip(places, places[1:], [v for v in views.values() if v.size]))
+    assert extra.shape == (2,) and np.shares_memory(extra, flat)
+    # w (15), b (1), v (17) and s (1) rounded up to 64 bytes (32, 16, 8 elements), then 2
+    assert flat.size == {"float16": 32 + 32 + 32 + 32, "float32": 16 + 16 + 32 + 16,
+                         "float64": 16 + 8 + 24 + 8}[dtype] + 2
+    for value, view in enumerate(views.values(), start=1):
+        view[...] = value
+    extra[...] = -1
+    assert flat.sum() == sum(v * views[n].size for v, n in enumerate(views, start=1)) - 2
 
 
 def test_fill_bytes_counts_the_array_and_the_values_drawn_for_it():

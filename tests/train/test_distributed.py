@@ -137,7 +137,8 @@ def test_one_allreduce_per_step_on_one_contiguous_buffer_and_nothing_else_change
     feeds = [data.train.next() for _ in range(3)]
     for feed in feeds:
         assert solver.step(feed) == reference.step(feed)
-    size = sum(p.size for p in solver.net.params.values())
+    # each parameter's gradient from a cache line's start: sizes rounded up to 16 float32s
+    size = sum(-(-p.size // 16) * 16 for p in solver.net.params.values())
     assert comm.calls == [(size + 2, np.float32, True)] * 3       # gradients, loss, stop flag
     assert checksum(solver.net.params) == checksum(reference.net.params)   # bit for bit
 
@@ -157,7 +158,9 @@ def test_gate_buffers_are_averaged_in_a_second_buffer():
     feed = {"data": np.arange(12.0).reshape(4, 3), "label": np.array([0, 1, 0, 1])}
     solver.step(feed)
     alone.step(feed)
-    assert [c[:2] for c in comm.calls] == [(3 * 2 + 2 + 2, np.float32), (3 + 3 + 1, np.float64)]
+    # fc's 3x2 weights and 2 biases each from a cache line's start (16 float32s), loss and stop
+    # flag; BatchNorm's 3 means, 3 variances and its count each padded to 8 float64s
+    assert [c[:2] for c in comm.calls] == [(16 + 16 + 2, np.float32), (8 + 8 + 8, np.float64)]
     for name, value in alone.net.buffers.items():
         assert np.allclose(solver.net.buffers[name], value / 2), name
 
@@ -202,10 +205,13 @@ def test_flat_buffer_packs_and_unpacks_by_name():
     arrays = {"a": np.arange(6.0).reshape(2, 3), "b": np.array([7.0])}
     flat = FlatBuffer(arrays, extra=1)
     flat.pack(arrays)
-    assert flat.flat.tolist() == [0, 1, 2, 3, 4, 5, 7, 0]
+    # each array on a 64-byte boundary (eight float64), zeros between, the extra after them
+    assert flat.flat.tolist() == [0, 1, 2, 3, 4, 5, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert all(view.ctypes.data % 64 == 0 for view in flat.views.values())
     flat.flat *= 2
+    flat.extra[0] = 3.0
     flat.unpack(arrays)
-    assert arrays["b"].tolist() == [14.0] and arrays["a"][1, 2] == 10
+    assert arrays["b"].tolist() == [14.0] and arrays["a"][1, 2] == 10 and flat.flat[-1] == 3.0
 
 
 def test_one_process_needs_no_mpi4py_and_several_say_how_to_get_it(monkeypatch):

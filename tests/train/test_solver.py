@@ -157,6 +157,15 @@ def test_parameters_and_solver_arrays_start_on_the_alignment_boundary(kind):
     assert all(not h.any() for slot in solver.slots for h in slot.history)
 
 
+def test_iter_size_accumulates_into_aligned_views_of_one_buffer():
+    solver = Solver.from_config(Net.from_config(TINY), {"base_lr": 0.1, "iter_size": 3})
+    views = solver._accumulated
+    assert list(views) == [slot.name for slot in solver.slots]
+    assert all(views[s.name].shape == s.weight.shape and views[s.name].dtype == s.weight.dtype
+               and views[s.name].ctypes.data % ALIGNMENT == 0 for s in solver.slots)
+    assert len({id(view.base) for view in views.values()}) == 1
+
+
 def test_frozen_parameters_get_no_gradient_work():
     frozen = dict(TINY, gates=[dict(TINY["gates"][0], param=[{"lr_mult": 0}, {"lr_mult": 1}]),
                                TINY["gates"][1]])
