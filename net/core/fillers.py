@@ -54,7 +54,7 @@ def aligned_pack(shapes: Mapping[str, tuple], dtype: np.dtype, extra: int = 0
     or an allreduce), then `extra` elements. Returns the buffer, name -> its array (a view), and
     the extra elements (a view)."""
     dtype = np.dtype(dtype)
-    step = ALIGNMENT // dtype.itemsize if ALIGNMENT % dtype.itemsize == 0 else 1
+    step = math.lcm(ALIGNMENT, dtype.itemsize) // dtype.itemsize    # elements between boundaries
     offsets, end = {}, 0
     for name, shape in shapes.items():
         offsets[name] = end

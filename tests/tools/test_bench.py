@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from net.errors import GateworkError
 from net.tools.bench import mlp as bench
+from net.tools.bench.common import importable, micrograd_worker
 from tests.helpers import ROOT, needs_mpi
 
 
@@ -90,6 +92,17 @@ class Value:
 """
 
 
+# Every section `report` reads, with made-up figures, for checking one line of it.
+QUICK_RESULTS = {
+    "machine": {"date": "today", "cpu": "cpu", "cores": 2, "python": "3.11", "numpy": "2",
+                "blas": "blas"},
+    "repeats": 1, "threads": 1, "torch": None, "mlp": [],
+    "chain": [{"n": 10, "forward_us_per_gate": 1.0, "backward_us_per_gate": 2.0}],
+    "backward_over_forward": {"mlp": "4-4", "batch": 1, "backward_ms": 1.0, "forward_ms": 1.0,
+                              "ratio": 1.0},
+    "memory": []}
+
+
 def stand_in_micrograd(root, monkeypatch, relu_slope: float):
     """A `micrograd` package under `root`, on the PYTHONPATH the workers inherit."""
     package = root / "micrograd"
@@ -97,37 +110,51 @@ def stand_in_micrograd(root, monkeypatch, relu_slope: float):
     (package / "__init__.py").write_text("")
     (package / "engine.py").write_text(f"RELU_SLOPE = {relu_slope}\n" + STAND_IN)
     monkeypatch.setenv("PYTHONPATH", str(root))
+    importable.cache_clear()          # an answer kept from before the stand-in is stale
 
 
 def test_the_scalar_example_is_timed_beside_micrograd_after_checking_its_gradients(
         tmp_path, monkeypatch):
-    from net.tools.bench.common import micrograd_worker
-
     stand_in_micrograd(tmp_path, monkeypatch, relu_slope=1.0)
     assert micrograd_worker(str(tmp_path / "no-python")) is None
     worker = micrograd_worker(sys.executable)
     try:
         assert worker.info["gradients"] == [2.0, 5.0, 0.0]    # the lecture's df/dx, dy, dz
+        bench.check_micrograd(worker)
         result = bench.scalar_example(2, 0.002, worker)
     finally:
         worker.close()
-    assert result["micrograd_version"] == "unknown"     # a package not installed by pip
+    assert isinstance(result["micrograd_version"], str)    # "unknown": not the one pip installed
     assert result["micrograd_us"] > 0 and result["gatework_over_micrograd"] > 0
     assert result["gatework_us"] > 0 and result["python_us"] > 0
+    line = bench.report({**QUICK_RESULTS, "scalar": result}).splitlines()
+    shown = line[line.index(next(x for x in line if x.startswith("Scalar example"))) + 1]
+    assert shown == (f"  micrograd {result['micrograd_version']} (its own process): "
+                     f"{result['micrograd_us']:.1f} us per call; Gatework / micrograd = "
+                     f"{result['gatework_over_micrograd']:.2f}")
 
 
-def test_a_micrograd_side_with_other_gradients_is_refused(tmp_path, monkeypatch):
-    from net.tools.bench.common import micrograd_worker
-
+def test_a_micrograd_side_with_other_gradients_is_refused_before_the_long_rows(
+        tmp_path, monkeypatch):
     stand_in_micrograd(tmp_path, monkeypatch, relu_slope=0.5)  # wrong: df/dy 3.5, df/dz 1.5
-    worker = micrograd_worker(sys.executable)
-    try:
-        with pytest.raises(RuntimeError, match=r"micrograd's gradients of the scalar example "
-                                               r"are \[2.0, 3.5, 1.5\], Gatework's "
-                                               r"\[2.0, 5.0, 0.0\]: not the same maths"):
-            bench.scalar_example(1, 0.002, worker)
-    finally:
-        worker.close()
+    monkeypatch.setattr(bench, "mlp_rows", lambda *args: pytest.fail("timed the MLPs first"))
+    with pytest.raises(GateworkError, match=r"^micrograd's gradients of the scalar example are "
+                                            r"\[2.0, 3.5, 1.5\], Gatework's \[2.0, 5.0, 0.0\]: "
+                                            r"not the same maths, so not timed$"):
+        bench.run(quick=True, micrograd_python=sys.executable)
+
+
+def test_a_micrograd_that_cannot_compute_the_example_is_refused_in_one_line(
+        tmp_path, monkeypatch):
+    package = tmp_path / "micrograd"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "engine.py").write_text("class Value:\n    pass\n")     # not the scalar engine
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    importable.cache_clear()
+    with pytest.raises(GateworkError, match=r"its micrograd could not compute the scalar "
+                                            r"example .*is it micrograd's scalar engine\?$"):
+        micrograd_worker(sys.executable)
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ...core.text import table
+from ...errors import GateworkError
 
 TORCH_SIDE = Path(__file__).with_name("torch_side.py")
 MICROGRAD_SIDE = Path(__file__).with_name("micrograd_side.py")
@@ -99,10 +100,15 @@ def torch_worker(python: str | None, threads: int | None = None) -> Worker | Non
 
 def micrograd_worker(python: str | None) -> Worker | None:
     """micrograd's side of the scalar example, run by `python`; None when that is None or cannot
-    import micrograd."""
+    import micrograd. A GateworkError when the side stops at once (a `micrograd` that is not the
+    scalar engine: no Value with relu and backward)."""
     if python is None or not importable(python, "micrograd.engine"):
         return None
-    return Worker([python, str(MICROGRAD_SIDE)])
+    try:
+        return Worker([python, str(MICROGRAD_SIDE)])
+    except RuntimeError:
+        raise GateworkError(f"{python}: its micrograd could not compute the scalar example (see "
+                            "the error above); is it micrograd's scalar engine?") from None
 
 
 # -- timing ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ computes, so each call builds it anew; Gatework's net is built once, before the 
 
 One JSON request per line on stdin, one JSON line back on stdout:
     {"cmd": "info"}                    -> {"version": micrograd's, "gradients": [df/dx, df/dy,
-                                           df/dz]} (the bench checks they are the lecture's)
+                                           df/dz]} (the bench checks they are Gatework's)
     {"cmd": "time", "iterations": k}   -> {"seconds": per call, over k calls}
 """
 from __future__ import annotations
@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
 
+from micrograd import engine
 from micrograd.engine import Value
 
 
@@ -28,21 +30,30 @@ def example() -> tuple[float, float, float]:
     return x.grad, y.grad, z.grad
 
 
-def main() -> None:
+def installed_version() -> str:
+    """The version of the installed micrograd distribution if it is the one imported (not, say,
+    a source tree earlier on the path), else "unknown"."""
     try:
-        found = version("micrograd")
-    except PackageNotFoundError:      # imported from a source tree, not installed
-        found = "unknown"
+        found = distribution("micrograd")
+    except PackageNotFoundError:
+        return "unknown"
+    installed = Path(found.locate_file("micrograd/engine.py")).resolve()
+    return found.version if installed == Path(engine.__file__).resolve() else "unknown"
+
+
+def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         if request["cmd"] == "info":
-            answer = {"version": found, "gradients": list(example())}
-        else:
+            answer = {"version": installed_version(), "gradients": list(example())}
+        elif request["cmd"] == "time":
             k = request["iterations"]
             start = time.perf_counter()
             for _ in range(k):
                 example()
             answer = {"seconds": (time.perf_counter() - start) / k}
+        else:
+            raise ValueError(f"unknown request {request!r}")
         print(json.dumps(answer), flush=True)
 
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...core.net import Net
+from ...errors import GateworkError
 from ...train.solver import Solver
 from .common import (SOLVER, TARGETS, alternate, calibrate, machine, median, paired_ratio,
-                     micrograd_worker, per_call, rows_text, torch_worker, verdict)
+                     Worker, micrograd_worker, per_call, rows_text, torch_worker, verdict)
 
 
 SEED_EXAMPLE = {
@@ -178,8 +179,9 @@ def mlp_rows(mlps: tuple[MLP, ...], repeats: int, block: float,
 def scalar_example(repeats: int, block: float, micrograd: Worker | None = None) -> dict:
     """The lecture's example, net.forward() + net.backward(), in microseconds per call; the same
     two calls written as plain Python on floats, for scale; and, when `micrograd` is a worker
-    (micrograd_side.py), micrograd's forward and backward of it, timed in alternation with the
-    others, and Gatework / micrograd as the median of the per-repeat ratios."""
+    (micrograd_side.py, checked by `check_micrograd`), micrograd's forward and backward of it,
+    timed in alternation with the others, and Gatework / micrograd as the median of the
+    per-repeat ratios."""
     net = Net.from_config(SEED_EXAMPLE)
 
     def gatework() -> None:
@@ -197,12 +199,6 @@ def scalar_example(repeats: int, block: float, micrograd: Worker | None = None) 
     blocks = {"gatework": lambda: per_call(gatework, counts["gatework"]),
               "python": lambda: per_call(plain, counts["python"])}
     if micrograd is not None:
-        net.forward()
-        ours = [float(g) for g in net.backward().values()]
-        theirs = micrograd.info["gradients"]
-        if theirs != ours:
-            raise RuntimeError(f"micrograd's gradients of the scalar example are {theirs}, "
-                               f"Gatework's {ours}: not the same maths")
         counts["micrograd"] = calibrate(micrograd_call(micrograd, 20), block)
         blocks["micrograd"] = lambda: micrograd_call(micrograd, counts["micrograd"])
     times = alternate(blocks, repeats)
@@ -211,6 +207,18 @@ def scalar_example(repeats: int, block: float, micrograd: Worker | None = None) 
         result["micrograd_version"] = micrograd.info["version"]
         result["gatework_over_micrograd"] = paired_ratio(times["gatework"], times["micrograd"])
     return result
+
+
+def check_micrograd(micrograd: Worker) -> None:
+    """Refuse, in one line, a micrograd whose gradients of the scalar example are not Gatework's
+    (the lecture's df/dx, df/dy, df/dz = 2, 5, 0): it would time other maths."""
+    net = Net.from_config(SEED_EXAMPLE)
+    net.forward()
+    ours = [float(g) for g in net.backward().values()]
+    theirs = micrograd.info["gradients"]
+    if theirs != ours:
+        raise GateworkError(f"micrograd's gradients of the scalar example are {theirs}, "
+                            f"Gatework's {ours}: not the same maths, so not timed")
 
 
 def micrograd_call(micrograd: Worker, iterations: int) -> float:
@@ -302,16 +310,18 @@ def run(quick: bool = False, repeats: int | None = None, threads: int | None = N
     repeats = repeats or (3 if quick else 21)
     block = 0.005 if quick else 0.05
     mlps = MLPS[:2] if quick else MLPS
-    torch = torch_worker(torch_python)
-    try:
-        results = {"machine": machine(), "repeats": repeats, "threads": threads,
-                   "torch": torch.info if torch else None,
-                   "mlp": mlp_rows(mlps, repeats, block, torch)}
-    finally:
-        if torch is not None:
-            torch.close()
     micrograd = micrograd_worker(micrograd_python)
     try:
+        if micrograd is not None:
+            check_micrograd(micrograd)      # before the long MLP rows, not after them
+        torch = torch_worker(torch_python)
+        try:
+            results = {"machine": machine(), "repeats": repeats, "threads": threads,
+                       "torch": torch.info if torch else None,
+                       "mlp": mlp_rows(mlps, repeats, block, torch)}
+        finally:
+            if torch is not None:
+                torch.close()
         results["scalar"] = scalar_example(repeats, block, micrograd)
     finally:
         if micrograd is not None:
@@ -370,7 +380,8 @@ def report(results: dict) -> str:
                      f"{s['micrograd_us']:.1f} us per call; Gatework / micrograd = "
                      f"{s['gatework_over_micrograd']:.2f}")
     else:
-        lines.append("  micrograd not run (not importable by --micrograd-python)")
+        lines.append("  micrograd not run (it cannot be imported by --micrograd-python's "
+                     "interpreter, by default --torch-python's)")
     chain = results["chain"]
     lines += ["", "Chain of N Power gates (16 float32 values), us per gate:"]
     lines += rows_text(["N", "forward", "backward"],
