@@ -103,12 +103,13 @@ QUICK_RESULTS = {
     "memory": []}
 
 
-def stand_in_micrograd(root, monkeypatch, relu_slope: float):
-    """A `micrograd` package under `root`, on the PYTHONPATH the workers inherit."""
+def stand_in_micrograd(root, monkeypatch, relu_slope: float, engine: str = STAND_IN):
+    """A `micrograd` package under `root` (its engine.py: `engine`), on the PYTHONPATH the
+    workers inherit."""
     package = root / "micrograd"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "engine.py").write_text(f"RELU_SLOPE = {relu_slope}\n" + STAND_IN)
+    (package / "engine.py").write_text(f"RELU_SLOPE = {relu_slope}\n" + engine)
     monkeypatch.setenv("PYTHONPATH", str(root))
     importable.cache_clear()          # an answer kept from before the stand-in is stale
 
@@ -146,12 +147,7 @@ def test_a_micrograd_side_with_other_gradients_is_refused_before_the_long_rows(
 
 def test_a_micrograd_that_cannot_compute_the_example_is_refused_in_one_line(
         tmp_path, monkeypatch):
-    package = tmp_path / "micrograd"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "engine.py").write_text("class Value:\n    pass\n")     # not the scalar engine
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    importable.cache_clear()
+    stand_in_micrograd(tmp_path, monkeypatch, 1.0, engine="class Value:\n    pass\n")  # no ops
     with pytest.raises(GateworkError, match=r"its micrograd could not compute the scalar "
                                             r"example .*is it micrograd's scalar engine\?$"):
         micrograd_worker(sys.executable)
