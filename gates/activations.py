@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (ElementwiseGate, Gate, Option, known_channels, register_alias,
+from .base import (ElementwiseGate, Gate, Option, known_channels, max_along, register_alias,
                    register_gate)
 
 
@@ -261,7 +261,7 @@ class SoftmaxGate(ElementwiseGate):
     options = {"axis": Option(int, 1, "the axis the probabilities sum over")}
 
     def forward(self, x):
-        shifted = x - x.max(axis=self.axis, keepdims=True)
+        shifted = x - max_along(x, self.axis)
         out = np.exp(shifted, out=shifted)
         out /= out.sum(axis=self.axis, keepdims=True)
         self.out = out

@@ -427,6 +427,16 @@ def unbroadcast(grad: np.ndarray, shape: Shape, reduce: Callable = np.sum) -> np
     return reduce(grad, axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)
 
 
+def max_along(x: np.ndarray, axis: int) -> np.ndarray:
+    """x.max(axis=axis, keepdims=True), found faster when the axis is the short last axis of a
+    tall 2-D array (a batch of class scores). numpy reduces such an axis one row at a time:
+    (128, 10) float32 takes 7 us, (1024, 10) 48 us. The maxima of a transposed copy's columns
+    come in whole-row passes: 2.5 and 7 us. A maximum is exact, so the values are the same."""
+    if x.ndim == 2 and axis in (1, -1) and x.shape[1] <= 32 and x.shape[0] >= 64:
+        return np.ascontiguousarray(x.T).max(axis=0)[:, None]
+    return x.max(axis=axis, keepdims=True)
+
+
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """numpy's broadcasting rule on shapes that may hold None (an open dimension)."""
     ndim = max(len(s) for s in shapes)

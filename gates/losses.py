@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .base import Gate, Option, format_shape, register_gate
+from .base import Gate, Option, format_shape, max_along, register_gate
 
 #: Caffe clamps a probability at FLT_MIN before its log in SoftmaxWithLoss (float32's smallest
 #: normal number, in float64 too), so one term of the loss is at most -log(FLT_MIN) = 87.34
@@ -130,7 +130,7 @@ def _check_label_shapes(scores_shape: tuple, label_shape: tuple, axis: int) -> N
 def _softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and log-probabilities along axis 1 of x (outer, C, inner), from x minus its
     maximum, so that large scores never overflow."""
-    shifted = x - x.max(axis=1, keepdims=True)
+    shifted = x - max_along(x, 1)
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
     return exp / sums, shifted - np.log(sums)
@@ -251,15 +251,18 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
             x, labels, keep = self._view(scores, label)
             self.at_label = (np.arange(x.shape[0])[:, None], labels, np.arange(x.shape[2]))
         # _softmax's arithmetic on the same arrays, without its log-probabilities of every class:
-        # log p[label] = shifted[label] - log(sum), one subtraction per position
-        shifted = x - x.max(axis=1, keepdims=True)
+        # -log p[label] = log(sum) - shifted[label], one subtraction per position
+        shifted = x - max_along(x, 1)
         picked = shifted[self.at_label]                 # a copy: shifted can become p in place
         prob = np.exp(shifted, out=shifted)
         sums = prob.sum(axis=1, keepdims=True)
-        picked -= np.log(sums)[:, 0]
+        terms = np.log(sums)[:, 0]
+        terms -= picked
         self.prob = np.divide(prob, sums, out=prob)
         self.keep, self.shape = keep, scores.shape
-        terms = np.negative(np.maximum(picked, LOG_FLT_MIN, out=picked), out=picked)
+        # Caffe's clamp, log p >= log(FLT_MIN): min(-log p, -log(FLT_MIN)) is -max(log p, ...)
+        # exactly (a - b is -(b - a) in IEEE arithmetic), one pass fewer than negating after
+        np.minimum(terms, -LOG_FLT_MIN, out=terms)
         return self._finish(scores, terms, keep)
 
     def _rows(self, count: int) -> np.ndarray:

@@ -1,5 +1,5 @@
 """gates/base.py: options (types, conversion, ranges, finiteness), the registry (taken names,
-suggestions, redefinition, classes that skip Gate.__init__) and needs_input_grad."""
+suggestions, redefinition, classes that skip Gate.__init__), needs_input_grad and max_along."""
 from __future__ import annotations
 
 import re
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gates import Gate, Option, gate_class, register_gate
+from gates.base import max_along
 from net import ConfigError, Net
 
 
@@ -93,3 +94,28 @@ def test_needs_input_grad_is_always_a_full_tuple():
     net = Net.from_config({"inputs": {"x": {"shape": [None, 3]}}, "gates": [
         {"name": "fc", "type": "InnerProduct", "bottom": "x", "top": "y", "num_output": 2}]})
     assert net.gates["fc"].needs_input_grad == (True, True, True)   # set by the Net at build
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape, axis", [((130, 10), 1), ((130, 10), -1), ((64, 32), 1),
+                                         ((63, 10), 1), ((130, 33), 1), ((130, 10), 0),
+                                         ((4, 130, 10), 2), ((130, 1), 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_max_along_is_numpys_max(shape, axis, dtype):
+    """Either way it is found (a transposed copy for tall arrays of short rows), the maximum is
+    numpy's keepdims max: the same shape, dtype and values, NaN and infinities included (a row of
+    zeros of both signs may give either zero, as numpy's own order of comparisons may)."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) * 10).astype(dtype)
+    if dtype != np.int64:
+        flat = x.reshape(-1)
+        flat[[0, 7, 50]] = np.nan, np.inf, -np.inf
+        rows = x.reshape(-1, shape[-1])
+        rows[5] = -0.0                  # all negative zeros
+        rows[6] = 0.0                   # zeros of both signs, both ways round
+        rows[6, ::2] = -0.0
+        rows[8] = -0.0
+        rows[8, ::2] = 0.0
+    ours, numpys = max_along(x, axis), x.max(axis=axis, keepdims=True)
+    assert ours.shape == numpys.shape and ours.dtype == numpys.dtype
+    np.testing.assert_array_equal(ours, numpys, strict=True)

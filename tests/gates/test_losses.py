@@ -59,16 +59,18 @@ def test_softmax_loss_label_errors():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("tops, normalization", [(1, "VALID"), (2, "NONE"), (1, "BATCH_SIZE")])
-def test_softmax_loss_rows_take_the_general_paths_arithmetic(dtype, tops, normalization):
+@pytest.mark.parametrize("count", [37, 130])
+def test_softmax_loss_rows_take_the_general_paths_arithmetic(dtype, tops, normalization, count):
     """(N, C) scores with (N,) labels skip the (outer, C, inner) view; the same scores as
     (N, C, 1) with (N, 1) labels go the general way. Loss, probabilities and gradient agree bit
-    for bit, the clamp at log(FLT_MIN) included (the large scores reach it)."""
+    for bit, the clamp at log(FLT_MIN) included (the large scores reach it). 130 rows take
+    max_along's transposed copy; the general way never does."""
     rng = np.random.default_rng(5)
-    scores = (rng.standard_normal((37, 11)) * 40).astype(dtype)
-    labels = rng.integers(0, 11, 37)
+    scores = (rng.standard_normal((count, 11)) * 40).astype(dtype)
+    labels = rng.integers(0, 11, count)
     shifted = scores - scores.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    assert log_p[np.arange(37), labels].min() < LOG_FLT_MIN       # the clamp holds somewhere
+    assert log_p[np.arange(count), labels].min() < LOG_FLT_MIN    # the clamp holds somewhere
     rows, general = (build_gate(gate_class("SoftmaxWithLoss"), {"normalization": normalization},
                                 num_tops=tops) for _ in range(2))
     fast, slow = rows.forward(scores, labels), general.forward(scores[:, :, None], labels[:, None])
