@@ -431,7 +431,9 @@ def max_along(x: np.ndarray, axis: int) -> np.ndarray:
     """x.max(axis=axis, keepdims=True), found faster when the axis is the short last axis of a
     tall 2-D array (a batch of class scores). numpy reduces such an axis one row at a time:
     (128, 10) float32 takes 7 us, (1024, 10) 48 us. The maxima of a transposed copy's columns
-    come in whole-row passes: 2.5 and 7 us. A maximum is exact, so the values are the same."""
+    come in whole-row passes: 2.5 and 7 us. A maximum is exact, so the values are the same
+    (only which zero, of a row of +0.0 and -0.0, or which NaN, may differ, as numpy's own order
+    of comparisons decides; subtracted and exponentiated, either gives the same bits)."""
     if x.ndim == 2 and axis in (1, -1) and x.shape[1] <= 32 and x.shape[0] >= 64:
         return np.ascontiguousarray(x.T).max(axis=0)[:, None]
     return x.max(axis=axis, keepdims=True)

@@ -261,7 +261,8 @@ class SoftmaxWithLossGate(_SoftmaxClassifier):
         self.prob = np.divide(prob, sums, out=prob)
         self.keep, self.shape = keep, scores.shape
         # Caffe's clamp, log p >= log(FLT_MIN): min(-log p, -log(FLT_MIN)) is -max(log p, ...)
-        # exactly (a - b is -(b - a) in IEEE arithmetic), one pass fewer than negating after
+        # (a - b is -(b - a) in IEEE arithmetic, up to the sign of a zero or a NaN term), one
+        # pass fewer than negating after
         np.minimum(terms, -LOG_FLT_MIN, out=terms)
         return self._finish(scores, terms, keep)
 
