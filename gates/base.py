@@ -167,7 +167,8 @@ class Gate:
     ------------
     - ``forward(*inputs)`` receives numpy arrays (the bottoms, then the gate's parameters, in the
       order of ``param_specs``), caches what ``backward`` needs on ``self`` and returns its output,
-      or a tuple of outputs when ``num_tops > 1``.
+      or a tuple of outputs when ``num_tops > 1``, each of the shape ``infer_shapes`` gives it
+      (the runner checks a lone top whose shape the net knows whole when it is built).
     - ``backward(dout)`` receives the upstream gradient (a tuple of them when ``num_tops > 1``,
       each the shape of its top) and returns a tuple with exactly one gradient per input, each the
       shape of that input. ``None`` is allowed for an input that takes no gradient (integer labels)
@@ -187,7 +188,8 @@ class Gate:
     options          dict name -> Option: what the YAML may set; each becomes an attribute.
     param_specs()    the learnable parameters, as name -> (shape, filler), from the bottom shapes.
                      The Net owns the arrays and passes them to forward after the bottoms.
-    infer_shapes()   the top shapes from the input shapes (None: run forward once on zeros).
+    infer_shapes()   the top shapes from the input shapes (None: run forward once on zeros); a
+                     dimension whose size follows the data, not the input shapes, is None.
     kinks()          per input, the distance of each element to the nearest point where the gate
                      is not differentiable (None: nowhere); the gradient checker skips those.
     kink_note        one line saying what the kinks are and the convention used there.

@@ -145,7 +145,8 @@ class Net:
             for top, shape in zip(g.top, inferred):
                 shapes[top] = shape
             gate.needs_input_grad = (True,) * (len(g.bottom) + len(param_names))
-            steps.append(Step(gate, g, tuple(g.bottom) + param_names, tuple(g.top)))
+            whole = inferred[0] if len(inferred) == 1 and None not in inferred[0] else None
+            steps.append(Step(gate, g, tuple(g.bottom) + param_names, tuple(g.top), whole))
             # a loss gate's first top is its loss (Caffe's LossLayer); others weigh 0
             weights = g.loss_weight or ([1.0] + [0.0] * (len(g.top) - 1)
                                         if g.cls.loss_gate() else None)
@@ -154,7 +155,9 @@ class Net:
         used = {b for g in graph.order for b in g.bottom}
         inputs = [name for name in self.inputs if name in used]
         seeds = loss_weights or {name: 1.0 for name in graph.outputs}
-        return _Phase(graph, Runner(steps, self.spec.file), shapes, inputs, loss_weights, seeds)
+        known = {name: shapes[name] for name in inputs if None not in shapes[name]}
+        return _Phase(graph, Runner(steps, self.spec.file, known), shapes, inputs, loss_weights,
+                      seeds)
 
     def _check_namespace(self) -> None:
         """Inputs, parameters, gate buffers and blobs share one namespace: a name may mean one

@@ -1,8 +1,9 @@
 """The runner: the one place that calls gates' forward and backward in a loop.
 
-Forward visits the steps in topological order. Backward visits them in reverse, hands each gate
-the gradient of its tops, checks what comes back (one gradient per input, each of its input's
-shape) and sums gradients where a blob fans out to several gates.
+Forward visits the steps in topological order and checks that an output whose shape the net
+knows when it is built (no open dimension) has that shape. Backward visits them in reverse, hands
+each gate the gradient of its tops, checks what comes back (one gradient per input, each of its
+input's shape) and sums gradients where a blob fans out to several gates.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from gates import Gate
+from gates import Gate, format_shape
 
 from .spec import GateSpec
 from ..errors import GateworkError
@@ -24,11 +25,14 @@ Hook = Callable[["Step", str, tuple], None]
 class Step:
     """One gate in the execution order, with the blob names it reads and writes. `fetch(blobs)`
     picks its inputs out of the blobs: the lone value when `unary`, else a tuple; `top` is the
-    lone top's name (None when the gate writes several)."""
+    lone top's name (None when the gate writes several). `shape`: the lone top's shape when the
+    net knows it whole at build time (None: a dimension is open, or several tops); forward checks
+    it, so that backward can check its gradient against it without reading the blob."""
     gate: Gate
     spec: GateSpec
     inputs: tuple[str, ...]        # bottoms, then the gate's parameters
     tops: tuple[str, ...]
+    shape: tuple[int, ...] | None = None
     fetch: Callable[[dict], object] = field(init=False, repr=False)
     unary: bool = field(init=False, repr=False)
     top: str | None = field(init=False, repr=False)
@@ -48,11 +52,16 @@ class ContractError(RuntimeError):
 
 
 class Runner:
-    """Runs a fixed list of steps forward and backward over a dict of blobs."""
+    """Runs a fixed list of steps forward and backward over a dict of blobs. `known`: the net
+    inputs whose shape every pass is held to (the Net checks each fed array against them)."""
 
-    def __init__(self, steps: list[Step], file: str | None = None):
+    def __init__(self, steps: list[Step], file: str | None = None,
+                 known: dict[str, tuple[int, ...]] | None = None):
         self.steps = steps
         self.file = file
+        # blob -> the shape every pass gives it: those inputs, and the tops forward checks
+        self.known = dict(known or {})
+        self.known.update((step.top, step.shape) for step in steps if step.shape is not None)
         self._plans: dict[frozenset, list[tuple]] = {}
         self._needed: dict[frozenset, tuple[list[Step], frozenset[str]]] = {}
 
@@ -80,6 +89,18 @@ class Runner:
                 out = step.gate.forward(fetched) if step.unary else step.gate.forward(*fetched)
                 if top is not None:
                     blobs[top] = out
+                    shape = step.shape
+                    if shape is not None:
+                        try:
+                            wrong = out.shape != shape
+                        except AttributeError:      # a Python number: np.shape tells
+                            wrong = np.shape(out) != shape
+                        if wrong:
+                            raise ContractError(
+                                f"{step.where(self.file)}: forward returned shape "
+                                f"{format_shape(np.shape(out))} for {top!r}, but its shape "
+                                f"inference gave {format_shape(shape)} when the net was built "
+                                "(a size that follows the data is None in infer_shapes)")
                 else:
                     if not isinstance(out, (tuple, list)) or len(out) != len(step.tops):
                         raise ContractError(f"{step.where(self.file)}: forward must return "
@@ -94,10 +115,11 @@ class Runner:
 
     def plan(self, wanted: frozenset[str]) -> list[tuple]:
         """The steps whose backward is needed to reach `wanted` blobs, reversed, each as (step,
-        its lone top or None, the `needs_input_grad` flags of its inputs, the (position, name)
-        of each input flagged, its tops that are not wanted (their gradients are let go once
-        the step has used them), its number of inputs). Computed once per set of wanted blobs;
-        the step's gate is looked up on every pass, so a gate swapped in later still runs."""
+        its lone top or None, the `needs_input_grad` flags of its inputs, the (position, name,
+        shape if known) of each input flagged, its tops that are not wanted (their gradients
+        are let go once the step has used them), its number of inputs). Computed once per set
+        of wanted blobs; the step's gate is looked up on every pass, so a gate swapped in later
+        still runs."""
         plan = self._plans.get(wanted)
         if plan is None:
             requires = set(wanted)
@@ -106,7 +128,8 @@ class Runner:
                 needs = tuple(name in requires for name in step.inputs)
                 if any(needs):
                     requires.update(step.tops)
-                    flagged = tuple((i, name) for i, name in enumerate(step.inputs) if needs[i])
+                    flagged = tuple((i, name, self.known.get(name))
+                                    for i, name in enumerate(step.inputs) if needs[i])
                     spent = tuple(top for top in step.tops if top not in wanted)
                     flags.append((step, step.top, needs, flagged, spent, len(step.inputs)))
             plan = self._plans[wanted] = flags[::-1]
@@ -140,11 +163,12 @@ class Runner:
                     grads.pop(spent_top, None)
                 if type(result) is not tuple or len(result) != count:
                     self._check_result(step, result)
-                for index, name in flagged:
+                for index, name, shape in flagged:
                     grad = result[index]
                     if grad is None:
                         continue
-                    shape = blobs[name].shape
+                    if shape is None:       # an open dimension, or a parameter: read the blob
+                        shape = blobs[name].shape
                     try:
                         wrong = grad.shape != shape
                     except AttributeError:      # a Python number: np.shape tells

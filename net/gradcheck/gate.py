@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gates import Gate, build_gate, gate_class
+from gates import Gate, build_gate, format_shape, gate_class
 
 from ..core.fillers import fill
 from ..core.runner import ContractError
@@ -135,6 +135,7 @@ class _GateCheck:
         for k, out in enumerate(self.outs):
             _refuse_non_finite(out, f"forward produced {{what}} in output {k}", self.values,
                                self.names)
+        self.check_output_shapes()
         if dout is None:
             douts = [self.rng.standard_normal(o.shape) if is_float(o) else None for o in self.outs]
         else:
@@ -167,6 +168,18 @@ class _GateCheck:
             return None
         return [self._analytic(entry, value, grad)
                 for entry, value, grad in zip(self.entries, self.values, grads)]
+
+    def check_output_shapes(self) -> None:
+        """Each output has the shape `infer_shapes` gives for these inputs (an open dimension,
+        None, takes any size): the Net builds its shapes from it, and the runner holds forward
+        to them."""
+        declared = self.gate.infer_shapes(*[v.shape for v in self.values])
+        for k, (out, shape) in enumerate(zip(self.outs, declared or ())):
+            if len(shape) != out.ndim or any(d is not None and d != n
+                                             for d, n in zip(shape, out.shape)):
+                self.report.contract.append(
+                    f"forward returned shape {format_shape(out.shape)} for output {k}, but "
+                    f"infer_shapes gives {format_shape(tuple(shape))} for these inputs")
 
     def _analytic(self, entry: InputCheck, value: np.ndarray, grad: Any) -> np.ndarray | None:
         if not is_float(value):

@@ -1,6 +1,7 @@
 """The runner: backward twice gives the same gradients, gradients add up where a blob fans out,
-only the wanted gradients outlive the pass, and what a gate's backward returns is checked
-(count and shapes), naming the gate."""
+only the wanted gradients outlive the pass, what a gate's backward returns is checked (count and
+shapes) and so is the shape of what its forward returns where the net knows it, naming the
+gate."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,14 +54,84 @@ class _Broken(Gate):
 
 @pytest.mark.parametrize("backward, message", [
     (lambda self, dout: (dout,), "must return a tuple of 2 gradients"),
-    (lambda self, dout: (dout, np.ones(7)), "gradient for input 'b' has shape"),
+    (lambda self, dout: (dout, np.ones(7)), r"gradient for input 'b' has shape \(7,\), but the "
+                                            r"input has shape \(2, 3\)"),
+    (lambda self, dout: (dout, 1.0), r"gradient for input 'b' has shape \(\)"),
 ])
-def test_runner_checks_what_backward_returns(backward, message, clean_registry):
+@pytest.mark.parametrize("declared", [[2, 3], [None, 3]])
+def test_runner_checks_what_backward_returns(backward, message, declared, clean_registry):
+    """Against the shape the net knows when it is built ([2, 3]) and against the blob's own
+    where a dimension is open ([None, 3]), the same check and the same message."""
     register_gate("Broken")(type("BrokenGate", (_Broken,), {"backward": backward}))
-    net = Net.from_config({"inputs": {"a": {"shape": [3]}, "b": {"shape": [3]}},
+    net = Net.from_config({"inputs": {"a": {"shape": declared}, "b": {"shape": declared}},
                            "gates": [{"name": "oops", "type": "Broken", "bottom": ["a", "b"],
                                       "top": "c"}]})
-    net.forward({"a": np.ones(3), "b": np.ones(3)})
+    net.forward({"a": np.ones((2, 3)), "b": np.ones((2, 3))})
     with pytest.raises(ContractError, match=message) as err:
         net.backward()
     assert "gate 'oops' (Broken)" in str(err.value)
+
+
+def test_a_gradient_for_an_intermediate_blob_is_checked_against_its_built_shape(clean_registry):
+    """h's shape, (3,), is known at build and checked in forward; the gate reading it is held
+    to it in backward."""
+    register_gate("Broken")(type("BrokenGate", (_Broken,), {
+        "backward": lambda self, dout: (np.ones(4), dout)}))
+    net = Net.from_config({"dtype": "float64", "inputs": {"x": {"shape": [3]}}, "gates": [
+        {"name": "half", "type": "Power", "bottom": "x", "top": "h", "scale": 0.5},
+        {"name": "oops", "type": "Broken", "bottom": ["h", "x"], "top": "y"}]})
+    net.forward({"x": [1.0, 2.0, 3.0]})
+    with pytest.raises(ContractError, match=r"gate 'oops' \(Broken\): the gradient for input "
+                                            r"'h' has shape \(4,\), but the input has shape "
+                                            r"\(3,\)"):
+        net.backward()
+
+
+class _Grows(Gate):
+    """Declares its output the shape of its input, then returns one element more."""
+    def forward(self, x):
+        return np.append(x, 0.0)
+
+    def backward(self, dout):
+        return (dout[:-1],)
+
+
+class _Positives(Gate):
+    """Its output's length depends on the data, and it says so: an open dimension."""
+    def forward(self, x):
+        self.mask = x > 0
+        return x[self.mask]
+
+    def backward(self, dout):
+        grad = np.zeros(self.mask.shape)
+        grad[self.mask] = dout
+        return (grad,)
+
+    def infer_shapes(self, shape):
+        return ((None,),)
+
+
+def test_forward_is_held_to_the_shape_the_net_was_built_with(clean_registry):
+    """An output whose shape the net knows at build time (here from the gate's own
+    infer_shapes) is checked as forward writes it: a gate that returns another shape is named
+    there, not at some later gate, and the message says how to declare a data-dependent size."""
+    register_gate("Grows")(type("GrowsGate", (_Grows,), {
+        "infer_shapes": lambda self, shape: (shape,)}))
+    net = Net.from_config({"inputs": {"x": {"shape": [3]}}, "gates": [
+        {"name": "grow", "type": "Grows", "bottom": "x", "top": "y"}]})
+    with pytest.raises(ContractError, match=r"gate 'grow' \(Grows\): forward returned shape "
+                                            r"\(4,\) for 'y', but its shape inference gave "
+                                            r"\(3,\) when the net was built"):
+        net.forward({"x": [1.0, 2.0, 3.0]})
+
+
+def test_an_open_output_dimension_may_follow_the_data(clean_registry):
+    """A gate that declares a data-dependent dimension open is not held to one size, and its
+    gradient is checked against the blob it read."""
+    register_gate("Positives")(_Positives)
+    net = Net.from_config({"dtype": "float64", "inputs": {"x": {"shape": [4]}}, "gates": [
+        {"name": "keep", "type": "Positives", "bottom": "x", "top": "y"},
+        {"name": "double", "type": "Power", "bottom": "y", "top": "z", "scale": 2.0}]})
+    for x, kept in (([1.0, -2.0, 3.0, 4.0], 3), ([-1.0, 2.0, -3.0, -4.0], 1)):
+        assert net.forward({"x": x})["z"].shape == (kept,)
+        np.testing.assert_array_equal(net.backward()["x"], 2.0 * (np.array(x) > 0))

@@ -51,6 +51,15 @@ def test_a_gradient_of_the_wrong_shape_is_a_contract_violation_naming_the_input(
     assert check_gate(buggy.BroadcastBiasGate).ok          # the same gate done right
 
 
+def test_an_output_shape_other_than_infer_shapes_is_a_contract_violation(buggy):
+    """The numbers are right, but a Net built with this gate would record (3, 1) for its top,
+    and its runner would refuse the (3,) that forward returns."""
+    report = check_gate(buggy.MisdeclaredShapeGate)
+    assert report.failed == 0 and not report.ok
+    assert report.contract == ["forward returned shape (3,) for output 0, but infer_shapes gives "
+                               "(3, 1) for these inputs"]
+
+
 def test_modifying_dout_in_place_is_caught_even_when_the_values_are_right(buggy):
     report = check_gate(buggy.ModifiesDoutGate)
     assert report.failed == 0 and not report.ok

@@ -44,6 +44,22 @@ class WrongShapeGate(Gate):
 
 
 @register_gate
+class MisdeclaredShapeGate(Gate):
+    """out = the sum of each row of x (3, 4), but infer_shapes says the rows stay (3, 1)."""
+
+    check_shapes = ((3, 4),)
+
+    def forward(self, x):
+        return x.sum(axis=1)
+
+    def backward(self, dout):
+        return (np.repeat(dout[:, None], 4, axis=1),)
+
+    def infer_shapes(self, shape):
+        return ((shape[0], 1),)
+
+
+@register_gate
 class ModifiesDoutGate(Gate):
     """out = 2 x, whose backward doubles dout in place (right values, broken contract)."""
 
