@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Compute the mean image of an LMDB of Datum records into a .binaryproto, as Caffe's
-compute_image_mean; a transform's `mean_file` reads it.
+"""Compute the mean image of an LMDB of Datum records into a .binaryproto (Caffe's tool).
+
+A transform's `mean_file` reads it, as Caffe's compute_image_mean writes it.
 
     python scripts/compute_image_mean.py train_lmdb mean.binaryproto
 """

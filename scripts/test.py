@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Test trained weights on the config's test set, as `caffe test`: the loss and every accuracy,
-accuracy per class and a confusion-matrix PNG.
+"""Test trained weights on the config's test set, as `caffe test` does.
+
+It reports the loss and every accuracy, accuracy per class and a confusion-matrix PNG.
 
     python scripts/test.py configs/lenet_fashion.yaml \
         --weights runs/lenet_fashion/lenet_fashion_iter_10000.weights.npz

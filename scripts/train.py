@@ -6,10 +6,10 @@
     python scripts/train.py configs/digits_mlp.yaml \
         --resume runs/digits_mlp/digits_mlp_iter_500.solverstate.npz
 
-Writes into the output directory (default runs/<config name>/, or the resumed snapshot's folder):
-metrics.jsonl, curves.png and snapshots <prefix>_iter_<N>.weights.npz / .solverstate.npz; the
-directory is locked while the run lasts, and one holding another run is not reused without
---overwrite. Ctrl-C or SIGTERM stops after the current iteration and snapshots.
+Writes into the output directory (default runs/<config file stem>/, or the resumed snapshot's
+folder): metrics.jsonl, curves.png and snapshots <prefix>_iter_<N>.weights.npz /
+.solverstate.npz; the directory is locked while the run lasts, and one holding another run is not
+reused without --overwrite. Ctrl-C or SIGTERM stops after the current iteration and snapshots.
 
 Exit status: 0 done; 2 a usage, config or data error (one line); 3 the loss or a parameter became
 NaN or Inf (the last finite snapshot is kept); 130 stopped by Ctrl-C, 143 by SIGTERM.
@@ -49,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--resume", metavar="SNAPSHOT",
                         help="continue from a .solverstate.npz file (its weights file beside it)")
     parser.add_argument("--output-dir", metavar="DIR",
-                        help="where metrics, curves and snapshots go (default runs/<config name>)")
+                        help="where metrics, curves and snapshots go "
+                             "(default runs/<config file stem>)")
     parser.add_argument("--seed", type=int, metavar="N",
                         help="random seed of initialisation, shuffling and dropout "
                              "(overrides solver.random_seed)")

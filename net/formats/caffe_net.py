@@ -182,8 +182,9 @@ def finish(mapping: LineDict, path: Path, input_shapes: Mapping[str, tuple] | No
     for name, entry in tops.items():
         if shapes is None or name not in shapes:
             raise ConfigError(f"layer {entry.layer_name!r} ({entry.layer_type}): the shape of "
-                              f"its top {name!r} is not known; give input_shapes (per sample, "
-                              "e.g. (1, 28, 28))", file, entry.line)
+                              f"its top {name!r} is not known; give it per sample (convert_caffe"
+                              f".py --input-shape {name}=1,28,28, or {name}= for one number per "
+                              "sample; from Python, input_shapes)", file, entry.line)
         entry["shape"] = [None] + list(shapes[name])
     return parse_config(mapping, file=file, base_dir=base_dir)
 

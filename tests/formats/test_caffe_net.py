@@ -324,7 +324,12 @@ def test_an_input_without_a_shape_is_refused_at_its_line(tmp_path):
 
 
 def test_data_layer_shapes_must_come_from_somewhere(tmp_path):
-    with pytest.raises(ConfigError, match=r"shape of its top 'label' is not known") as caught:
+    """The message names the command line's option, a scalar's empty form, and the Python
+    argument."""
+    with pytest.raises(ConfigError, match=r"shape of its top 'label' is not known; give it per "
+                                          r"sample \(convert_caffe.py --input-shape "
+                                          r"label=1,28,28, or label= for one number per sample; "
+                                          r"from Python, input_shapes\)") as caught:
         read_prototxt(FIXTURES / "lenet_train_test.prototxt", with_data=False,
                       input_shapes={"data": (1, 28, 28)})
     assert caught.value.line == 8                    # the line of `top: "label"`

@@ -2,6 +2,7 @@
 one line without a traceback."""
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -67,3 +68,12 @@ def test_run_script_gradients_of_intermediate_blobs():
     assert json.loads(result.stdout)["gradients"] == {"a": 2.0, "b": 3.0, "y": 5.0}
     result = run_script("scripts/run.py", "configs/seed_example.yaml", "--trace", "--wrt", "b")
     assert result.stdout.splitlines()[-1] == "gradients: df/db = 3"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "scripts").glob("*.py")
+                                          if not p.name.startswith("_")))
+def test_every_scripts_help_opens_with_a_whole_sentence(script):
+    """`--help` shows the first line of the script's docstring: it must be a sentence of its
+    own, not the first half of one."""
+    doc = ast.get_docstring(ast.parse((ROOT / "scripts" / script).read_text()))
+    assert doc and doc.splitlines()[0].endswith("."), doc and doc.splitlines()[0]
