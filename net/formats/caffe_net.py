@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 from net.core.config import parse_config
 from net.core.spec import NetSpec
-from net.core.yaml import LineDict, LineList
+from net.core.yaml import LineDict, LineList, suggest
 
 from ..errors import ConfigError
 from .caffe_layers import (INDEX_BOTTOMS, LayerMap, canonical_filler, filler_from_caffe,
@@ -201,7 +201,7 @@ def _source_shapes(mapping: LineDict, file: str, base_dir: Path, top: _DataTop
     spec = parse_config(mapping, file=file, base_dir=base_dir)   # placeholders: shapes unread
     shapes: dict[str, tuple] = {}
     for phase, source in spec.data.sources().items():
-        for feed, shape in source_shapes(source, base_dir).items():
+        for feed, shape in source_shapes(source, base_dir, file).items():
             if shapes.setdefault(feed, tuple(shape)) != tuple(shape):
                 raise ConfigError(f"the {phase} data gives {feed!r} the shape {tuple(shape)}, "
                                   f"the other phase {shapes[feed]}", file, source.line)
@@ -237,9 +237,11 @@ class _Builder:
             return
         layer_map = known_layer(kind)
         if layer_map is None:
-            raise self.error(layer, f"Gatework has no {kind or '(untyped)'} gate (the Caffe "
-                                    f"layers it reads: {layer_type_list()}, Input, Parameter, "
-                                    f"{', '.join(DATA_LAYERS)}, MemoryData)", "type")
+            readable = [*layer_type_list().split(", "), "Input", "Parameter", *DATA_LAYERS,
+                        "MemoryData"]
+            raise self.error(layer, f"Gatework has no {kind or '(untyped)'} gate"
+                                    f"{suggest(kind, readable)} (the Caffe layers it reads: "
+                                    f"{', '.join(readable)})", "type")
         self.gates.append(self.gate_entry(layer, layer_map, selected.phases))
         self.gates.item_lines.append(layer.line)
 

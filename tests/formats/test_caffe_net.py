@@ -286,7 +286,9 @@ def test_options_map_with_caffes_defaults_and_legacy_spellings(tmp_path):
 
 @pytest.mark.parametrize("body, line, words", [
     ('layer { name: "spp" type: "SPP" bottom: "x" top: "y" }', 2,
-     ["layer 'spp' (SPP)", "Gatework has no SPP gate"]),
+     ["layer 'spp' (SPP)", "Gatework has no SPP gate (the Caffe layers it reads: AbsVal,"]),
+    ('layer { name: "r" type: "ReLu" bottom: "x" top: "y" }', 2,
+     ["layer 'r' (ReLu)", "Gatework has no ReLu gate; did you mean 'ReLU'?", "Input, Parameter"]),
     ('layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y"\n'
      '        inner_product_param { num_output: 2 transpose: true } }', 3,
      ["layer 'fc' (InnerProduct)", "inner_product_param.transpose: True is not supported"]),

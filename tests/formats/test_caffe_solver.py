@@ -147,3 +147,14 @@ def test_a_policy_caffe_lacks_is_refused_on_export():
     with pytest.raises(ExportError, match="solver: lr_policy cosine has no Caffe equivalent"):
         solver_parameter(parse_solver({"base_lr": 0.1, "lr_policy": "cosine",
                                        "max_iter": 10}), "net.prototxt")
+
+
+def test_a_missing_data_source_names_the_nets_file_and_line(tmp_path, monkeypatch):
+    """Caffe's own LeNet solver without its LMDB: the error names lenet_train_test.prototxt and
+    the line of the Data layer's source, not an anonymous config."""
+    monkeypatch.chdir(tmp_path)            # Caffe reads a relative source from the working dir
+    with pytest.raises(ConfigError, match=r"data.train.path: no file '.*examples/mnist/"
+                                          r"mnist_train_lmdb'") as caught:
+        read_prototxt(FIXTURES / "lenet_solver.prototxt")
+    assert caught.value.file == str(FIXTURES / "lenet_train_test.prototxt")
+    assert caught.value.line == 16
