@@ -13,7 +13,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
-from gates import Option, UnknownGateType, gate_class, short_repr
+from gates import Option, UnknownGateType, format_shape, gate_class, short_repr
 
 from ..errors import ConfigError
 from .fillers import check_filler
@@ -126,6 +126,16 @@ MAX_RANK = 32                   # numpy's limit on dimensions
 MAX_DIMENSION = 2 ** 31
 
 
+def _value_shape(value: Any) -> tuple[int, ...] | None:
+    """The shape of a number or of nested lists of numbers; None when the lists are ragged."""
+    if not isinstance(value, list):
+        return ()
+    inner = {_value_shape(item) for item in value}
+    if len(inner) > 1 or None in inner:
+        return None
+    return (len(value),) + (inner.pop() if inner else ())
+
+
 def _numbers(value: Any) -> bool:
     """Whether `value` is a number (not a bool) or nested lists of numbers."""
     if isinstance(value, list):
@@ -236,9 +246,22 @@ class _Parser:
             if value is not None and not _numbers(value):
                 raise self.error(f"{what}: value must be a number or a list of numbers, got "
                                  f"{describe(value)}", entry, "value")
+            if value is not None:
+                self.value_fits(value, shape, what, entry)
             specs[str(name)] = InputSpec(str(name), shape, entry.get("dtype"), value,
                                          line_of(raw, name) or 0)
         return specs
+
+    def value_fits(self, value: Any, shape: tuple, what: str, entry: dict) -> None:
+        """An input's `value:` has its declared shape (an open dimension takes any size), as
+        every array fed to it must: checked here, so that no run starts with a value it refuses."""
+        found = _value_shape(value)
+        if found is None:
+            raise self.error(f"{what}: value is not a rectangular array (its lists differ in "
+                             "length)", entry, "value")
+        if len(found) != len(shape) or any(d is not None and d != n for d, n in zip(shape, found)):
+            raise self.error(f"{what}: value has shape {format_shape(found)}, but the input's "
+                             f"shape is {format_shape(shape)}", entry, "value")
 
     def params(self, raw: Any, top: dict) -> dict[str, ParamSpec]:
         raw = self.mapping(raw, "`params`", top, "params")

@@ -43,6 +43,15 @@ def test_worked_example_from_yaml_file():
     assert net.backward() == {"x": 2.0, "y": 5.0, "z": 0.0}
 
 
+def test_a_value_fills_an_open_dimension_with_its_own_size():
+    """`value:` is checked against the declared shape when the config is read; an open
+    dimension (null) takes the value's size, as it takes a fed array's."""
+    net = Net.from_config({"dtype": "float64", "inputs": {
+        "x": {"shape": [None, 2], "value": [[1, -2], [-3, 4], [5, 6]]}}, "gates": [
+        {"name": "rectify", "type": "ReLU", "bottom": "x", "top": "y"}]})
+    np.testing.assert_array_equal(net.forward()["y"], [[1, 0], [0, 4], [5, 6]])
+
+
 def test_missing_input_value_names_the_input():
     net = Net.from_config(seed_config(SEED_GATES))
     with pytest.raises(KeyError, match="no value for input 'z'"):
