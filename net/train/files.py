@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Callable, Mapping, TextIO
 
 import numpy as np
 
-from ..core.net import available_bytes
+from ..core.memory import available_bytes
 from ..errors import DataError
 
 
