@@ -159,6 +159,47 @@ def test_a_snapshot_prefix_cannot_leave_the_output_directory(tmp_path, prefix):
         Net.from_yaml(config(tmp_path, snapshot_prefix=json.dumps(prefix)))
 
 
+@pytest.mark.parametrize("prefix, words", [
+    ("d/" * 2000 + "x", "is 4001 bytes naming 2000 folders; it may take at most 1024 bytes "
+                        "naming 32"),
+    ("a" * 300, "ends in a name of 300 bytes; file names here take at most 255"),
+    ("snaps/" + "b" * 256 + "/x", "names a folder of 256 bytes"),
+    ("x\0y", "holds the control character U+0000"),
+    ("x\ny", "holds the control character U+000A"),
+    ("x\ty", "holds the control character U+0009"),
+])
+def test_a_snapshot_prefix_that_cannot_name_files_is_refused_at_its_line(tmp_path, prefix,
+                                                                          words):
+    """Refused when the config is read, before any training (it used to fail at the first
+    snapshot: a RecursionError, 'File name too long' or 'embedded null byte')."""
+    path = config(tmp_path, snapshot_prefix=json.dumps(prefix))
+    line = next(number for number, text in enumerate(open(path), 1) if "snapshot_prefix" in text)
+    with pytest.raises(ConfigError, match=re.escape(f"net.yaml:{line}: solver.snapshot_prefix "
+                                                   f"{words}")):
+        Net.from_yaml(path)
+
+
+def test_snapshot_prefix_names_fit_this_systems_limit(tmp_path, monkeypatch):
+    from net.core import config as config_module
+
+    monkeypatch.setattr(config_module.os, "pathconf", lambda path, name: 100)
+    for name, ok in (("a" * 44, True), ("a" * 45, False)):     # snapshot names add 56 bytes
+        path = config(tmp_path, snapshot_prefix=f"snaps/{name}")
+        if ok:
+            assert Net.from_yaml(path).spec.solver.snapshot_prefix == f"snaps/{name}"
+        else:
+            with pytest.raises(ConfigError, match="at most 100, .* so it may take 44"):
+                Net.from_yaml(path)
+
+
+def test_a_net_name_that_cannot_name_snapshot_files_is_refused_before_training(tmp_path):
+    path = config(tmp_path, DIGITS.replace("name: digits_mlp", "name: " + "n" * 300))
+    with pytest.raises(ConfigError, match=r"net\.yaml:\d+: the net's name is the default "
+                                          r"solver\.snapshot_prefix, and it ends in a name of "
+                                          r"300 bytes.*; set solver\.snapshot_prefix"):
+        Solver.from_config(Net.from_yaml(path))
+
+
 @needs_sklearn
 @pytest.mark.parametrize("name", ["metrics.jsonl", "curves.png"])
 def test_a_symlink_in_the_output_directory_is_never_written_through(tmp_path, name):
