@@ -9,7 +9,9 @@ unknown key and suggesting the closest known one. Everything after this module s
 """
 from __future__ import annotations
 
+import os
 import stat
+import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
@@ -115,6 +117,62 @@ def parse_config(raw: Any, file: str | None = None, base_dir: str | Path | None 
         key_lines=dict(raw.key_lines) if isinstance(raw, LineDict) else {},
     )
     return spec
+
+
+#: the folders a snapshot_prefix may name, and the bytes it may take: far inside what pathlib
+#: and the system handle, so a prefix that parses is one every snapshot can be written under
+MAX_PREFIX_FOLDERS = 32
+MAX_PREFIX_BYTES = 1024
+#: what a snapshot's file name adds to the prefix's last part: `_iter_N` (N of up to 20 digits)
+#: and `.solverstate.npz`, and the `.` and `.XXXXXXXX.tmp` of the temporary file written first
+SNAPSHOT_NAME_EXTRA = 56
+#: the longest file name, where the system does not say (and at most: the output directory may
+#: be on another file system than the one asked)
+DEFAULT_NAME_MAX = 255
+
+
+def snapshot_prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot name snapshot files inside a run's output directory, as the end of
+    a sentence about it, or None. A prefix passes only if it is relative, has no `..`, ends in a
+    name, holds no control character, names at most MAX_PREFIX_FOLDERS folders within
+    MAX_PREFIX_BYTES, and each of its parts (the last with SNAPSHOT_NAME_EXTRA added) fits the
+    system's longest file name: so no snapshot written under it fails for its name."""
+    path = PurePosixPath(prefix.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or path.name in ("", "."):
+        return ("must name files inside the run's output directory (a relative path without "
+                "'..')")
+    bad = next((c for c in prefix if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        return f"holds the control character U+{ord(bad):04X}, which a file name may not"
+    try:
+        size = len(os.fsencode(prefix))
+    except UnicodeEncodeError:
+        return "cannot be written as a file name on this system"
+    if size > MAX_PREFIX_BYTES or len(path.parts) > MAX_PREFIX_FOLDERS + 1:
+        return (f"is {size} bytes naming {len(path.parts) - 1} folders; it may take at most "
+                f"{MAX_PREFIX_BYTES} bytes naming {MAX_PREFIX_FOLDERS}")
+    name_max = _name_max()
+    parts = PurePosixPath(prefix).parts        # on POSIX a backslash is part of a name
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        room = name_max - (SNAPSHOT_NAME_EXTRA if last else 0)
+        size = len(os.fsencode(part))
+        if size > room and last:
+            return (f"ends in a name of {size} bytes; file names here take at most {name_max}, "
+                    f"and a snapshot's adds up to {SNAPSHOT_NAME_EXTRA}, so it may take {room}")
+        if size > room:
+            return (f"names a folder of {size} bytes ({short_repr(part, 40)}); file names "
+                    f"here take at most {name_max}")
+    return None
+
+
+def _name_max() -> int:
+    """The longest file name (in bytes) this system allows, at most DEFAULT_NAME_MAX."""
+    try:
+        found = os.pathconf(".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_NAME_MAX
+    return min(found, DEFAULT_NAME_MAX) if found > 0 else DEFAULT_NAME_MAX
 
 
 def parse_solver(raw: Any, file: str | None = None) -> SolverConfig:
@@ -494,11 +552,9 @@ class _Parser:
             if key not in values:
                 raise self.error(f"lr_policy {config.lr_policy} needs solver.{key}",
                                  raw, "lr_policy")
-        prefix = PurePosixPath(config.snapshot_prefix.replace("\\", "/"))
-        if config.snapshot_prefix and (prefix.is_absolute() or ".." in prefix.parts
-                                       or prefix.name in ("", ".")):
-            raise self.error(f"solver.snapshot_prefix must name files inside the run's output "
-                             f"directory (a relative path without '..'), got "
+        problem = config.snapshot_prefix and snapshot_prefix_problem(config.snapshot_prefix)
+        if problem:
+            raise self.error(f"solver.snapshot_prefix {problem}, got "
                              f"{short_repr(config.snapshot_prefix)}", raw, "snapshot_prefix")
         if list(config.stepvalue) != sorted(config.stepvalue):
             raise self.error(f"solver.stepvalue must increase, got {config.stepvalue}",

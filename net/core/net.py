@@ -3,7 +3,6 @@ forward/backward entry points (the loops themselves are in `net.runner`)."""
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from .config import load_config, parse_config
 from .fillers import check_filler, fill, fill_bytes
 from .graph import Graph, build_graph
 from .hooks import chain, check_feed, finite_check
+from .memory import available_bytes
 from .runner import Runner, Step
 from .spec import PHASES, GateSpec, NetSpec, ParamRule
 from .state import copy_weights, read_weights
@@ -123,9 +123,10 @@ class Net:
         except ValueError as err:
             raise self._error(f"{what}: {err}", line) from None
         needed = fill_bytes(shape, filler, self.dtype)
-        if needed > available_bytes():
+        available = available_bytes()
+        if needed > available:
             raise self._error(f"{what}: shape {tuple(shape)} needs {_gib(needed)} of memory to "
-                              f"fill, more than the {_gib(available_bytes())} available", line)
+                              f"fill, more than the {_gib(available)} available", line)
         try:
             return fill(tuple(shape), filler, self._rng, self.dtype, aligned=True)
         except ValueError as err:       # a bilinear filler's shape
@@ -191,7 +192,8 @@ class Net:
 
     def _check_memory(self) -> None:
         """Refuse, at build, a net whose parameters and one training batch's blobs (values and
-        gradients) cannot fit in the memory this machine has free."""
+        gradients) cannot fit in the memory this process may still allocate (the free memory,
+        `ulimit -v` and the cgroup's limit: net.core.memory)."""
         data = self.spec.data
         batch = max((s.batch_size for s in data.sources().values()), default=1) \
             if data is not None else 1
@@ -200,10 +202,11 @@ class Net:
                         for name, shape in shapes.items() if name not in self.params)
         needed = (2 * per_batch + 3 * sum(p.size for p in self.params.values())) \
             * self.dtype.itemsize
-        if needed > available_bytes():
+        available = available_bytes()
+        if needed > available:
             raise self._error(f"the net needs about {_gib(needed)} for its parameters and one "
                               f"batch of {batch} (values and gradients), more than the "
-                              f"{_gib(available_bytes())} this machine has free; lower the batch "
+                              f"{_gib(available)} this process may allocate; lower the batch "
                               "size or the layer sizes", self.spec.line_of("data" if data
                                                                             else "gates"))
 
@@ -575,21 +578,6 @@ class Net:
 
     def __repr__(self) -> str:
         return f"<Net {self.name!r}: {len(self._active.runner.steps)} gates, phase {self.phase}>"
-
-
-def available_bytes() -> int:
-    """Memory this machine has free (Linux's MemAvailable; else all of its physical memory)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 2 ** 40
 
 
 def _gib(size: int | float) -> str:

@@ -3,23 +3,25 @@ flushed and fsync'ed, then renamed over the real name), so a crash never leaves 
 file under a real name, and never follows a symlink (the rename replaces a link, it does not
 write through it; `open_new` refuses one); `inside` keeps what a run writes inside its output
 directory. Every .npz read is made without pickle, member by member, and names the file when it
-fails. Temporary files are named `.NAME.*.tmp`, so `remove_temporaries` can clear what a killed
-write left behind.
+fails. Temporary files are named `.NAME.XXXXXXXX.tmp`, so `remove_temporaries` can clear what a
+killed write of a run's files left behind, and only that.
 """
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import zipfile
 import zlib
 from contextlib import suppress
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping, TextIO
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, TextIO
 
 import numpy as np
 
-from ..core.net import available_bytes
+from ..core.memory import available_bytes
 from ..errors import DataError
 
 
@@ -63,10 +65,21 @@ def atomic_savez(path: str | Path, arrays: dict[str, Any]) -> Path:
     return atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
-def remove_temporaries(folder: str | Path) -> list[Path]:
-    """Delete the temporary files that writes killed half-way left in `folder`; returns them."""
-    found = [p for p in Path(folder).glob(f".*{TEMPORARY_SUFFIX}") if p.is_file()
-             and not p.is_symlink()]
+#: the name `atomic_write` gives a temporary file: `.NAME.XXXXXXXX.tmp`, where NAME is the file's
+#: and XXXXXXXX is what tempfile.mkstemp draws
+_TEMPORARY_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX), re.S)
+
+
+def remove_temporaries(folder: str | Path, targets: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that writes killed half-way left in `folder`: only regular
+    files named as `atomic_write` names them, for a file whose name matches one of the glob
+    patterns `targets` (a run's own files); nothing else is touched. Returns them."""
+    found = []
+    for path in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
+        match = _TEMPORARY_NAME.fullmatch(path.name)
+        if match and any(fnmatchcase(match[1], pattern) for pattern in targets) and \
+                path.is_file() and not path.is_symlink():
+            found.append(path)
     for temporary in found:
         with suppress(OSError):
             temporary.unlink()

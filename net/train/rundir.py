@@ -7,16 +7,22 @@
   the run resumes from it or is told to `overwrite` (which removes the earlier run's files
   first). When the caller gave no directory, the default `runs/<name>` gets a numbered sibling
   instead (`runs/<name>-2`), so running a config twice keeps both runs.
-- Temporary files that a killed snapshot write left behind are removed when a run starts.
+- Temporary files that a killed write of a run's files left behind are removed when a run
+  starts. Nothing else there is removed or overwritten: the lock is `.gatework.lock`, and a file
+  of that name that is not a run's lock (a process id) stops the run with an error naming it.
 """
 from __future__ import annotations
 
 import os
+import re
+import stat
 from contextlib import suppress
+from fnmatch import fnmatchcase
 from pathlib import Path
 
+from ..core.config import SNAPSHOT_NAME_EXTRA
 from ..errors import DataError
-from .files import open_new, remove_temporaries
+from .files import inside, open_new, remove_temporaries
 
 try:
     import fcntl
@@ -25,6 +31,11 @@ except ImportError:            # not on Windows: there a run's directory is not 
 
 RUN_FILES = ("metrics.jsonl", "curves.png")
 SNAPSHOT_PATTERNS = ("*.weights.npz", "*.solverstate.npz")
+#: the lock file, and what a run writes in it: its process id (nothing, when a run was killed
+#: between creating the file and writing it)
+LOCK_NAME = ".gatework.lock"
+LOCK_TEXT = re.compile(r"[0-9]{0,20}\n?")
+DEFAULT_PATH_MAX = 4096
 
 
 class RunDirectory:
@@ -49,67 +60,127 @@ class RunDirectory:
         else:
             path = default
             number = 2
-            while holds_a_run(path) and not overwrite:
+            while holds_a_run(path, prefix) and not overwrite:
                 path = default.with_name(f"{default.name}-{number}")
                 number += 1
-        if holds_a_run(path) and resume is None and not overwrite:
-            raise DataError(f"{path} holds another run's files (metrics.jsonl, snapshots): "
-                            "choose another --output-dir, resume from its snapshot, or pass "
-                            "--overwrite to replace that run")
+        earlier = run_files(path, prefix)
+        if earlier and resume is None and not overwrite:
+            raise DataError(f"{path} holds another run's files ({earlier[0].relative_to(path)}"
+                            f"{', ...' if len(earlier) > 1 else ''}): choose another "
+                            "--output-dir, resume from its snapshot, or pass --overwrite to "
+                            "replace that run")
         return cls(path)
 
     def __enter__(self) -> "RunDirectory":
+        """Create and lock the directory, and remove what killed writes of a run left there.
+        A lock file is only ever taken over when it is a run's (unlocked: its run is gone)."""
         self.path.mkdir(parents=True, exist_ok=True)
         if fcntl is not None:
-            handle = open_new(self.path / ".lock", append=True)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                owner = (self.path / ".lock").read_text(encoding="utf-8").strip() or "?"
-                raise DataError(f"{self.path} is in use by another run (process {owner}); "
-                                "wait for it, or choose another --output-dir") from None
-            handle.truncate(0)
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            self._lock = handle
-        remove_temporaries(self.path)
+            self._lock = self._take_lock(self.path / LOCK_NAME)
+        remove_temporaries(self.path, RUN_FILES + SNAPSHOT_PATTERNS)
         return self
 
-    def clean_snapshot_folder(self, prefix: str) -> None:
-        """Remove what killed writes left in the folder `prefix` puts snapshots in."""
-        folder = (self.path / prefix).parent
-        if folder != self.path and folder.is_dir():
-            remove_temporaries(folder)
+    def _take_lock(self, lock: Path):
+        """Lock `lock` and write this process's id in it; refuses a lock held by another run,
+        and a file there that is not a run's lock (which it leaves untouched)."""
+        not_ours = DataError(f"{self.path}: holds a file {LOCK_NAME} that is not a Gatework "
+                             "run's lock; it was left as it is: move it, or choose another "
+                             "--output-dir")
+        with suppress(FileNotFoundError):
+            if not stat.S_ISREG(lock.lstat().st_mode):
+                raise not_ours
+        handle = open_new(lock, append=True)          # changes nothing in a file already there
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            owner = _lock_text(lock).strip()
+            raise DataError(f"{self.path} is in use by another run (process "
+                            f"{owner if owner.isdigit() else '?'}); wait for it, or choose "
+                            "another --output-dir") from None
+        if not LOCK_TEXT.fullmatch(_lock_text(lock)):
+            handle.close()
+            raise not_ours
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return handle
+
+    def prepare_snapshot_folder(self, prefix: str) -> None:
+        """Make the folder `prefix` puts snapshots in, before training starts, and remove what
+        killed writes of snapshots left there; DataError if a snapshot's path cannot be made
+        there (a file in the way, a path longer than the system takes)."""
+        target = inside(self.path, prefix, "solver.snapshot_prefix")
+        folder = target.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(f"{folder}: cannot hold the snapshots of solver.snapshot_prefix "
+                            f"{prefix!r} ({err.strerror})") from None
+        longest = len(os.fsencode(str(target))) + SNAPSHOT_NAME_EXTRA
+        path_max = _path_max(folder)
+        if longest > path_max:
+            raise DataError(f"{folder}: snapshot paths there would take up to {longest} bytes, "
+                            f"more than the {path_max} this system allows; choose a shorter "
+                            "--output-dir or solver.snapshot_prefix")
+        if folder != self.path:
+            remove_temporaries(folder, SNAPSHOT_PATTERNS)
 
     def clear_earlier_run(self, prefix: str = "") -> list[Path]:
         """Remove the files an earlier run left here (for `overwrite`): its metrics and curves,
         and the snapshots in this directory and in the folder of `prefix` (the solver's
         snapshot_prefix), never those of other runs in folders below; returns them."""
-        found = [self.path / name for name in RUN_FILES]
-        for folder in {self.path, (self.path / prefix).parent}:
-            found += [p for pattern in SNAPSHOT_PATTERNS for p in folder.glob(pattern)]
         removed = []
-        for path in found:
-            if path.is_file() or path.is_symlink():
-                with suppress(OSError):
-                    path.unlink()
-                    removed.append(path)
+        for path in run_files(self.path, prefix):
+            with suppress(OSError):
+                path.unlink()
+                removed.append(path)
         return removed
 
     def __exit__(self, *exc) -> None:
         if self._lock is not None:
             with suppress(OSError):
-                (self.path / ".lock").unlink()     # still held: no other run is using it
+                (self.path / LOCK_NAME).unlink()   # still held: no other run is using it
             with suppress(OSError):
                 self._lock.close()                 # closing releases the flock
             self._lock = None
 
 
-def holds_a_run(path: Path) -> bool:
-    """Whether `path` itself holds a training run's files (its metrics, curves or snapshots;
-    runs in folders below it are theirs, not this one's)."""
-    if not path.is_dir():
-        return False
-    return any((path / name).exists() for name in RUN_FILES) or any(
-        next(path.glob(pattern), None) is not None for pattern in SNAPSHOT_PATTERNS)
+def run_files(path: Path, prefix: str = "") -> list[Path]:
+    """The files of a training run in `path` itself (metrics, curves, snapshots) and, for a
+    `prefix` with folders, the snapshots in its folder (runs in other folders below are
+    theirs, not this one's); sorted, so an error names the same one each time."""
+    folders = [path] + ([(path / prefix).parent] if prefix and Path(prefix).parent.parts
+                        else [])
+    found = []
+    for folder in folders:
+        if not folder.is_dir() or (folder != path and folder.is_symlink()):
+            continue
+        names = RUN_FILES if folder == path else ()
+        found += [entry for entry in folder.iterdir() if (entry.is_file() or entry.is_symlink())
+                  and (entry.name in names or any(fnmatchcase(entry.name, pattern)
+                                                  for pattern in SNAPSHOT_PATTERNS))]
+    return sorted(found)
+
+
+def _path_max(folder: Path) -> int:
+    """The longest path (in bytes) the system takes in `folder` (DEFAULT_PATH_MAX if unsaid)."""
+    try:
+        found = os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_PATH_MAX
+    return found if found > 0 else DEFAULT_PATH_MAX
+
+
+def _lock_text(lock: Path) -> str:
+    """The start of a lock file's text: enough to tell a process id from anything else."""
+    try:
+        with open(lock, "rb") as handle:
+            return handle.read(64).decode("ascii", errors="replace")
+    except OSError:
+        return ""
+
+
+def holds_a_run(path: Path, prefix: str = "") -> bool:
+    """Whether `path` holds a training run's files (see `run_files`)."""
+    return bool(run_files(path, prefix))

@@ -63,7 +63,7 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
     default = Path("runs") / Path(config).stem
     if comm.is_root:
         rundir = RunDirectory.choose(output_dir, default, resume, overwrite,
-                                     solver.config.snapshot_prefix)
+                                     _snapshot_prefix(solver))
     else:
         rundir = None
     output = rundir.path if rundir is not None else Path(output_dir or default)
@@ -92,11 +92,11 @@ def _solve_into(solver: Solver, rundir: RunDirectory | None, resuming: bool, ove
     other ranks, which write nothing); returns the result and the curves written."""
     output = solver.output_dir
     with rundir if rundir is not None else nullcontext():
-        if rundir is not None:
-            rundir.clean_snapshot_folder(solver.config.snapshot_prefix)
         if overwrite and rundir is not None:
-            for path in rundir.clear_earlier_run(solver.config.snapshot_prefix):
+            for path in rundir.clear_earlier_run(_snapshot_prefix(solver)):
                 say(f"removed {path} (--overwrite)")
+        if rundir is not None:
+            rundir.prepare_snapshot_folder(_snapshot_prefix(solver))
         say(f"output: {output.resolve()} (snapshots "
             f"{solver.snapshot_prefix().resolve()}_iter_N.*)")
         metrics = MetricsLog(output / "metrics.jsonl", resume_at=solver.iter if resuming
@@ -108,6 +108,11 @@ def _solve_into(solver: Solver, rundir: RunDirectory | None, resuming: bool, ove
             return result, None
         return result, plot_curves(read_metrics(output / "metrics.jsonl"), output / "curves.png",
                                    solver.net.name)
+
+
+def _snapshot_prefix(solver: Solver) -> str:
+    """The prefix snapshots are written with: the solver's, by default the net's name."""
+    return solver.config.snapshot_prefix or solver.net.name
 
 
 #: the exit status of train.py for each way a run can end (2 is a usage or config error)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..core.config import parse_solver
+from ..core.config import parse_solver, snapshot_prefix_problem
 from ..core.fillers import aligned_empty, aligned_pack, aligned_zeros
 from ..core.hooks import BlobStats
 from ..core.runner import Hook
@@ -61,6 +61,11 @@ class Solver:
             raise net.spec.error("the net has no loss in the train phase: give a gate of a "
                                  "*Loss type, or a `loss_weight` on a top",
                                  net.spec.line_of("gates"))
+        problem = not config.snapshot_prefix and snapshot_prefix_problem(net.name)
+        if problem:
+            raise net.spec.error(f"the net's name is the default solver.snapshot_prefix, and "
+                                 f"it {problem}; set solver.snapshot_prefix",
+                                 net.spec.line_of("name"))
         self.trainable = [n for n, p in net.params.items() if net.param_rules[n].lr_mult > 0]
         self._update, slot_names, scratches = UPDATE_RULES[config.type]
         self.slot_names = slot_names

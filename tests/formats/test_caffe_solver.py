@@ -106,6 +106,13 @@ def test_the_net_path_is_found_beside_the_solver(tmp_path, monkeypatch):
      'momentum: 0.9\n', 5, "momentum cannot be used with AdaGrad"),
     ('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nbase_lr: 0.2\n', 4,
      "'base_lr' is not a repeated field"),
+    # a snapshot_prefix keeps its last part, which must make file names (hostile audit, 6)
+    ('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nsnapshot_prefix: "a/x\\000y"\n', 4,
+     "snapshot_prefix holds the control character U+0000"),
+    ('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nsnapshot_prefix: "a/x\\ny"\n', 4,
+     "snapshot_prefix holds the control character U+000A"),
+    ('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nsnapshot_prefix: "' + "a" * 300
+     + '"\n', 4, "snapshot_prefix ends in a name of 300 bytes"),
 ])
 def test_solver_refusals_name_the_solver_file_and_line(tmp_path, text, line, words):
     path = solver_file(tmp_path, text)

@@ -4,6 +4,7 @@ directory and never through a symlink, and test outputs that are not scalars."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -15,7 +16,10 @@ import pytest
 
 from net import ConfigError, DataError, Net, Solver
 from net.train import train
+from net.train import rundir as rundir_module
+from net.train import session
 from net.train.metrics import read_metrics
+from net.train.rundir import RunDirectory
 from tests.helpers import CONFIGS, ROOT, needs_sklearn
 
 DIGITS = (CONFIGS / "digits_mlp.yaml").read_text()
@@ -151,12 +155,147 @@ def test_temporary_files_of_killed_writes_are_removed_at_the_next_start(tmp_path
     assert not leftover.exists()
 
 
+# -- hostile audit, item 4: a user's own files in and around the output directory ------------------
+USERS = {".notes.tmp": "x", ".lock": "y", ".draft.abcd1234.tmp": "a draft",
+         ".weights.npz.tmp": "not ours either", "notes.txt": "keep"}
+
+
+def users_files(folder) -> dict[str, str]:
+    """Write the files a user might keep in `folder` (USERS); returns what each holds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in USERS.items():
+        (folder / name).write_text(text)
+    return dict(USERS)
+
+
+@needs_sklearn
+def test_training_leaves_a_users_files_in_and_beside_the_output_directory(tmp_path,
+                                                                          monkeypatch):
+    """The audit's case: `.notes.tmp` and `.lock` in --output-dir were deleted; and (found
+    while fixing it) with the default snapshot_prefix, `.*.tmp` and, under --overwrite, the
+    snapshots in the folder ABOVE the output directory were deleted too."""
+    monkeypatch.setattr(session, "plot_curves", lambda *args: None)     # (slow, and no matter)
+    out = tmp_path / "out"
+    inside_files, beside_files = users_files(out), users_files(tmp_path)
+    (tmp_path / "mine.weights.npz").write_text("the user's")
+    train(config(tmp_path, max_iter=1, test_interval=0), output_dir=out, overwrite=True)
+    for folder, files in ((out, inside_files), (tmp_path, beside_files)):
+        assert {name: (folder / name).read_text() for name in files} == files
+    assert (tmp_path / "mine.weights.npz").read_text() == "the user's"
+
+
+def test_only_the_temporaries_of_a_runs_own_files_are_removed(tmp_path):
+    out = tmp_path / "out"
+    kept = users_files(out)
+    ours = [out / ".net_iter_5.weights.npz.k3j_x9zq.tmp", out / ".metrics.jsonl.0abcdefg.tmp",
+            out / "snaps" / ".net_iter_5.solverstate.npz.abcd1234.tmp"]
+    kept_in_snaps = users_files(out / "snaps")
+    for path in ours:
+        path.write_bytes(b"half a file")
+    with RunDirectory(out) as rundir:
+        rundir.prepare_snapshot_folder("snaps/net")
+    assert not any(path.exists() for path in ours)
+    for folder, files in ((out, kept), (out / "snaps", kept_in_snaps)):
+        assert {name: (folder / name).read_text() for name in files} == files
+
+
+@pytest.mark.parametrize("text", ["my notes\n", "123 and more", "9" * 30])
+def test_a_lock_file_that_is_not_a_runs_is_refused_and_left_as_it_is(tmp_path, text):
+    lock = tmp_path / ".gatework.lock"
+    lock.write_text(text)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: holds a file .gatework.lock "
+                                                  "that is not a Gatework run's lock")):
+        RunDirectory(tmp_path).__enter__()
+    assert lock.read_text() == text
+
+
+def test_a_lock_that_is_a_folder_is_refused(tmp_path):
+    (tmp_path / ".gatework.lock").mkdir()
+    with pytest.raises(DataError, match="is not a Gatework run's lock"):
+        RunDirectory(tmp_path).__enter__()
+
+
+@pytest.mark.parametrize("text", ["", "12345\n"])
+def test_the_lock_of_a_killed_run_is_taken_over_and_removed_at_the_end(tmp_path, text):
+    lock = tmp_path / ".gatework.lock"
+    lock.write_text(text)
+    with RunDirectory(tmp_path):
+        assert lock.read_text() == f"{os.getpid()}\n"
+    assert not lock.exists()
+
+
+def test_a_prefix_folder_holding_another_runs_snapshots_is_not_reused(tmp_path):
+    (tmp_path / "snaps").mkdir()
+    (tmp_path / "snaps" / "net_iter_5.weights.npz").write_text("an earlier run's")
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path} holds another run's files "
+                                                  "(snaps/net_iter_5.weights.npz)")):
+        RunDirectory.choose(tmp_path, tmp_path, prefix="snaps/net")
+    assert RunDirectory.choose(tmp_path, tmp_path, prefix="net").path == tmp_path
+
+
+def test_a_snapshot_folder_that_cannot_be_made_is_refused_before_training(tmp_path):
+    (tmp_path / "snaps").write_text("a file where the folder would go")
+    with RunDirectory(tmp_path) as rundir:
+        with pytest.raises(DataError, match=re.escape(
+                f"{tmp_path / 'snaps'}: cannot hold the snapshots of solver.snapshot_prefix")):
+            rundir.prepare_snapshot_folder("snaps/net")
+
+
+def test_snapshot_paths_longer_than_the_system_takes_are_refused_before_training(tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(rundir_module.os, "pathconf", lambda path, name: 64)
+    with RunDirectory(tmp_path) as rundir:
+        with pytest.raises(DataError, match="more than the 64 this system allows"):
+            rundir.prepare_snapshot_folder("net")
+
+
 # -- item 3: files written anywhere -----------------------------------------------------------------
 @pytest.mark.parametrize("prefix", ["/etc/gatework_x", "../../escape", ".", "a/../../b"])
 def test_a_snapshot_prefix_cannot_leave_the_output_directory(tmp_path, prefix):
     with pytest.raises(ConfigError, match="snapshot_prefix must name files inside the run's "
                                           "output directory"):
         Net.from_yaml(config(tmp_path, snapshot_prefix=json.dumps(prefix)))
+
+
+@pytest.mark.parametrize("prefix, words", [
+    ("d/" * 2000 + "x", "is 4001 bytes naming 2000 folders; it may take at most 1024 bytes "
+                        "naming 32"),
+    ("a" * 300, "ends in a name of 300 bytes; file names here take at most 255"),
+    ("snaps/" + "b" * 256 + "/x", "names a folder of 256 bytes"),
+    ("x\0y", "holds the control character U+0000"),
+    ("x\ny", "holds the control character U+000A"),
+    ("x\ty", "holds the control character U+0009"),
+])
+def test_a_snapshot_prefix_that_cannot_name_files_is_refused_at_its_line(tmp_path, prefix,
+                                                                          words):
+    """Refused when the config is read, before any training (it used to fail at the first
+    snapshot: a RecursionError, 'File name too long' or 'embedded null byte')."""
+    path = config(tmp_path, snapshot_prefix=json.dumps(prefix))
+    line = next(number for number, text in enumerate(open(path), 1) if "snapshot_prefix" in text)
+    with pytest.raises(ConfigError, match=re.escape(f"net.yaml:{line}: solver.snapshot_prefix "
+                                                   f"{words}")):
+        Net.from_yaml(path)
+
+
+def test_snapshot_prefix_names_fit_this_systems_limit(tmp_path, monkeypatch):
+    from net.core import config as config_module
+
+    monkeypatch.setattr(config_module.os, "pathconf", lambda path, name: 100)
+    for name, ok in (("a" * 44, True), ("a" * 45, False)):     # snapshot names add 56 bytes
+        path = config(tmp_path, snapshot_prefix=f"snaps/{name}")
+        if ok:
+            assert Net.from_yaml(path).spec.solver.snapshot_prefix == f"snaps/{name}"
+        else:
+            with pytest.raises(ConfigError, match="at most 100, .* so it may take 44"):
+                Net.from_yaml(path)
+
+
+def test_a_net_name_that_cannot_name_snapshot_files_is_refused_before_training(tmp_path):
+    path = config(tmp_path, DIGITS.replace("name: digits_mlp", "name: " + "n" * 300))
+    with pytest.raises(ConfigError, match=r"net\.yaml:\d+: the net's name is the default "
+                                          r"solver\.snapshot_prefix, and it ends in a name of "
+                                          r"300 bytes.*; set solver\.snapshot_prefix"):
+        Solver.from_config(Net.from_yaml(path))
 
 
 @needs_sklearn
