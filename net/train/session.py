@@ -59,6 +59,8 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
     if comm.size > 1 and check_sync:
         solver.check_every = solver.config.display
     data = load_data(net, solver.config.random_seed, comm.rank, comm.size)
+    if data.train is None:      # before the output directory is made: nothing is left behind
+        raise net.spec.error("training needs a `data: train:` source", net.spec.line_of("data"))
     solver.data = data
     default = Path("runs") / Path(config).stem
     if comm.is_root:

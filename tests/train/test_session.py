@@ -83,6 +83,15 @@ def test_train_refuses_weights_and_resume_together(tmp_path):
         net.train.train(CONFIGS / "digits_mlp.yaml", weights="a.npz", resume="b.npz")
 
 
+def test_a_config_without_training_data_is_refused_before_any_directory_is_made(tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="training needs a `data: train:` source") as caught:
+        net.train.train(CONFIGS / "cifar10_quick.yaml")
+    assert caught.value.file == str(CONFIGS / "cifar10_quick.yaml")
+    assert list(tmp_path.iterdir()) == []           # no runs/cifar10_quick left behind
+
+
 def test_from_config_overrides_key_by_key():
     model = Net.from_yaml(CONFIGS / "digits_mlp.yaml")
     solver = Solver.from_config(model, {"base_lr": 0.05})
