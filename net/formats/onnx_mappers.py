@@ -3,7 +3,7 @@ reading one node through a NodeReader (its attributes, constant inputs, input sh
 gates, parameters and frozen constants to the spec being built; a node the mapping cannot
 express raises Unsupported with the reason. Each mapper's docstring says how it maps.
 
-onnx_import reads the model, folds the constant shape arithmetic and calls these.
+onnx_import reads the model (onnx_values folds the constant shape arithmetic) and calls these.
 """
 from __future__ import annotations
 
