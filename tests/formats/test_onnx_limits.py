@@ -195,3 +195,31 @@ def test_sparse_and_valueless_constants_are_refused_by_name():
     assert refused(relu_model([helper.make_node("Constant", [], ["c"])])) == \
         "m.onnx: node 'Constant_0' (Constant) has 0 attributes, where a Constant has one " \
         "(its value)"
+
+
+def test_average_pooling_of_a_declared_huge_input_is_refused_before_its_divisor():
+    """The divisor correction (one factor per output position) is checked against free
+    memory before it is computed."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, HUGE, HUGE])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    pool = helper.make_node("AveragePool", ["x"], ["y"], name="pool", kernel_shape=[3, 3],
+                            pads=[1, 1, 1, 1])
+    model = helper.make_model(helper.make_graph([pool], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    message = refused(model)
+    assert f"pool (AveragePool): the divisor correction of its {HUGE} x {HUGE} outputs " \
+           "needs " in message and message.endswith("GiB free")
+
+
+def test_batch_norm_statistics_of_another_size_than_the_channels_are_refused():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 2, 2])
+    floats = lambda name, size: numpy_helper.from_array(np.ones(size, np.float32), name)  # noqa
+    for sizes, words in (((4, 4, 3, 4), "mean holds 3 values for 4 channels"),
+                         ((3, 4, 4, 4), "'s' holds 3 values where the gate needs shape (4,)")):
+        graph = helper.make_graph(
+            [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"],
+                              name="bn")], "g", [x],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 2, 2])],
+            [floats(name, size) for name, size in zip("sbmv", sizes)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        assert refused(model).endswith(f"bn (BatchNormalization): {words}")
