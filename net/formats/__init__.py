@@ -20,6 +20,7 @@ are read here without Caffe and without the `protobuf` package:
     onnx_exporters   every gate type's ONNX form (EXPORTERS)
     onnx_export      export_onnx: the test-phase graph as a checked ONNX model
     onnx_mappers     every mapped ONNX operator's gates (MAPPERS)
+    onnx_values      initializers checked against their data; constant nodes folded in a budget
     onnx_import      read_onnx, load_onnx: an ONNX model as a NetSpec; the .onnx readers
 
 The protobuf wire codec and Caffe's Datum records live on the training floor

@@ -16,7 +16,10 @@ What becomes what:
 - a float Constant node used as a tensor becomes a frozen parameter (lr_mult and decay_mult 0);
 - integer tensors computed from constants and from shapes (Shape, Gather, Concat, ... as
   exporters write a reshape) are folded at import, evaluated by onnx's reference runtime; a value
-  that depends on the batch size is evaluated at two sizes to find which entries follow it;
+  that depends on the batch size is evaluated at two sizes to find which entries follow it
+  (onnx_values.Folder: which operators, and how many values a model may fold);
+- every initializer and Constant is checked against the data it holds before it is read
+  (onnx_values.tensor_array), so a file cannot declare more than it carries;
 - each node becomes one gate or a few (onnx_mappers.MAPPERS; each mapper's docstring says how),
   named after the node (`<node>/<step>` for the helpers of a composition).
 Every node that cannot be mapped is listed in one error, with its name and the reason.
@@ -34,14 +37,10 @@ import numpy as np
 from ..core.config import parse_config
 from ..core.net import Net
 from ..core.spec import NetSpec
-from ..errors import ConfigError
 from .onnx_mappers import (FLOAT_TYPES, INT_TYPES, MAPPERS, PARAM_INPUTS, STATIC_INPUTS,
-                           ImportState, NodeReader, Static, Unsupported)
+                           ImportState, NodeReader, Unsupported)
+from .onnx_values import Folder, OnnxImportError, tensor_array
 from .onnx_writer import require_onnx
-
-
-class OnnxImportError(ConfigError):
-    """A model that cannot be read as a Gatework net; the message names the file and nodes."""
 
 
 def read_onnx(path: str | Path) -> NetSpec:
@@ -59,7 +58,6 @@ def read_onnx(path: str | Path) -> NetSpec:
 def spec_from_model(model: Any, file: str = "<onnx>", base_dir: Path | None = None) -> NetSpec:
     """An `onnx.ModelProto` as a validated NetSpec (see `read_onnx`)."""
     onnx = require_onnx()
-    from onnx import numpy_helper
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     graph = model.graph
     try:
@@ -68,9 +66,10 @@ def spec_from_model(model: Any, file: str = "<onnx>", base_dir: Path | None = No
         raise OnnxImportError(f"the model does not pass ONNX shape inference: {err}",
                               file) from None
     shapes, types = _shapes(inferred.graph)
-    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    initializers = _initializers(graph, file)
     dtype = _float_type(graph, initializers, types, file)
     state = ImportState(file, opset, dtype, shapes, initializers)
+    folder = Folder(state, types, model.ByteSize())
     state.names.update(shapes)
     state.names.update(initializers)
     for value in graph.input:
@@ -91,7 +90,7 @@ def spec_from_model(model: Any, file: str = "<onnx>", base_dir: Path | None = No
             blocked.update(node.output)
             continue
         refused_before = len(refused)
-        _read_node(state, node, index, types, refused)
+        _read_node(state, folder, node, index, refused)
         if len(refused) > refused_before:
             blocked.update(node.output)
     if refused:
@@ -110,13 +109,14 @@ def spec_from_model(model: Any, file: str = "<onnx>", base_dir: Path | None = No
     return spec
 
 
-def _read_node(state: ImportState, node: Any, index: int, types: dict, refused: list[str]) -> None:
+def _read_node(state: ImportState, folder: Folder, node: Any, index: int,
+               refused: list[str]) -> None:
     """Fold the node, or map it onto gates; a node that cannot be is added to `refused`."""
     if node.domain not in ("", "ai.onnx"):
         refused.append(f"{node.name or node.op_type} ({node.domain}.{node.op_type}): not an "
                        "ai.onnx operator")
         return
-    if _fold(state, node, types):
+    if folder.fold(node, index):
         return
     mapping = MAPPERS.get(node.op_type)
     mapped = NodeReader(state, node, index)
@@ -127,6 +127,11 @@ def _read_node(state: ImportState, node: Any, index: int, types: dict, refused: 
         mapping(mapped)
     except Unsupported as err:
         refused.append(f"{mapped.name} ({node.op_type}): {err}")
+
+
+def _initializers(graph: Any, file: str) -> dict[str, np.ndarray]:
+    """The graph's initializers by name, each checked against its data (tensor_array)."""
+    return {t.name: tensor_array(t, f"initializer {t.name!r}", file) for t in graph.initializer}
 
 
 def _shapes(graph: Any) -> tuple[dict[str, tuple | None], dict[str, int]]:
@@ -157,54 +162,6 @@ def _float_type(graph: Any, initializers: dict, types: dict, file: str) -> str:
     return "float64" if 11 in floats else "float32"
 
 
-#: batch sizes at which a value that follows the batch is evaluated
-_BATCHES = (2, 3)
-
-
-def _fold(state: ImportState, node: Any, types: dict) -> bool:
-    """Evaluate a node at import when its inputs are known and its outputs are not float
-    tensors (shape arithmetic), or when it is a Constant; keep the values in `state.statics`."""
-    from onnx import numpy_helper
-    if node.op_type == "Constant":
-        attribute = node.attribute[0]
-        from onnx import helper
-        value = helper.get_attribute_value(attribute)
-        array = numpy_helper.to_array(value) if hasattr(value, "dims") else np.asarray(value)
-        state.statics[node.output[0]] = Static(array, array)
-        return True
-    present = [name for name in node.input if name]
-    known = all(name in state.statics or (name in state.initializers and
-                                          state.initializers[name].dtype.kind != "f")
-                for name in present)
-    if node.op_type == "Shape" and present[0] in state.shapes:
-        runs = [np.asarray([_BATCHES[k] if d is None else d for d in state.shapes[present[0]]],
-                           dtype=np.int64) for k in range(2)]
-        start, end = _shape_range(node, len(runs[0]))
-        state.statics[node.output[0]] = Static(runs[0][start:end], runs[1][start:end])
-        return True
-    if not known or not present or any(types.get(o) in FLOAT_TYPES for o in node.output):
-        return False
-    from onnx.reference import ReferenceEvaluator
-    results = []
-    for k in range(2):
-        feeds = {name: (state.statics[name].low if k == 0 else state.statics[name].high)
-                 if name in state.statics else state.initializers[name] for name in present}
-        try:
-            results.append(ReferenceEvaluator(node).run(None, feeds))
-        except Exception:                       # not computable here: let a mapper try
-            return False
-    for name, low, high in zip(node.output, *results):
-        state.statics[name] = Static(np.asarray(low), np.asarray(high))
-    return True
-
-
-def _shape_range(node: Any, rank: int) -> tuple[int, int]:
-    from onnx import helper
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    start, end = attrs.get("start", 0), attrs.get("end", rank)
-    return max(0, start + rank if start < 0 else start), min(rank, end + rank if end < 0 else end)
-
-
 def load_onnx(path: str | Path, phase: str = "train", seed: int | None = None) -> Net:
     """A Net built from the model at `path`, holding its initializers' values (the Net copies
     `spec.initial` in)."""
@@ -223,12 +180,11 @@ def read_onnx_weights(path: Path, net: Net) -> dict[str, np.ndarray]:
     mean and var, which go to the buffers `<node>.mean` and `<node>.variance` of the gate the
     importer names after the node (with `<node>.scale_factor` 1)."""
     onnx = require_onnx()
-    from onnx import numpy_helper
     try:
         model = onnx.load(str(path))
     except (OSError, Exception) as err:
         raise OnnxImportError(f"cannot read the ONNX model: {err}", str(path)) from None
-    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    arrays = _initializers(model.graph, str(path))
     weights = dict(arrays)
     for index, node in enumerate(model.graph.node):
         if node.op_type != "BatchNormalization" or len(node.input) != 5:

@@ -3,15 +3,17 @@ reading one node through a NodeReader (its attributes, constant inputs, input sh
 gates, parameters and frozen constants to the spec being built; a node the mapping cannot
 express raises Unsupported with the reason. Each mapper's docstring says how it maps.
 
-onnx_import reads the model, folds the constant shape arithmetic and calls these.
+onnx_import reads the model (onnx_values folds the constant shape arithmetic) and calls these.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from ..core.net import available_bytes
 from .onnx_writer import fresh_name, reshape_target
 
 #: inputs a mapper needs as constants (options of the gate), per op type and input index
@@ -168,11 +170,15 @@ class NodeReader:
 
     def owned(self, index: int, shape: tuple | None = None) -> dict:
         """A `param:` rule naming an initializer a gate owns (its value kept, reshaped to the
-        gate's layout when `shape` is given)."""
+        gate's layout when `shape` is given; Unsupported when it holds another number of
+        values)."""
         name = self.inputs[index]
         if name not in self.model.initializers:
             raise Unsupported(f"input {name!r} must be an initializer (the gate learns it)")
         value = self.model.initializers[name]
+        if shape is not None and value.size != math.prod(shape):
+            raise Unsupported(f"{name!r} holds {value.size} values where the gate needs "
+                              f"shape {shape}")
         self.model.initial[name] = value if shape is None else value.reshape(shape)
         return {"name": name}
 
@@ -571,6 +577,11 @@ def _pool(n: NodeReader) -> None:
     if is_max:
         n.gate("Pooling", [n.blob(0)], n.out(), **options)
         return
+    needed = 8 * (math.prod(counts) + sum(counts))      # float64 factors, as computed
+    if needed > available_bytes():
+        raise Unsupported(f"the divisor correction of its {' x '.join(map(str, counts))} "
+                          f"outputs needs {needed / 2**30:.1f} GiB, more than the "
+                          f"{available_bytes() / 2**30:.1f} GiB free")
     ratio = _divisor_ratio(sizes, kernel, strides, begin, end, counts,
                            bool(n.attr("count_include_pad", 0)))
     if ratio is None:
@@ -641,7 +652,11 @@ def _batch_norm(n: NodeReader) -> None:
         param = None
     else:
         param = [n.owned(1, (channels,)), n.owned(2, (channels,))]
-    mean, var = (np.asarray(n.static(i), dtype=np.float64).reshape(channels) for i in (3, 4))
+    mean, var = (np.asarray(n.static(i), dtype=np.float64) for i in (3, 4))
+    for what, value in (("mean", mean), ("var", var)):
+        if value.size != channels:
+            raise Unsupported(f"{what} holds {value.size} values for {channels} channels")
+    mean, var = mean.reshape(channels), var.reshape(channels)
     n.gate("BatchNorm", [n.blob(0)], n.out(), param=param, affine=param is not None,
            eps=float(n.attr("epsilon", 1e-5)),
            moving_average_fraction=float(n.attr("momentum", 0.9)))
@@ -759,8 +774,8 @@ def _two_d(shape: tuple, axis: int) -> list[int]:
     if None in lead and None in rest:
         raise Unsupported(f"open dimensions on both sides of axis {axis} in {shape}")
     if None in lead:
-        return [-1, int(np.prod(rest))]
-    return [int(np.prod(lead)), -1]
+        return [-1, math.prod(rest)]
+    return [math.prod(lead), -1]
 
 
 @mapper("Reshape")
