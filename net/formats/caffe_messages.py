@@ -23,6 +23,7 @@ says so, as protobuf does, so a tree decoded from Caffe's bytes encodes to the s
 """
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -43,6 +44,7 @@ _WIRE_TYPES = {"float": FIXED32, "fixed32": FIXED32, "sfixed32": FIXED32,
 _FIXED_FORMATS = {"float": "<f", "fixed32": "<I", "sfixed32": "<i",
                   "double": "<d", "fixed64": "<Q", "sfixed64": "<q"}
 _LAYER_TYPES = ("LayerParameter", "V1LayerParameter")
+MAX_BLOB_AXES = 32      # Caffe's kMaxBlobAxes: Blob::Reshape refuses more
 
 
 def wire_type_of(field: FieldSpec) -> int:
@@ -274,15 +276,20 @@ def blob_shape(blob: Message) -> tuple[int, ...]:
 
 def blob_to_array(blob: Message, where: str = "") -> np.ndarray:
     """A BlobProto's values as an array of its shape: float32 from `data`, float64 from
-    `double_data`. DataError (prefixed with `where`, e.g. the file and layer) if the number of
-    values does not match the shape or a dimension is negative."""
+    `double_data`. DataError (prefixed with `where`, e.g. the file, layer and blob) if the blob
+    has more than MAX_BLOB_AXES axes (Caffe's own limit), a negative dimension, or another number
+    of values than its shape needs; the size is counted in Python integers, so dimensions whose
+    product overflows 64 bits are reported as they are, and nothing is allocated for them."""
     shape = blob_shape(blob)
     prefix = f"{where}: " if where else (f"{blob.file}: " if blob.file else "")
+    if len(shape) > MAX_BLOB_AXES:
+        raise DataError(f"{prefix}blob has {len(shape)} axes; Caffe allows at most "
+                        f"{MAX_BLOB_AXES}")
     if any(dim < 0 for dim in shape):
         raise DataError(f"{prefix}blob shape {shape} has a negative dimension")
     values = blob.all("data") if blob.has("data") or not blob.has("double_data") \
         else blob.all("double_data")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if values.size != count:
         raise DataError(f"{prefix}blob of shape {shape} needs {count} values but holds "
                         f"{values.size}")

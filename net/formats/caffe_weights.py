@@ -45,7 +45,8 @@ def read_caffemodel(path: str | Path, net: Any) -> dict[str, np.ndarray]:
         where = f"{path}: layer {layer.name!r}"
         if names is None:
             for index, blob in enumerate(blobs):
-                arrays[f"{layer.name}.blobs[{index}]"] = blob_to_array(blob, where)
+                arrays[f"{layer.name}.blobs[{index}]"] = blob_to_array(blob,
+                                                                       f"{where} blob {index}")
             continue
         if len(blobs) != len(names):
             raise DataError(f"{where} has {len(blobs)} blob(s) but the gate has "

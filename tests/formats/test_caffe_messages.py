@@ -262,6 +262,12 @@ def test_legacy_blob_fields_read_as_caffes_four_axes():
     ("shape { dim: 2 dim: 2 } data: [1, 2, 3]", "blob of shape (2, 2) needs 4 values but holds 3"),
     ("num: 1 channels: 2 data: [1, 2]", "blob of shape (1, 2, 0, 0) needs 0 values but holds 2"),
     ("shape { dim: -2 } data: [1]", "blob shape (-2,) has a negative dimension"),
+    # sizes in Python integers: 2**64 used to wrap to 0 in int64 and fail inside numpy
+    ("shape { dim: 4294967296 dim: 4294967296 }",
+     "blob of shape (4294967296, 4294967296) needs 18446744073709551616 values but holds 0"),
+    ("shape { dim: 4294967296 dim: 4294967296 dim: 1 } data: [0]",
+     "blob of shape (4294967296, 4294967296, 1) needs 18446744073709551616 values but holds 1"),
+    ("shape { " + "dim: 1 " * 33 + "} data: [0]", "blob has 33 axes; Caffe allows at most 32"),
 ])
 def test_blobs_whose_values_do_not_fit_their_shape_are_refused(text, fragment):
     with pytest.raises(DataError, match="^weights.caffemodel layer 'fc': " + re.escape(fragment)):

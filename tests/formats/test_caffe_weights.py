@@ -167,6 +167,35 @@ def test_a_legacy_blob_must_still_match_after_padding(tmp_path):
         read_caffemodel(model_with(tmp_path, message), net)
 
 
+def wire_model(name: str, *blobs: tuple[list[int], int]) -> bytes:
+    """A caffemodel of one layer, written field by field: each blob a shape and that many
+    float32 zeros."""
+    layer = WireWriter()
+    layer.bytes_field(1, name.encode())
+    for dims, count in blobs:
+        shape, blob = WireWriter(), WireWriter()
+        for dim in dims:
+            shape.varint_field(1, dim)
+        blob.message_field(7, shape)
+        blob.packed_array(5, np.zeros(count), "<f4")
+        layer.message_field(7, blob)
+    model = WireWriter()
+    model.message_field(100, layer)
+    return model.getvalue()
+
+
+@pytest.mark.parametrize("name, blob", [("fc", "blob 0 (shared_w)"), ("zzz", "blob 0")])
+@pytest.mark.parametrize("dims, count", [([2**32, 2**32], 0), ([2**32, 2**32, 1], 1)])
+def test_a_blob_whose_size_overflows_64_bits_names_file_layer_and_blob(tmp_path, name, blob,
+                                                                       dims, count):
+    path = tmp_path / "m.caffemodel"
+    path.write_bytes(wire_model(name, (dims, count), ([4], 4)))
+    with pytest.raises(DataError) as info:
+        small_net().load_weights(path)
+    assert str(info.value) == (f"{path}: layer {name!r} {blob}: blob of shape {tuple(dims)} "
+                               f"needs {2**64} values but holds {count}")
+
+
 def test_a_caffemodel_sharing_no_name_with_the_net_is_an_error(tmp_path):
     path = model_with(tmp_path, layer("other", np.zeros(3)))
     with pytest.raises(DataError, match="shares no parameter name"):
