@@ -19,6 +19,7 @@ from net.formats.caffe_files import (read_binary, read_blobproto, read_net_binar
                                      read_solver_text, read_text, write_blobproto,
                                      write_caffemodel, write_text)
 from net.train.files import atomic_write_bytes
+from net.formats import caffe_messages
 from net.formats.caffe_messages import (array_to_blob, blob_to_array, decode, encode,
                                         typed_from_text)
 from net.formats.caffe_schema import LAYER_PARAMS, MESSAGES, enum_spec, new_message
@@ -234,6 +235,46 @@ def test_truncated_caffemodels_name_the_offset(data, fragment):
     with pytest.raises(DataError) as err:
         decode(data, "LayerParameter", "model.caffemodel")
     assert str(err.value) == f"model.caffemodel: {fragment}"
+
+
+# -- counts no real net reaches ------------------------------------------------------------------
+EMPTY_LAYER = bytes.fromhex("a20600")           # layer {} (field 100, length 0): three bytes
+
+
+def test_more_layers_than_any_real_net_are_refused_at_the_byte_or_the_line(monkeypatch):
+    # 15 MB of empty layers used to build 5 million messages (1.6 GB, 36 s) before any check
+    monkeypatch.setitem(caffe_messages._COUNT_LIMITS, ("NetParameter", "layer"), (3, "layers"))
+    with pytest.raises(DataError) as err:
+        decode(EMPTY_LAYER * 5, "NetParameter", "m.caffemodel")
+    assert str(err.value) == ("m.caffemodel: byte 9: more than 3 layers: refused (the largest "
+                              "published Caffe nets have a few thousand)")
+    with pytest.raises(ConfigError, match=r"^net.prototxt:4: more than 3 layers: refused"):
+        typed("layer {}\n" * 5)
+
+
+def test_more_blobs_than_any_caffe_layer_has_are_refused_naming_the_layer():
+    layer = WireWriter()
+    layer.bytes_field(1, b"zzz")
+    layer.raw(bytes.fromhex("3a00") * 1001)     # blobs {} (field 7, length 0)
+    with pytest.raises(DataError, match=r"^m.caffemodel: byte 2005: layer 'zzz': more than "
+                                        r"1,000 blobs: refused \(a Caffe layer has at most 6\)$"):
+        decode(layer.getvalue(), "LayerParameter", "m.caffemodel")
+    with pytest.raises(ConfigError, match=r"^net.prototxt:1002: layer 'zzz': more than 1,000"):
+        typed("layer { name: 'zzz'\n" + "blobs {}\n" * 1001 + "}")
+
+
+@pytest.mark.parametrize("data", [
+    bytes.fromhex("0800") * 11,                  # unknown fields, skipped
+    bytes.fromhex("3a0d") + bytes.fromhex("3a0b0a09") + b"\x01" * 9,   # 9 packed dims, and 2
+    bytes.fromhex("9b06") + bytes.fromhex("0800") * 10 + bytes.fromhex("9c06"),  # in a group
+], ids=["unknown fields", "packed dims", "a group"])
+def test_a_binary_file_holds_at_most_max_fields_fields_and_numbers(monkeypatch, data):
+    monkeypatch.setattr(caffe_messages, "MAX_FIELDS", 10)
+    with pytest.raises(DataError, match=r"^m.caffemodel: byte \d+: more than 10 fields and "
+                                        r"packed numbers: refused"):
+        decode(data, "LayerParameter", "m.caffemodel")
+    monkeypatch.setattr(caffe_messages, "MAX_FIELDS", 20)
+    decode(data, "LayerParameter", "m.caffemodel")
 
 
 # -- blobs ---------------------------------------------------------------------------------------
