@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from gates import short_repr
 from net.errors import ConfigError, DataError
 
 from .caffe_schema import FieldSpec, MessageSpec, closest, float32_canonical, message_spec
@@ -80,7 +81,7 @@ def typed_from_text(raw: Message, type_name: str, file: str | None = None,
     spec = message_spec(type_name)
     file = file if file is not None else raw.file
     if spec.name in _LAYER_TYPES and isinstance(raw.get("name"), str):
-        where = f"layer {raw.get('name')!r}: "
+        where = f"layer {short_repr(raw.get('name'))}: "
     typed = Message(spec, raw.line, file)
     for name, values, lines in raw.items():
         if name not in spec.fields:
@@ -165,8 +166,8 @@ def _decode(reader: WireReader, start: int, end: int, spec: MessageSpec, depth: 
                 problem = _too_many(spec, field.name, counts[field.name])
                 if problem is not None:
                     owner = message.get("name") if spec.name in _LAYER_TYPES else None
-                    raise reader.error(wire.offset, (f"layer {owner!r}: " if isinstance(
-                        owner, str) else "") + problem)
+                    raise reader.error(wire.offset, (f"layer {short_repr(owner)}: " if
+                                                     isinstance(owner, str) else "") + problem)
             merge_into = message.get(field.name) if not field.repeated else None
             child = _decode(reader, wire.start, wire.end, field.message_spec, depth + 1,
                             merge_into)
