@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
+from net.core.config import load_config
 from net.errors import ConfigError, DataError
 from net.formats.caffe_files import (read_binary, read_blobproto, read_net_binary, read_net_text,
                                      read_solver_text, read_text, write_blobproto,
@@ -393,6 +394,16 @@ def test_files_are_written_atomically(tmp_path):
     assert read_net_binary(tmp_path / "net.caffemodel") == net
     atomic_write_bytes(tmp_path / "net.caffemodel", b"replaced")
     assert (tmp_path / "net.caffemodel").read_bytes() == b"replaced"
+
+
+@pytest.mark.parametrize("read", [read_net_text, read_solver_text, load_config])
+def test_a_text_file_over_16_mib_is_refused_unread(tmp_path, read):
+    path = tmp_path / "huge.prototxt"
+    with open(path, "wb") as file:
+        file.truncate(100 << 20)                # sparse: declares 100 MiB, holds nothing
+    with pytest.raises(ConfigError, match=r"^.*huge.prototxt: 100 MiB is too large for a "
+                                          r"config \(at most 16 MiB\)$"):
+        read(path)
 
 
 def test_unreadable_files_name_the_file(tmp_path):
