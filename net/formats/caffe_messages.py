@@ -54,7 +54,7 @@ _LAYER_TYPES = ("LayerParameter", "V1LayerParameter")
 MAX_BLOB_AXES = 32      # Caffe's kMaxBlobAxes: Blob::Reshape refuses more
 MAX_LAYERS = 100_000    # layers in a net: the largest published Caffe nets have a few thousand
 MAX_BLOBS = 1_000       # blobs in a layer: Caffe's layers have at most 6 (RNN)
-MAX_FIELDS = 1_000_000  # fields in a binary file: CaffeNet has 267; 5,000 layers of 40, 200,000
+MAX_FIELDS = 500_000    # fields in a binary file: about 25 a layer with two blobs: 20,000 layers
 #: (message, repeated field) -> (its limit, what the values are)
 _COUNT_LIMITS = {("NetParameter", "layer"): (MAX_LAYERS, "layers"),
                  ("NetParameter", "layers"): (MAX_LAYERS, "layers"),
