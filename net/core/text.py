@@ -1,6 +1,6 @@
 """Plain text: the one table printer behind `Net.summary()`, the gradient checker's reports,
-`time_net`'s table and the benchmark's; and `listing`, which every message naming many things
-(the arrays of a weights file) uses, so that none grows with the file."""
+`time_net`'s table and the benchmark's; and `listing`, for messages that name what a file holds
+(the arrays of a weights file), so that no message grows with the file."""
 from __future__ import annotations
 
 from typing import Any, Sequence
