@@ -102,28 +102,28 @@ def _versioned(gates: list[GateSpec], spec: NetSpec, sources: set[str]) -> list[
                                  f"{first.name!r} (line {first.line}); each blob has one "
                                  "producer, unless a gate writes its own bottom in place "
                                  f"(bottom: {name}, top: {name})", gate.line_of("top"))
-    renamed = []
-    for position, gate in enumerate(gates):
+    renamed, written = [], {}                   # blob -> how many gates so far wrote it
+    for gate in gates:
         if not any(len(writers.get(b, ())) > 1 for b in gate.bottom + gate.top):
             renamed.append(gate)
             continue
-        bottom = [_version(b, writers.get(b, []), position, before=True) for b in gate.bottom]
-        top = [_version(t, writers[t], position, before=False) for t in gate.top]
+        bottom = [_version(b, len(writers.get(b, ())), max(written.get(b, 0) - 1, 0))
+                  for b in gate.bottom]
+        top = []
+        for name in gate.top:
+            top.append(_version(name, len(writers[name]), written.get(name, 0)))
+            written[name] = written.get(name, 0) + 1
         renamed.append(dataclasses.replace(gate, bottom=bottom, top=top))
     return renamed
 
 
-def _version(name: str, positions: list[int], position: int, before: bool) -> str:
-    """The name of the version of blob `name` that the gate at `position` reads (`before`: the
-    latest written by an earlier gate, else the first) or writes (its own)."""
-    if len(positions) <= 1:
-        return name
-    if before:
-        earlier = [k for k, p in enumerate(positions) if p < position]
-        index = earlier[-1] if earlier else 0
-    else:
-        index = positions.index(position)
-    return name if index == len(positions) - 1 else f"{name}@{index}"
+def _version(name: str, writes: int, index: int) -> str:
+    """The name of write `index` (0-based, in config order) of a blob that `writes` gates write:
+    `name@index`, except that the last write, and a blob written at most once, keep `name`.
+    A gate reads the latest write by an earlier gate (or the first, when none came before) and
+    writes its own; the caller counts the writes as it walks the gates, so versioning a net is
+    linear in its gates, however many of them write one name in place."""
+    return name if writes <= 1 or index == writes - 1 else f"{name}@{index}"
 
 
 def _find_cycle(stuck: list[GateSpec], producer: dict[str, GateSpec]) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 from gates import Gate
 
 from ..errors import DataError
+from .text import listing
 
 #: a weights file reader: (path, net) -> arrays by the net's names (`fc1.W`, `bn1.mean`)
 WeightsReader = Callable[[Path, Any], dict[str, np.ndarray]]
@@ -52,14 +53,14 @@ def copy_weights(net: Any, arrays: Mapping[str, np.ndarray | None], source: str 
     if strict and (ignored or missing):
         parts = []
         if missing:
-            parts.append(f"lacks {', '.join(missing)}")
+            parts.append(f"lacks {listing(missing)}")
         if ignored:
-            parts.append(f"has arrays the net {net.name!r} does not: {', '.join(ignored)}")
+            parts.append(f"has arrays the net {net.name!r} does not: {listing(ignored)}")
         raise DataError(f"{source}: does not match the net: it {'; it '.join(parts)} "
                         "(is it from another net?)")
     if not loaded:
         raise DataError(f"{source}: shares no parameter name with the net {net.name!r} (file: "
-                        f"{', '.join(arrays) or 'empty'}; net: {', '.join(targets)})")
+                        f"{listing(list(arrays)) or 'empty'}; net: {listing(list(targets))})")
     for name in loaded:
         array, target = arrays[name], targets[name]
         if array.shape != target.shape:

@@ -9,7 +9,9 @@ Where it departs from PyYAML's safe loader, on purpose:
   dot and a signed exponent).
 - A key given twice in one mapping is an error; a key that overrides one brought in by a merge
   (`<<: *defaults`) is not (that is what a merge is for).
-- Hostile files: aliases may not expand to more than MAX_VALUES values in all (a "billion
+- Hostile files: a file may write at most MAX_NODES values (keys and aliases included; PyYAML
+  builds about 1 kB and spends tens of microseconds on each, so this bounds the time and memory
+  any file costs), aliases may not expand to more than MAX_VALUES values in all (a "billion
   laughs" file is a few lines), nesting stops at MAX_DEPTH levels, and text that YAML cannot
   read (control characters) is one located error, never a traceback.
 """
@@ -47,6 +49,7 @@ class LineList(list):
         self.item_lines: list[int] = []
 
 
+MAX_NODES = 250_000         # values written in a config: a gate takes about 22, so 11,000 gates
 MAX_VALUES = 1_000_000      # values a config may hold once its aliases are expanded
 MAX_DEPTH = 100             # levels of nesting (real configs use fewer than 10)
 INDENTATION_HINT = ("; check the indentation: the keys of one mapping start in the same column, "
@@ -54,7 +57,20 @@ INDENTATION_HINT = ("; check the indentation: the keys of one mapping start in t
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, building LineDict/LineList so errors can name lines."""
+    """PyYAML's safe loader, building LineDict/LineList so errors can name lines, and refusing
+    a file that writes more than MAX_NODES values before it builds them."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> yaml.Node:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise ConfigError(f"the YAML holds more than {MAX_NODES:,} values (keys included): "
+                              "refused (a config of 10,000 gates has about 220,000)", self.name,
+                              self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 _Loader.add_implicit_resolver(     # YAML 1.2's exponents: 1e-3, 5E+4, 5.0e4, .5e3 (1.1 wants
@@ -140,7 +156,9 @@ def load_yaml(text: str, file: str = "<config>") -> Any:
 
 def _check_size(data: Any, file: str) -> None:
     """Refuse data whose aliases expand to more than MAX_VALUES values or that nests deeper than
-    MAX_DEPTH. Sizes are counted once per distinct object, so this is linear in the file."""
+    MAX_DEPTH. Sizes are counted once per distinct object, so this is linear in the file. The
+    loader has refused more than MAX_NODES (< MAX_VALUES) written values already, so a total
+    past MAX_VALUES comes from aliases, as the message says."""
     sizes: dict[int, int] = {}
     stack = [(data, 1, False)]
     while stack:

@@ -19,6 +19,7 @@ from typing import Any
 from net.core.config import parse_config
 from net.core.net import Net
 from net.core.spec import NetSpec
+from net.core.text import listing
 from net.core.yaml import load_yaml
 from net.train.snapshot import save_weights
 
@@ -59,10 +60,10 @@ def convert_caffe(prototxt: str | Path, out: str | Path, weights: str | Path | N
         save_weights(net, target)
         if result.weights["ignored"]:
             result.notes.append(f"{weights}: blobs of layers matching no gate, passed over as "
-                                f"Caffe does: {', '.join(result.weights['ignored'])}")
+                                f"Caffe does: {listing(result.weights['ignored'])}")
         if result.weights["missing"]:
             result.notes.append(f"{weights}: holds nothing for "
-                                f"{', '.join(result.weights['missing'])} (they keep their "
+                                f"{listing(result.weights['missing'])} (they keep their "
                                 "fillers' values)")
     return result
 

@@ -6,9 +6,12 @@
     read_blobproto("mean.binaryproto")            # numpy array, e.g. (1, 3, 256, 256)
     write_caffemodel(path, net); write_blobproto(path, array); write_text(path, message)
 
-Text problems are ConfigErrors `FILE:LINE: ...`; unreadable or malformed binary files are
-DataErrors naming the file (and the byte offset). Writes go to a temporary file in the same
-folder, then `os.replace` it over the target, so a reader never sees half a file.
+Text files are configs a person writes: as with a YAML config, one that is not a regular file
+or is larger than MAX_CONFIG_BYTES (16 MiB; published Caffe nets take a few hundred kB at most)
+is refused before it is read. Text problems are ConfigErrors `FILE:LINE: ...`; unreadable or
+malformed binary files are DataErrors naming the file (and the byte offset). Writes go to a
+temporary file in the same folder, then `os.replace` it over the target, so a reader never sees
+half a file.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.config import MAX_CONFIG_BYTES, check_config_file
 from ..errors import ConfigError, DataError
 from ..train.files import atomic_write_bytes
 
@@ -32,8 +36,10 @@ def read_text(path: str | Path, type_name: str) -> Message:
 
 
 def read_raw_text(path: str | Path) -> Message:
-    """A text file parsed without a schema (to see what it is before typing it)."""
+    """A text file parsed without a schema (to see what it is before typing it); ConfigError
+    naming the file if it is not a regular file, is over MAX_CONFIG_BYTES or is not UTF-8."""
     file = str(path)
+    check_config_file(Path(path), MAX_CONFIG_BYTES)
     try:
         text = Path(path).read_bytes().decode("utf-8")
     except OSError as err:

@@ -20,14 +20,22 @@ singular field seen twice keeps the last value (messages merge), packed and unpa
 of repeated numbers are both accepted. Malformed bytes raise DataError naming the byte offset.
 Encoding writes fields in field-number order with repeated numbers packed where caffe.proto
 says so, as protobuf does, so a tree decoded from Caffe's bytes encodes to the same bytes.
+
+Limits far above any real net, so that a small file cannot make the reader build millions of
+objects: a net has at most MAX_LAYERS layers and a layer at most MAX_BLOBS blobs (text or
+binary: ConfigError at the line, DataError at the byte), and a binary file holds at most
+MAX_FIELDS fields and packed numbers in all (float arrays, whose size the bytes justify, count
+as one field each). The text parser has its own limit on values (prototext.MAX_VALUES).
 """
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
 import numpy as np
 
+from gates import short_repr
 from net.errors import ConfigError, DataError
 
 from .caffe_schema import FieldSpec, MessageSpec, closest, float32_canonical, message_spec
@@ -43,6 +51,18 @@ _WIRE_TYPES = {"float": FIXED32, "fixed32": FIXED32, "sfixed32": FIXED32,
 _FIXED_FORMATS = {"float": "<f", "fixed32": "<I", "sfixed32": "<i",
                   "double": "<d", "fixed64": "<Q", "sfixed64": "<q"}
 _LAYER_TYPES = ("LayerParameter", "V1LayerParameter")
+MAX_BLOB_AXES = 32      # Caffe's kMaxBlobAxes: Blob::Reshape refuses more
+MAX_LAYERS = 100_000    # layers in a net: the largest published Caffe nets have a few thousand
+MAX_BLOBS = 1_000       # blobs in a layer: Caffe's layers have at most 6 (RNN)
+MAX_FIELDS = 500_000    # fields in a binary file: about 25 a layer with two blobs: 20,000 layers
+#: (message, repeated field) -> (its limit, what the values are)
+_COUNT_LIMITS = {("NetParameter", "layer"): (MAX_LAYERS, "layers"),
+                 ("NetParameter", "layers"): (MAX_LAYERS, "layers"),
+                 ("LayerParameter", "blobs"): (MAX_BLOBS, "blobs"),
+                 ("V1LayerParameter", "blobs"): (MAX_BLOBS, "blobs"),
+                 ("V0LayerParameter", "blobs"): (MAX_BLOBS, "blobs")}
+_COUNT_REASONS = {"layers": "the largest published Caffe nets have a few thousand",
+                  "blobs": "a Caffe layer has at most 6"}
 
 
 def wire_type_of(field: FieldSpec) -> int:
@@ -61,13 +81,16 @@ def typed_from_text(raw: Message, type_name: str, file: str | None = None,
     spec = message_spec(type_name)
     file = file if file is not None else raw.file
     if spec.name in _LAYER_TYPES and isinstance(raw.get("name"), str):
-        where = f"layer {raw.get('name')!r}: "
+        where = f"layer {short_repr(raw.get('name'))}: "
     typed = Message(spec, raw.line, file)
     for name, values, lines in raw.items():
         if name not in spec.fields:
             raise ConfigError(f"{where}unknown field '{name}' in {spec.name}"
                               f"{closest(name, spec.fields)}", file, lines[0])
         field = spec.fields[name]
+        problem = _too_many(spec, name, len(values))
+        if problem is not None:
+            raise ConfigError(f"{where}{problem}", file, lines[_COUNT_LIMITS[spec.name, name][0]])
         if not field.repeated and len(values) > 1:
             raise ConfigError(f"{where}'{name}' is not a repeated field; it is given again "
                               f"(first on line {lines[0]})", file, lines[1])
@@ -82,6 +105,15 @@ def typed_from_text(raw: Message, type_name: str, file: str | None = None,
         if field.required and not typed.has(field.name):
             raise ConfigError(f"{where}{spec.name} needs '{field.name}'", file, raw.line)
     return typed
+
+
+def _too_many(spec: MessageSpec, name: str, count: int) -> str | None:
+    """What is wrong when a message of type `spec` holds `count` values of field `name`, more
+    than _COUNT_LIMITS allows; None when within the limit (or the field has none)."""
+    limit, what = _COUNT_LIMITS.get((spec.name, name), (None, ""))
+    if limit is None or count <= limit:
+        return None
+    return f"more than {limit:,} {what}: refused ({_COUNT_REASONS[what]})"
 
 
 def _typed_value(field: FieldSpec, value: Any, line: int, file: str | None, where: str) -> Any:
@@ -104,8 +136,9 @@ def _typed_value(field: FieldSpec, value: Any, line: int, file: str | None, wher
 
 # -- binary -------------------------------------------------------------------------------------
 def decode(buf: bytes, type_name: str, source: str = "<bytes>") -> Message:
-    """Decode protobuf binary `buf` as message `type_name` into a typed tree."""
-    reader = WireReader(buf, source)
+    """Decode protobuf binary `buf` as message `type_name` into a typed tree; DataError naming
+    the byte for malformed bytes or a count past the module's limits."""
+    reader = WireReader(buf, source, MAX_FIELDS)
     return _decode(reader, 0, len(reader.buf), message_spec(type_name), 0, None)
 
 
@@ -115,6 +148,7 @@ def _decode(reader: WireReader, start: int, end: int, spec: MessageSpec, depth: 
         raise reader.error(start, f"messages nested deeper than {MAX_DEPTH}")
     message = into if into is not None else Message(spec, 0, reader.source)
     arrays: dict[str, list[np.ndarray]] = {}
+    counts: dict[str, int] = {}
     pos = start
     while pos < end:
         wire = reader.next_field(pos, end, depth)
@@ -127,6 +161,13 @@ def _decode(reader: WireReader, start: int, end: int, spec: MessageSpec, depth: 
         elif field.kind == "message":
             if wire.wire_type != LENGTH:
                 continue
+            if field.repeated:
+                counts[field.name] = counts.get(field.name, 0) + 1
+                problem = _too_many(spec, field.name, counts[field.name])
+                if problem is not None:
+                    owner = message.get("name") if spec.name in _LAYER_TYPES else None
+                    raise reader.error(wire.offset, (f"layer {short_repr(owner)}: " if
+                                                     isinstance(owner, str) else "") + problem)
             merge_into = message.get(field.name) if not field.repeated else None
             child = _decode(reader, wire.start, wire.end, field.message_spec, depth + 1,
                             merge_into)
@@ -274,15 +315,20 @@ def blob_shape(blob: Message) -> tuple[int, ...]:
 
 def blob_to_array(blob: Message, where: str = "") -> np.ndarray:
     """A BlobProto's values as an array of its shape: float32 from `data`, float64 from
-    `double_data`. DataError (prefixed with `where`, e.g. the file and layer) if the number of
-    values does not match the shape or a dimension is negative."""
+    `double_data`. DataError (prefixed with `where`, e.g. the file, layer and blob) if the blob
+    has more than MAX_BLOB_AXES axes (Caffe's own limit), a negative dimension, or another number
+    of values than its shape needs; the size is counted in Python integers, so dimensions whose
+    product overflows 64 bits are reported as they are, and nothing is allocated for them."""
     shape = blob_shape(blob)
     prefix = f"{where}: " if where else (f"{blob.file}: " if blob.file else "")
+    if len(shape) > MAX_BLOB_AXES:
+        raise DataError(f"{prefix}blob has {len(shape)} axes; Caffe allows at most "
+                        f"{MAX_BLOB_AXES}")
     if any(dim < 0 for dim in shape):
         raise DataError(f"{prefix}blob shape {shape} has a negative dimension")
     values = blob.all("data") if blob.has("data") or not blob.has("double_data") \
         else blob.all("double_data")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if values.size != count:
         raise DataError(f"{prefix}blob of shape {shape} needs {count} values but holds "
                         f"{values.size}")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gates import short_repr
 from net.core.spec import PHASES
 
 from ..errors import DataError
@@ -42,10 +43,11 @@ def read_caffemodel(path: str | Path, net: Any) -> dict[str, np.ndarray]:
         if not blobs:
             continue
         names = targets.get(layer.name)
-        where = f"{path}: layer {layer.name!r}"
+        where = f"{path}: layer {short_repr(layer.name)}"
         if names is None:
             for index, blob in enumerate(blobs):
-                arrays[f"{layer.name}.blobs[{index}]"] = blob_to_array(blob, where)
+                arrays[f"{layer.name}.blobs[{index}]"] = blob_to_array(blob,
+                                                                       f"{where} blob {index}")
             continue
         if len(blobs) != len(names):
             raise DataError(f"{where} has {len(blobs)} blob(s) but the gate has "

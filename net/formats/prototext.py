@@ -15,7 +15,10 @@ Extensions (`[pkg.ext]: ...`) and Any expansions are refused.
 
 `parse_text(text, file)` returns an untyped `Message`: every value keeps the line of its own
 token, every message the line where it opens. Strings that are valid UTF-8 become str, others
-bytes. Errors are `ConfigError`s reading `FILE:LINE: problem`.
+bytes. Errors are `ConfigError`s reading `FILE:LINE: problem`. Tokens are read one at a time,
+never held as a list, and a file may hold at most MAX_VALUES values (each scalar and each
+message counts one; a Caffe net has about 12 a layer: 5,000 layers take 60,000) and nest
+MAX_DEPTH messages deep: the tree a file can make stays bounded whatever its size.
 
 `format_text(message)` writes Caffe's style: two-space indent, `name {` blocks, one `name: value`
 line per value, strings double-quoted and escaped, floats in the shortest form that reads back
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -34,6 +37,7 @@ from net.errors import ConfigError
 from .prototree import Identifier, Message
 
 MAX_DEPTH = 100
+MAX_VALUES = 250_000
 
 _TOKEN = re.compile(r"""
     (?P<space>[ \t\r\f\v]+)
@@ -61,7 +65,12 @@ class Token(NamedTuple):
 
 def tokenize(text: str, file: str | None = None) -> list[Token]:
     """The tokens of `text`, each with its 1-based line; comments and spaces dropped."""
-    tokens: list[Token] = []
+    return list(tokens(text, file))
+
+
+def tokens(text: str, file: str | None = None) -> Iterator[Token]:
+    """The tokens of `text` one at a time, as `tokenize` lists them, ending with an 'end'
+    token; ConfigError at the line of the first character that starts no token."""
     line, pos = 1, 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
@@ -75,10 +84,9 @@ def tokenize(text: str, file: str | None = None) -> list[Token]:
         elif kind == "open_string":
             raise ConfigError("string not closed before the end of the line", file, line)
         elif kind not in ("space", "comment"):
-            tokens.append(Token(kind, value, line))
+            yield Token(kind, value, line)
         pos = match.end()
-    tokens.append(Token("end", "", line))
-    return tokens
+    yield Token("end", "", line)
 
 
 def unescape(literal: str, file: str | None = None, line: int = 0) -> bytes:
@@ -121,28 +129,40 @@ def parse_number(text: str) -> int | float:
 
 
 class _Parser:
+    """Recursive descent over a stream of tokens with one token of lookahead (`current`)."""
+
     def __init__(self, text: str, file: str | None):
         self.file = file
-        self.tokens = tokenize(text, file)
-        self.pos = 0
+        self.stream = tokens(text, file)
+        self.current = next(self.stream)
+        self.values = 0
 
     def error(self, message: str, token: Token | None = None) -> ConfigError:
         return ConfigError(message, self.file, (token or self.peek()).line)
 
     def peek(self) -> Token:
-        return self.tokens[self.pos]
+        return self.current
 
     def take(self) -> Token:
-        token = self.tokens[self.pos]
-        self.pos += 1
+        token = self.current
+        if token.kind != "end":
+            self.current = next(self.stream)
         return token
 
     def accept(self, symbol: str) -> bool:
-        token = self.peek()
+        token = self.current
         if token.kind == "symbol" and token.text == symbol:
-            self.pos += 1
+            self.take()
             return True
         return False
+
+    def add(self, into: Message, name: str, value: Any, line: int) -> None:
+        """Append one value to `into`, counting it against MAX_VALUES."""
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise ConfigError(f"more than {MAX_VALUES:,} values: refused (a Caffe net of "
+                              "5,000 layers has about 60,000)", self.file, line)
+        into.append_raw(name, value, line)
 
     def describe(self, token: Token) -> str:
         return "the end of the file" if token.kind == "end" else repr(token.text)
@@ -156,7 +176,7 @@ class _Parser:
             if close is None and token.kind == "end":
                 return
             if close is not None and token.kind == "symbol" and token.text == close:
-                self.pos += 1
+                self.take()
                 return
             if token.kind == "end":
                 raise self.error(f"'{opened.text}' opened on line {opened.line} is never closed")
@@ -172,7 +192,7 @@ class _Parser:
         colon = self.accept(":")
         token = self.peek()
         if token.kind == "symbol" and token.text in "{<":
-            into.append_raw(name.text, self.block(depth), name.line)
+            self.add(into, name.text, self.block(depth), name.line)
         elif token.kind == "symbol" and token.text == "[":
             self.take()
             self.list_values(into, name.text, depth, colon, token)
@@ -181,7 +201,7 @@ class _Parser:
                              f"got {self.describe(token)}")
         else:
             value, line = self.scalar()
-            into.append_raw(name.text, value, line)
+            self.add(into, name.text, value, line)
 
     def block(self, depth: int) -> Message:
         opened = self.take()
@@ -195,12 +215,12 @@ class _Parser:
         while True:
             token = self.peek()
             if token.kind == "symbol" and token.text in "{<":
-                into.append_raw(name, self.block(depth), token.line)
+                self.add(into, name, self.block(depth), token.line)
             elif not colon:
                 raise self.error(f"a list of values needs ':' after field name '{name}'", token)
             else:
                 value, line = self.scalar()
-                into.append_raw(name, value, line)
+                self.add(into, name, value, line)
             if self.accept("]"):
                 return
             if not self.accept(","):

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from ..core.config import load_config
 from ..core.net import Net
+from ..core.text import listing
 from .data import load_data
 from .distributed import DataParallelSolver, communicator
 from .metrics import MetricsLog, plot_curves, read_metrics
@@ -146,9 +147,9 @@ def _setup_lines(net: Net, solver: Solver, data: Any, processes: int) -> list[st
 def _weights_line(path: str | Path, report: dict[str, list[str]]) -> str:
     line = f"weights from {Path(path).resolve()}: {len(report['loaded'])} arrays"
     if report["missing"]:
-        line += f"; kept the initial values of {', '.join(report['missing'])}"
+        line += f"; kept the initial values of {listing(report['missing'])}"
     if report["ignored"]:
-        line += f"; ignored {', '.join(report['ignored'])} (not in the net)"
+        line += f"; ignored {listing(report['ignored'])} (not in the net)"
     return line
 
 

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
+from net.core.config import load_config
 from net.errors import ConfigError, DataError
 from net.formats.caffe_files import (read_binary, read_blobproto, read_net_binary, read_net_text,
                                      read_solver_text, read_text, write_blobproto,
                                      write_caffemodel, write_text)
 from net.train.files import atomic_write_bytes
+from net.formats import caffe_messages
 from net.formats.caffe_messages import (array_to_blob, blob_to_array, decode, encode,
                                         typed_from_text)
 from net.formats.caffe_schema import LAYER_PARAMS, MESSAGES, enum_spec, new_message
@@ -236,6 +238,46 @@ def test_truncated_caffemodels_name_the_offset(data, fragment):
     assert str(err.value) == f"model.caffemodel: {fragment}"
 
 
+# -- counts no real net reaches ------------------------------------------------------------------
+EMPTY_LAYER = bytes.fromhex("a20600")           # layer {} (field 100, length 0): three bytes
+
+
+def test_more_layers_than_any_real_net_are_refused_at_the_byte_or_the_line(monkeypatch):
+    # 15 MB of empty layers used to build 5 million messages (1.6 GB, 36 s) before any check
+    monkeypatch.setitem(caffe_messages._COUNT_LIMITS, ("NetParameter", "layer"), (3, "layers"))
+    with pytest.raises(DataError) as err:
+        decode(EMPTY_LAYER * 5, "NetParameter", "m.caffemodel")
+    assert str(err.value) == ("m.caffemodel: byte 9: more than 3 layers: refused (the largest "
+                              "published Caffe nets have a few thousand)")
+    with pytest.raises(ConfigError, match=r"^net.prototxt:4: more than 3 layers: refused"):
+        typed("layer {}\n" * 5)
+
+
+def test_more_blobs_than_any_caffe_layer_has_are_refused_naming_the_layer():
+    layer = WireWriter()
+    layer.bytes_field(1, b"zzz")
+    layer.raw(bytes.fromhex("3a00") * 1001)     # blobs {} (field 7, length 0)
+    with pytest.raises(DataError, match=r"^m.caffemodel: byte 2005: layer 'zzz': more than "
+                                        r"1,000 blobs: refused \(a Caffe layer has at most 6\)$"):
+        decode(layer.getvalue(), "LayerParameter", "m.caffemodel")
+    with pytest.raises(ConfigError, match=r"^net.prototxt:1002: layer 'zzz': more than 1,000"):
+        typed("layer { name: 'zzz'\n" + "blobs {}\n" * 1001 + "}")
+
+
+@pytest.mark.parametrize("data", [
+    bytes.fromhex("0800") * 11,                  # unknown fields, skipped
+    bytes.fromhex("3a0d") + bytes.fromhex("3a0b0a09") + b"\x01" * 9,   # 9 packed dims, and 2
+    bytes.fromhex("9b06") + bytes.fromhex("0800") * 10 + bytes.fromhex("9c06"),  # in a group
+], ids=["unknown fields", "packed dims", "a group"])
+def test_a_binary_file_holds_at_most_max_fields_fields_and_numbers(monkeypatch, data):
+    monkeypatch.setattr(caffe_messages, "MAX_FIELDS", 10)
+    with pytest.raises(DataError, match=r"^m.caffemodel: byte \d+: more than 10 fields and "
+                                        r"packed numbers: refused"):
+        decode(data, "LayerParameter", "m.caffemodel")
+    monkeypatch.setattr(caffe_messages, "MAX_FIELDS", 20)
+    decode(data, "LayerParameter", "m.caffemodel")
+
+
 # -- blobs ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype, field", [(np.float32, "data"), (np.float64, "double_data")])
 @pytest.mark.parametrize("legacy", [False, True])
@@ -262,6 +304,12 @@ def test_legacy_blob_fields_read_as_caffes_four_axes():
     ("shape { dim: 2 dim: 2 } data: [1, 2, 3]", "blob of shape (2, 2) needs 4 values but holds 3"),
     ("num: 1 channels: 2 data: [1, 2]", "blob of shape (1, 2, 0, 0) needs 0 values but holds 2"),
     ("shape { dim: -2 } data: [1]", "blob shape (-2,) has a negative dimension"),
+    # sizes in Python integers: 2**64 used to wrap to 0 in int64 and fail inside numpy
+    ("shape { dim: 4294967296 dim: 4294967296 }",
+     "blob of shape (4294967296, 4294967296) needs 18446744073709551616 values but holds 0"),
+    ("shape { dim: 4294967296 dim: 4294967296 dim: 1 } data: [0]",
+     "blob of shape (4294967296, 4294967296, 1) needs 18446744073709551616 values but holds 1"),
+    ("shape { " + "dim: 1 " * 33 + "} data: [0]", "blob has 33 axes; Caffe allows at most 32"),
 ])
 def test_blobs_whose_values_do_not_fit_their_shape_are_refused(text, fragment):
     with pytest.raises(DataError, match="^weights.caffemodel layer 'fc': " + re.escape(fragment)):
@@ -346,6 +394,16 @@ def test_files_are_written_atomically(tmp_path):
     assert read_net_binary(tmp_path / "net.caffemodel") == net
     atomic_write_bytes(tmp_path / "net.caffemodel", b"replaced")
     assert (tmp_path / "net.caffemodel").read_bytes() == b"replaced"
+
+
+@pytest.mark.parametrize("read", [read_net_text, read_solver_text, load_config])
+def test_a_text_file_over_16_mib_is_refused_unread(tmp_path, read):
+    path = tmp_path / "huge.prototxt"
+    with open(path, "wb") as file:
+        file.truncate(100 << 20)                # sparse: declares 100 MiB, holds nothing
+    with pytest.raises(ConfigError, match=r"^.*huge.prototxt: 100 MiB is too large for a "
+                                          r"config \(at most 16 MiB\)$"):
+        read(path)
 
 
 def test_unreadable_files_name_the_file(tmp_path):

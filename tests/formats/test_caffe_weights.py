@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from net import Net
-from net.errors import DataError
+from net.errors import ConfigError, DataError
 from net.formats.caffe_export import export_net, with_blobs, write_caffe   # registers the readers
 from net.formats.caffe_files import write_caffemodel
-from net.formats.caffe_messages import array_to_blob
+from net.formats.caffe_messages import array_to_blob, typed_from_text
 from net.formats.caffe_schema import new_message
 from net.formats.caffe_weights import read_caffemodel, weight_names
 from net.train.sources.protowire import WireWriter
+from net.formats.prototext import parse_text
 from net.formats.prototree import Identifier
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,10 +168,72 @@ def test_a_legacy_blob_must_still_match_after_padding(tmp_path):
         read_caffemodel(model_with(tmp_path, message), net)
 
 
+def wire_model(name: str, *blobs: tuple[list[int], int]) -> bytes:
+    """A caffemodel of one layer, written field by field: each blob a shape and that many
+    float32 zeros."""
+    layer = WireWriter()
+    layer.bytes_field(1, name.encode())
+    for dims, count in blobs:
+        shape, blob = WireWriter(), WireWriter()
+        for dim in dims:
+            shape.varint_field(1, dim)
+        blob.message_field(7, shape)
+        blob.packed_array(5, np.zeros(count), "<f4")
+        layer.message_field(7, blob)
+    model = WireWriter()
+    model.message_field(100, layer)
+    return model.getvalue()
+
+
+@pytest.mark.parametrize("name, blob", [("fc", "blob 0 (shared_w)"), ("zzz", "blob 0")])
+@pytest.mark.parametrize("dims, count", [([2**32, 2**32], 0), ([2**32, 2**32, 1], 1)])
+def test_a_blob_whose_size_overflows_64_bits_names_file_layer_and_blob(tmp_path, name, blob,
+                                                                       dims, count):
+    path = tmp_path / "m.caffemodel"
+    path.write_bytes(wire_model(name, (dims, count), ([4], 4)))
+    with pytest.raises(DataError) as info:
+        small_net().load_weights(path)
+    assert str(info.value) == (f"{path}: layer {name!r} {blob}: blob of shape {tuple(dims)} "
+                               f"needs {2**64} values but holds {count}")
+
+
 def test_a_caffemodel_sharing_no_name_with_the_net_is_an_error(tmp_path):
     path = model_with(tmp_path, layer("other", np.zeros(3)))
     with pytest.raises(DataError, match="shares no parameter name"):
         small_net().load_weights(path)
+
+
+@pytest.mark.parametrize("strict, fragment", [
+    (False, "(file: zzz.blobs[0], zzz.blobs[1], zzz.blobs[2], zzz.blobs[3], zzz.blobs[4], "
+            "zzz.blobs[5], zzz.blobs[6], zzz.blobs[7] and 992 more; net: conv.W, "),
+    (True, "has arrays the net 'small' does not: zzz.blobs[0], "),
+])
+def test_an_error_lists_a_few_of_the_files_arrays_and_counts_the_rest(tmp_path, strict,
+                                                                      fragment):
+    # one layer of 2 million empty blobs used to give a 39 MB line naming every one
+    layer = WireWriter()
+    layer.bytes_field(1, b"zzz")
+    layer.raw(bytes.fromhex("3a00") * 1000)     # blobs {}: legacy shape (0, 0, 0, 0), no values
+    model = WireWriter()
+    model.message_field(100, layer)
+    path = tmp_path / "m.caffemodel"
+    path.write_bytes(model.getvalue())
+    with pytest.raises(DataError) as info:
+        small_net().load_weights(path, strict=strict)
+    message = str(info.value)
+    assert fragment in message and "and 992 more" in message and len(message) < 500
+
+
+def test_a_layer_name_of_any_length_is_cut_in_messages(tmp_path):
+    path = tmp_path / "m.caffemodel"
+    path.write_bytes(wire_model("z" * 100_000, ([2**32, 2**32], 0)))
+    with pytest.raises(DataError, match=r"layer 'zzz+\.\.\.z+' blob 0: blob of shape") as info:
+        small_net().load_weights(path)
+    assert len(str(info.value)) < 300
+    with pytest.raises(ConfigError, match=r"^net.prototxt:1: layer 'z+\.\.\.z+': unk") as info:
+        typed_from_text(parse_text(f"layer {{ name: '{'z' * 100_000}' typo: 1 }}",
+                                   "net.prototxt"), "NetParameter")
+    assert len(str(info.value)) < 300
 
 
 def test_a_truncated_caffemodel_is_a_data_error_naming_the_file(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from net.errors import ConfigError
+from net.formats import prototext
 from net.formats.prototext import format_text, parse_text, tokenize
 from net.formats.prototree import Identifier, Message
 from tests.helpers import examples
@@ -105,6 +106,21 @@ def test_nesting_is_bounded():
     deep = "a { " * 150 + "}" * 150
     with pytest.raises(ConfigError, match="nested deeper than 100"):
         parse_text(deep, "deep.prototxt")
+
+
+@pytest.mark.parametrize("text, line", [
+    ("x {}\n" * 11, 11),                          # 3 million of these (9 MB) took 1.3 GB
+    ("a: [" + "1, " * 10 + "1]", 1),
+    ("a { b: 1 c: 2 }\n" * 4, 4),                 # the 11th value is line 4's `c`
+], ids=["empty messages", "a list", "nested"])
+def test_a_file_holds_at_most_max_values_values(monkeypatch, text, line):
+    monkeypatch.setattr(prototext, "MAX_VALUES", 10)
+    with pytest.raises(ConfigError) as info:
+        parse_text(text, "big.prototxt")
+    assert str(info.value) == (f"big.prototxt:{line}: more than 10 values: refused (a Caffe "
+                               "net of 5,000 layers has about 60,000)")
+    monkeypatch.setattr(prototext, "MAX_VALUES", 12)
+    parse_text(text, "big.prototxt")
 
 
 def test_tokens_keep_lines_and_drop_comments():

@@ -16,7 +16,9 @@ bytes (nothing is copied until a value is built) and every error names the byte 
 file. Large float arrays become numpy arrays in one `frombuffer`, packed or unpacked.
 Malformed input (a truncated varint, a length past the end, a bad wire type, nesting past
 MAX_DEPTH) raises `DataError("SOURCE: byte N: problem")`; nothing is allocated that the input
-does not contain.
+does not contain. A reader given `max_fields` also refuses input holding more fields (skipped
+ones and those inside groups included) and packed varints than that, so the work and the Python
+objects a caller builds stay bounded by a count the caller chose, not by what the bytes claim.
 
 `WireWriter` collects chunks and joins them once, so a 60 MB blob is copied once, not once per
 nesting level.
@@ -77,9 +79,18 @@ def signed(value: int, bits: int) -> int:
 class WireReader:
     """Reads fields out of `buf` (bytes) by absolute offsets; `source` names the file in errors."""
 
-    def __init__(self, buf: bytes, source: str = "<bytes>"):
+    def __init__(self, buf: bytes, source: str = "<bytes>", max_fields: int | None = None):
         self.buf = bytes(buf)
         self.source = source
+        self.max_fields = max_fields
+        self.count = 0                  # fields and packed varints read so far
+
+    def spend(self, count: int, offset: int) -> None:
+        """Count `count` more fields or packed values; DataError once past `max_fields`."""
+        self.count += count
+        if self.max_fields is not None and self.count > self.max_fields:
+            raise self.error(offset, f"more than {self.max_fields:,} fields and packed numbers: "
+                                     "refused (far more than any real file of this kind holds)")
 
     def error(self, offset: int, problem: str) -> DataError:
         return DataError(f"{self.source}: byte {offset}: {problem}")
@@ -101,6 +112,7 @@ class WireReader:
 
     def next_field(self, pos: int, end: int, depth: int = 0) -> WireField:
         """The field starting at `pos` (which must be < end); groups are skipped whole."""
+        self.spend(1, pos)
         key, start = self.varint(pos, end)
         number, wire_type = key >> 3, key & 7
         if number == 0 or number > MAX_FIELD_NUMBER:
@@ -151,8 +163,10 @@ class WireReader:
         return self.buf[field.start:field.end]
 
     def packed_varints(self, field: WireField) -> list[int]:
+        """The varints of a packed field, each counted against `max_fields`."""
         values, pos = [], field.start
         while pos < field.end:
+            self.spend(1, pos)
             value, pos = self.varint(pos, field.end)
             values.append(value)
         return values
