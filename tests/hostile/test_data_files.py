@@ -142,10 +142,16 @@ def test_an_idx_header_declaring_more_than_the_file_holds(tmp_path):
     small = bytes([0, 0, 8, 3]) + np.array([10**5, 28, 28], ">u4").tobytes()
     (tmp_path / "cut.gz").write_bytes(gzip.compress(small + bytes(1000)))
     peak = peak_bytes(lambda: idx.read_idx(tmp_path / "cut.gz", 4 << 30))
-    with pytest.raises(DataError, match=r"declares 100000 x 28 x 28 values \(78400000 bytes\) "
-                                        r"but the file holds 1000 \(truncated\)"):
+    with pytest.raises(DataError, match=r"cut.gz: its header declares 100000 x 28 x 28 values "
+                                        r"\(74.8 MiB\) from 40 bytes of gzip: more than the 256 "
+                                        "times its length"):
         idx.read_idx(tmp_path / "cut.gz", 4 << 30)
     assert peak < 20 << 20
+    fewer = bytes([0, 0, 8, 3]) + np.array([10, 28, 28], ">u4").tobytes()
+    (tmp_path / "short.gz").write_bytes(gzip.compress(fewer + bytes(1000)))
+    with pytest.raises(DataError, match=r"declares 10 x 28 x 28 values \(7840 bytes\) "
+                                        r"but the file holds 1000 \(truncated\)"):
+        idx.read_idx(tmp_path / "short.gz", 4 << 30)
 
 
 def test_an_image_declaring_81_megapixels_is_refused_before_decoding(tmp_path):
@@ -337,11 +343,12 @@ def readers():
             "csv": (lambda p: read_csv(p, ["data", "label"]), "CSV file"),
             "binaryproto": (lambda p: read_mean(p, (1, 2, 2)), "mean file"),
             "mean.npz": (lambda p: read_mean(p, (1, 2, 2)), "mean file"),
+            "idx": (lambda p: idx.read_idx(p, 1 << 20), "IDX file"),
             "images.txt": (read_list, "image list"), "h5.txt": (read_file_list, "HDF5 file list")}
 
 
-@pytest.mark.parametrize("suffix", ["binaryproto", "csv", "h5.txt", "images.txt", "mean.npz",
-                                    "npy", "npz"])
+@pytest.mark.parametrize("suffix", ["binaryproto", "csv", "h5.txt", "idx", "images.txt",
+                                    "mean.npz", "npy", "npz"])
 def test_a_fifo_a_device_or_a_folder_is_never_opened(tmp_path, suffix):
     read, what = readers()[suffix]
     folder = tmp_path / f"folder.{suffix}"
