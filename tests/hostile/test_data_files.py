@@ -82,6 +82,33 @@ def test_a_damaged_later_row_names_its_line(tmp_path):
         load(tmp_path, "t.csv")
 
 
+@pytest.mark.parametrize("field", ["1_0", "\u0661\u0662", "\uff11", "0x1p3"])
+def test_fields_python_reads_but_numpy_does_not_name_their_line(tmp_path, field):
+    rows = [f"{i},{i},{i},{i % 3}" for i in range(30)]
+    rows[20] = f"{field},2,3,0"
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"t.csv:21: field 1 \\('{field}'\\) is not a number"):
+        load(tmp_path, "t.csv")
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ("1,nan,3,0", r"'data' holds NaN or Inf \(first in line 9\)"),
+    ("1,2,3,7", r"label 7 \(line 9\) is out of range"),
+])
+@pytest.mark.parametrize("transform", ["", ", transform: {scale: 0.5}"])
+def test_values_refused_after_reading_name_the_file_line(tmp_path, bad, fragment, transform):
+    text = "# made by hand\na,b,c,label\n1,2,3,0\n\n   \n  # indented comment\n4,5,6,1\n" \
+           "\t\n" + bad + "\n7,8,9,2\n"
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(DataError, match=f"t.csv: {fragment}"):
+        load(tmp_path, "t.csv" + transform)
+
+
+def test_whitespace_lines_and_indented_comments_are_skipped_as_documented(tmp_path):
+    (tmp_path / "t.csv").write_text("1,2,3,0\n   \n  # a note\n\t\n4,5,6,1\n")
+    assert load(tmp_path, "t.csv")["label"].tolist() == [0, 1]
+
+
 def test_float_data_for_an_int_input_is_never_truncated(tmp_path):
     np.savez(tmp_path / "ok.npz", data=np.array([[1.0, 2, 3], [4, 5, 6]]), label=[0, 1])
     assert load(tmp_path, "ok.npz", ", dtype: int")["data"].dtype == np.int64

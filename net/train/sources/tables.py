@@ -12,12 +12,16 @@ feed, every column is data). Read as UTF-8; a byte-order mark is ignored. Blank 
 starting with `#` are skipped. The header rule: the first other line is a header when NONE of
 its fields is a number (`x1,x2,label`); a line mixing numbers and other text (`1.O,2,3`) or
 with an empty field is an error naming the line and the field, never a header taken silently.
-Every row must have the same number of fields.
+Every row must have the same number of fields. A number is what numpy reads: ASCII, Python's
+float syntax without `_` (`1e-3`, `.5`, `nan`, `inf`). Errors found after reading (a NaN, a
+label out of range) name the row by its line in the file (`csv_record`).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -68,6 +72,10 @@ def npz_shapes(path: Path, feeds: list[str]) -> dict[str, tuple]:
 
 # -- .csv ------------------------------------------------------------------------------------------
 def _is_number(field: str) -> bool:
+    """Whether numpy's loadtxt reads `field` as a float: Python's float syntax, but ASCII only
+    and without the `_` between digits that Python allows."""
+    if not field.isascii() or "_" in field:
+        return False
     try:
         float(field)
     except ValueError:
@@ -132,9 +140,9 @@ def read_csv(path: Path, feeds: list[str]) -> dict[str, np.ndarray]:
                         f"{len(feeds)}")
     if len(feeds) == 2 and width < 2:
         raise DataError(f"{path}: needs at least two columns (features, then the label)")
+    rows = (text for number, text in _lines(path) if number > skip)    # as csv_record counts
     try:
-        table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, comments="#",
-                           dtype=np.float64, encoding="utf-8-sig")
+        table = np.loadtxt(rows, delimiter=",", ndmin=2, comments="#", dtype=np.float64)
     except (ValueError, IndexError):
         _find_bad_row(path, skip, width)
         raise DataError(f"{path}: not a numeric CSV table") from None
@@ -148,6 +156,17 @@ def _find_bad_row(path: Path, skip: int, width: int) -> None:
     for number, text in _lines(path):
         if number > skip:
             _check_row(path, number, text.split(","), width)
+
+
+def csv_record(path: Path) -> Callable[[int], str]:
+    """Names row i of the table `read_csv` returns by its line in the file ("line 21"), found
+    by reading the file again when an error message needs it."""
+    def record(row: int) -> str:
+        skip, _ = csv_header(path)
+        rows = (number for number, _ in _lines(path) if number > skip)
+        number = next(itertools.islice(rows, row, None), None)
+        return f"line {number}" if number is not None else f"row {row}"
+    return record
 
 
 def csv_shapes(path: Path, feeds: list[str]) -> dict[str, tuple]:
