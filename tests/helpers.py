@@ -1,7 +1,8 @@
 """What tests in several files share: the repository's paths, a gate by type name, the gate
 tests' two gradient checks (`centred_difference_check`, written out here independently of
 net.gradcheck, and `numeric_check`, through net.gradcheck), scripts/train.py in a subprocess, and
-the marks that skip a test where scikit-learn, matplotlib or MPI is missing.
+the marks that skip a test where scikit-learn, matplotlib or MPI is missing, and `fifo`, a named
+pipe that cannot hang a test.
 
     from tests.helpers import CONFIGS, ROOT
 
@@ -87,3 +88,27 @@ def numeric_check(gate, bottoms, **tolerance):
 def train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "scripts/train.py", *args, "--no-progress"], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def fifo(path: Path, release_after: float = 3.0, give_up_after: float = 30.0) -> Path:
+    """A FIFO at `path`. A reader that (wrongly) opens it and still waits `release_after`
+    seconds later is released by opening and closing the other end, again for each later open
+    until `give_up_after` seconds, so the test fails instead of hanging."""
+    import errno
+    import threading
+    import time
+
+    os.mkfifo(path)
+
+    def release():
+        time.sleep(release_after)
+        deadline = time.monotonic() + give_up_after
+        while time.monotonic() < deadline:
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as err:
+                if err.errno != errno.ENXIO:           # the FIFO is gone: the test is over
+                    return
+            time.sleep(0.2)                            # ENXIO: nobody is reading (yet)
+    threading.Thread(target=release, daemon=True).start()
+    return path

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core.config import MAX_CONFIG_BYTES, check_config_file
 from ..errors import ConfigError, DataError
-from ..train.files import atomic_write_bytes
+from ..train.files import atomic_write_bytes, regular_file
 
 from .caffe_messages import array_to_blob, blob_to_array, decode, encode, typed_from_text
 from .caffe_upgrade import upgrade_net, upgrade_solver
@@ -51,7 +51,10 @@ def read_raw_text(path: str | Path) -> Message:
 
 
 def read_binary(path: str | Path, type_name: str) -> Message:
-    """A binary protobuf file decoded as message `type_name`."""
+    """A binary protobuf file decoded as message `type_name`; only a regular file is read (a
+    device would be read until memory runs out, a FIFO would wait for a writer)."""
+    if Path(path).exists():                      # a missing file: "cannot read", below
+        regular_file(path, f"Caffe {type_name} file")
     try:
         data = Path(path).read_bytes()
     except OSError as err:

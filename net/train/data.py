@@ -58,7 +58,7 @@ from .sources.dummy import DummySource
 from .sources.hdf5 import Hdf5Source
 from .sources.images import ImageListSource
 from .sources.prefetch import Lookahead
-from .sources.tables import csv_shapes, npz_shapes, read_csv, read_npz_source
+from .sources.tables import csv_record, csv_shapes, npz_shapes, read_csv, read_npz_source
 from .sources.transform import Transformer
 
 __all__ = ["Batches", "Data", "Dataset", "MAX_IN_MEMORY_BYTES", "Source", "as_data",
@@ -97,7 +97,7 @@ def open_source(spec: SourceSpec, base_dir: str | Path, file: str | None = None,
             if suffix == ".npz":
                 return Dataset(str(path), read_npz_source(path, feeds, MAX_IN_MEMORY_BYTES))
             if suffix == ".csv":
-                return Dataset(str(path), read_csv(path, feeds))
+                return Dataset(str(path), read_csv(path, feeds), csv_record(path))
             raise DataError(f"{path}: unknown data file type {suffix or '(none)'!r}: use .npz "
                             "or .csv, or a source kind")
         if kind in BUILTIN_SOURCES:
@@ -320,15 +320,18 @@ def load_source(net: Any, spec: SourceSpec, opened: Source | None = None
         checks.fit(feed, np.empty((0,) + shapes[feed], dtype=np.float64))
     if isinstance(source, Dataset):
         if transform is None:
-            source = Dataset(source.name, checks(source.arrays, _in_memory))
+            source = Dataset(source.name, checks(source.arrays, source.record), source.record)
             return source, _Prepared(source, None, None, feeds[0])
-        checked = checks(source.arrays, _in_memory, skip=frozenset(feeds[:1]))
+        checked = checks(source.arrays, source.record, skip=frozenset(feeds[:1]))
         raw = source.arrays[feeds[0]]
         if raw.dtype.kind not in "biuf":
             raise DataError(f"{source.name}: '{feeds[0]}' must be numeric, got {raw.dtype}")
-        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
-            raise DataError(f"{source.name}: '{feeds[0]}' holds NaN or Inf")
-        source = Dataset(source.name, checked)
+        finite = np.isfinite(raw).reshape(len(raw), -1).all(axis=1) if raw.dtype.kind == "f" \
+            else None
+        if finite is not None and not finite.all():
+            raise DataError(f"{source.name}: '{feeds[0]}' holds NaN or Inf (first in "
+                            f"{source.record(int(np.argmin(finite)))})")
+        source = Dataset(source.name, checked, source.record)
         return source, _Prepared(source, transform, checks, feeds[0], cast_only=True)
     return source, _Prepared(source, transform, checks, feeds[0])
 

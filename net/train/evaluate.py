@@ -30,7 +30,7 @@ import numpy as np
 from ..core.spec import SourceSpec
 from ..errors import ConfigError, DataError
 from .data import Batches, Checks, load_source
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_npy
 from .sources.images import decode_image
 from .sources.tables import read_csv
 from .sources.transform import Transformer
@@ -261,10 +261,7 @@ class Predictor:
             image = decode_image(path, str(path), channels == 3, self.image_size())
             return image[np.newaxis]
         if suffix == ".npy":
-            try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as err:
-                raise DataError(f"{path}: not a readable .npy array ({err})") from None
+            array = read_npy(path, "input array")
             expected = self.raw_shape
             if expected is None or None in expected or array.shape[1:] == tuple(expected):
                 return array                                  # N samples (or not checkable)

@@ -28,7 +28,7 @@ from net.train.sources.caffe_records import encode_datum
 from net.train.sources.protowire import WireWriter
 from net.formats.prototext import format_text, parse_text
 from net.formats.prototree import Identifier, Message
-from tests.helpers import examples
+from tests.helpers import examples, fifo
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LENET = FIXTURES / "lenet_train_test.prototxt"
@@ -411,6 +411,10 @@ def test_unreadable_files_name_the_file(tmp_path):
         read_net_text(tmp_path / "missing.prototxt")
     with pytest.raises(DataError, match=r"missing.caffemodel: cannot read"):
         read_binary(tmp_path / "missing.caffemodel", "NetParameter")
+    for path, kind in ((fifo(tmp_path / "pipe.caffemodel"), "a FIFO"),
+                       (Path("/dev/null"), "a device")):
+        with pytest.raises(DataError, match=f"^{path}: not a regular file but {kind}"):
+            read_binary(path, "NetParameter")
     latin = tmp_path / "latin.prototxt"
     latin.write_bytes(b'name: "a"\nname2: "caf\xe9"\n')
     with pytest.raises(ConfigError, match=r"latin.prototxt:2: the file is not UTF-8 text"):

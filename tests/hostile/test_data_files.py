@@ -1,6 +1,7 @@
-"""Hostile and careless data files (issue 12, items 1, 12 and 18): nothing read wrongly without a
-word, and nothing allocated that a file's content does not justify. Each case failed before
-(a row silently lost, a value silently truncated, gigabytes allocated or a MemoryError)."""
+"""Hostile and careless data files (issue 12, items 1, 12 and 18; the s6 audit's findings 2, 3
+and 7): nothing read wrongly without a word, nothing allocated that a file's content does not
+justify, nothing read from what is not a regular file. Each case failed before (a row silently
+lost, a value silently truncated, gigabytes allocated, a MemoryError or a hang)."""
 from __future__ import annotations
 
 import gzip
@@ -16,6 +17,7 @@ from net import DataError, Net, load_config
 from net.train.data import load_data
 from net.train.sources import idx
 from net.train.sources.images import decode_image
+from tests.helpers import fifo
 
 NET = """\
 name: tiny
@@ -80,6 +82,33 @@ def test_a_damaged_later_row_names_its_line(tmp_path):
         load(tmp_path, "t.csv")
 
 
+@pytest.mark.parametrize("field", ["1_0", "\u0661\u0662", "\uff11", "0x1p3"])
+def test_fields_python_reads_but_numpy_does_not_name_their_line(tmp_path, field):
+    rows = [f"{i},{i},{i},{i % 3}" for i in range(30)]
+    rows[20] = f"{field},2,3,0"
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"t.csv:21: field 1 \\('{field}'\\) is not a number"):
+        load(tmp_path, "t.csv")
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ("1,nan,3,0", r"'data' holds NaN or Inf \(first in line 9\)"),
+    ("1,2,3,7", r"label 7 \(line 9\) is out of range"),
+])
+@pytest.mark.parametrize("transform", ["", ", transform: {scale: 0.5}"])
+def test_values_refused_after_reading_name_the_file_line(tmp_path, bad, fragment, transform):
+    text = "# made by hand\na,b,c,label\n1,2,3,0\n\n   \n  # indented comment\n4,5,6,1\n" \
+           "\t\n" + bad + "\n7,8,9,2\n"
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(DataError, match=f"t.csv: {fragment}"):
+        load(tmp_path, "t.csv" + transform)
+
+
+def test_whitespace_lines_and_indented_comments_are_skipped_as_documented(tmp_path):
+    (tmp_path / "t.csv").write_text("1,2,3,0\n   \n  # a note\n\t\n4,5,6,1\n")
+    assert load(tmp_path, "t.csv")["label"].tolist() == [0, 1]
+
+
 def test_float_data_for_an_int_input_is_never_truncated(tmp_path):
     np.savez(tmp_path / "ok.npz", data=np.array([[1.0, 2, 3], [4, 5, 6]]), label=[0, 1])
     assert load(tmp_path, "ok.npz", ", dtype: int")["data"].dtype == np.int64
@@ -114,8 +143,8 @@ def test_an_npz_member_declaring_80_gb_is_refused_unread(tmp_path):
     path = npz_with_header(tmp_path / "bomb.npz", {
         "data": npy_header((100000, 100000)) + bytes(64),
         "label": npy_header((2,)) + bytes(16)})
-    with pytest.raises(DataError, match=r"bomb.npz: member 'data.npy' declares \(100000, "
-                                        r"100000\) float64 \(80000000000 bytes\) but holds"):
+    with pytest.raises(DataError, match=r"bomb.npz: array 'data' declares shape \(100000, "
+                                        r"100000\) \(80000000000 bytes\) but its entry holds"):
         load(tmp_path, "bomb.npz")
     assert peak_bytes(lambda: load(tmp_path, "bomb.npz")) < 20 << 20
 
@@ -125,7 +154,9 @@ def test_an_unused_compressed_member_cannot_blow_up_the_total(tmp_path):
     np.savez(path, data=np.zeros((2, 3)), label=[0, 1])
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("padding.npy", npy_header((1 << 20, 1 << 20), "|u1"))
-    with pytest.raises(DataError, match="extra.npz: its arrays declare 1024.0 GiB, over the"):
+    with pytest.raises(DataError, match=r"extra.npz: array 'padding' declares shape \(1048576, "
+                                        r"1048576\) \(1024.0 GiB\) from 75 bytes compressed: "
+                                        "more than 256 times"):
         load(tmp_path, "extra.npz")
 
 
@@ -138,10 +169,16 @@ def test_an_idx_header_declaring_more_than_the_file_holds(tmp_path):
     small = bytes([0, 0, 8, 3]) + np.array([10**5, 28, 28], ">u4").tobytes()
     (tmp_path / "cut.gz").write_bytes(gzip.compress(small + bytes(1000)))
     peak = peak_bytes(lambda: idx.read_idx(tmp_path / "cut.gz", 4 << 30))
-    with pytest.raises(DataError, match=r"declares 100000 x 28 x 28 values \(78400000 bytes\) "
-                                        r"but the file holds 1000 \(truncated\)"):
+    with pytest.raises(DataError, match=r"cut.gz: its header declares 100000 x 28 x 28 values "
+                                        r"\(74.8 MiB\) from 40 bytes of gzip: more than the 256 "
+                                        "times its length"):
         idx.read_idx(tmp_path / "cut.gz", 4 << 30)
     assert peak < 20 << 20
+    fewer = bytes([0, 0, 8, 3]) + np.array([10, 28, 28], ">u4").tobytes()
+    (tmp_path / "short.gz").write_bytes(gzip.compress(fewer + bytes(1000)))
+    with pytest.raises(DataError, match=r"declares 10 x 28 x 28 values \(7840 bytes\) "
+                                        r"but the file holds 1000 \(truncated\)"):
+        idx.read_idx(tmp_path / "short.gz", 4 << 30)
 
 
 def test_an_image_declaring_81_megapixels_is_refused_before_decoding(tmp_path):
@@ -171,3 +208,187 @@ def test_an_hdf5_dataset_whose_batches_cannot_fit_is_refused_at_load(tmp_path):
     with pytest.raises(DataError, match=r"a batch of 2 samples of data \(100000, 100000\), "
                                         r"label \(\) would take 149.0 GiB"):
         load_data(Net(load_config(path)))
+
+
+# -- hostile audit s6, finding 2: sizes counted as the bytes come, not taken from headers ---------
+def forge_sizes(path, member: str, size: int, stored: bool) -> None:
+    """Write `size` into `member`'s uncompressed size in its local and central zip headers (for
+    a stored member its compressed size too), as a hostile file would."""
+    raw, name = bytearray(path.read_bytes()), member.encode()
+    for signature, length_at, name_at, compressed, uncompressed in (
+            (b"PK\x03\x04", 26, 30, 18, 22), (b"PK\x01\x02", 28, 46, 20, 24)):
+        start = raw.find(signature)
+        while start >= 0:
+            length = struct.unpack_from("<H", raw, start + length_at)[0]
+            if raw[start + name_at:start + name_at + length] == name:
+                for offset in (compressed, uncompressed) if stored else (uncompressed,):
+                    struct.pack_into("<I", raw, start + offset, size)
+            start = raw.find(signature, start + 4)
+    path.write_bytes(bytes(raw))
+
+
+def forged_npz(path, compression, members: dict[str, bytes], forged: str) -> str:
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    forge_sizes(path, forged, FORGED_SIZE, compression == zipfile.ZIP_STORED)
+    return path.name
+
+
+def label_npy() -> bytes:
+    return npy_header((2,), "<i8") + bytes(16)
+
+
+FORGED_SIZE = (64 << 20) + 200           # the zip's size fields say the 64 MiB are there
+CLAIM = npy_header((8 << 20,))           # 64 MiB of float64, in a file of a few hundred bytes
+
+
+@pytest.mark.parametrize("compression, members, forged, fragment", [
+    (zipfile.ZIP_STORED, {"data.npy": CLAIM, "label.npy": None},
+     "data.npy", r"member 'data.npy' claims 67109064 bytes, but the whole file has \d+ "
+                 r"\(corrupt or forged\)"),
+    (zipfile.ZIP_DEFLATED, {"data.npy": CLAIM, "label.npy": None},
+     "data.npy", r"array 'data' declares shape \(8388608,\) \(64.0 MiB\) from \d+ bytes "
+                 r"compressed: more than 256 times"),
+    (zipfile.ZIP_STORED, {"data.npy": npy_header((2, 3)) + bytes(48), "label.npy": None,
+                          "junk": CLAIM},
+     "junk", r"member 'junk' claims 67109064 bytes"),
+])
+def test_forged_zip_sizes_are_refused_before_anything_is_set_aside(tmp_path, compression,
+                                                                   members, forged, fragment):
+    members = {name: content if content is not None else label_npy()
+               for name, content in members.items()}
+    source = forged_npz(tmp_path / "forged.npz", compression, members, forged)
+    with pytest.raises(DataError, match=f"forged.npz: {fragment}"):
+        load(tmp_path, source)
+    assert peak_bytes(lambda: load(tmp_path, source)) < 20 << 20
+
+
+def zeros_member(archive: zipfile.ZipFile, name: str, shape: tuple) -> None:
+    """A member of `shape` float64 zeros, written a MiB at a time (never whole in memory)."""
+    with archive.open(name, "w") as member:
+        member.write(npy_header(shape))
+        left = 8 * int(np.prod(shape))
+        while left:
+            member.write(bytes(min(left, 1 << 20)))
+            left -= min(left, 1 << 20)
+
+
+def test_an_honest_compressed_bomb_is_refused_by_its_expansion_before_reading(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        zeros_member(archive, "data.npy", (2 << 20, 1))                 # 16 MiB from ~16 KB
+        archive.writestr("label.npy", npy_header((2 << 20,), "<i8"))
+    with pytest.raises(DataError, match=r"bomb.npz: array 'data' declares shape \(2097152, 1\) "
+                                        r"\(16.0 MiB\) from \d+ bytes compressed: more than 256 "
+                                        r"times the compressed bytes \(plus 4.0 MiB\) a "
+                                        r"compressed .npz may expand to; save it uncompressed"):
+        load(tmp_path, "bomb.npz")
+    assert peak_bytes(lambda: load(tmp_path, "bomb.npz")) < 20 << 20
+
+
+def test_zeros_saved_compressed_within_the_allowance_still_load(tmp_path):
+    np.savez_compressed(tmp_path / "z.npz", data=np.zeros((1000, 3)), label=np.zeros(1000, int))
+    arrays = load(tmp_path, "z.npz")
+    assert arrays["data"].shape == (1000, 3) and not arrays["label"].any()
+
+
+def test_every_member_counts_toward_the_total_and_unused_ones_are_not_read(tmp_path):
+    from net.train.sources.tables import read_npz_source
+    path = tmp_path / "extra.npz"
+    np.savez(path, data=np.zeros((2, 3)), label=[0, 1])
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("junk", npy_header((1000,)) + bytes(8000))
+    with pytest.raises(DataError, match=r"extra.npz: its arrays declare 0.0 GiB, over the 0.0 "
+                                        r"GiB .*junk \(1000,\)"):
+        read_npz_source(path, ["data", "label"], 4000)
+    assert sorted(read_npz_source(path, ["data", "label"], 9000)) == ["data", "label"]
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_member_holding_more_or_less_than_it_declares_is_refused(tmp_path, compression):
+    from net.train.files import read_npz
+    for name, extra, fragment in (("long", bytes(56), r"holds more than the 48 bytes its header "
+                                                      "declares"),
+                                  ("short", b"", r"is truncated: 40 of its 48 bytes")):
+        path = tmp_path / f"{name}.npz"
+        content = npy_header((2, 3)) + bytes(48) + extra if extra else \
+            npy_header((2, 3)) + bytes(40)
+        with zipfile.ZipFile(path, "w", compression) as archive:
+            archive.writestr("data.npy", content)
+        with pytest.raises(DataError, match=f"{name}.npz: array 'data' {fragment}"):
+            read_npz(path)
+
+
+def test_a_forged_mean_npz_is_bounded_by_the_mean_it_must_be(tmp_path):
+    from net.train.sources.transform import read_mean
+    with zipfile.ZipFile(tmp_path / "mean.npz", "w") as archive:
+        archive.writestr("mean.npy", npy_header((1000,)) + bytes(8000))     # honest, too big
+    with pytest.raises(DataError, match=r"mean.npz: array 'mean' declares shape \(1000,\) "
+                                        r"float64 \(8000 bytes\) more than the 512 bytes this "
+                                        "mean file may hold"):
+        read_mean(tmp_path / "mean.npz", (1, 8, 8))
+    (tmp_path / "mean.binaryproto").write_bytes(bytes(2 << 20))
+    with pytest.raises(DataError, match=r"mean.binaryproto: 2.0 MiB is more than a mean of the "
+                                        r"samples' 64 values can take"):
+        read_mean(tmp_path / "mean.binaryproto", (1, 8, 8))
+
+
+@pytest.mark.parametrize("header, fragment", [
+    (b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1), r"its .npy header claims "
+                                                           r"4294967295 bytes, more than the "
+                                                           "65536"),
+    (npy_header((-1, 64)), r"declares the shape \(-1, 64\), which no array has"),
+    (npy_header((1,) * 40), r"declares the shape \(1, 1, .*at most 32 axes"),
+])
+def test_npy_headers_that_no_array_has_are_refused_unread(tmp_path, header, fragment):
+    from net.train.files import read_npz
+    with zipfile.ZipFile(tmp_path / "h.npz", "w") as archive:
+        archive.writestr("data.npy", header + bytes(64))
+    with pytest.raises(DataError, match=f"h.npz: array 'data'.*{fragment}"):
+        read_npz(tmp_path / "h.npz")
+
+
+def test_a_npy_input_declaring_100_gb_is_refused_before_allocation(tmp_path):
+    from net.train.files import read_npy
+    (tmp_path / "huge.npy").write_bytes(npy_header((100000, 125000)) + bytes(64))
+    with pytest.raises(DataError, match=r"huge.npy: its header declares float64 \(100000, "
+                                        r"125000\) \(100000000000 bytes\) but the file holds 64 "
+                                        r"\(truncated\)"):
+        read_npy(tmp_path / "huge.npy")
+    np.save(tmp_path / "ok.npy", np.arange(6.0).reshape(2, 3))
+    assert read_npy(tmp_path / "ok.npy").tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+# -- hostile audit s6, finding 3: only regular files are read --------------------------------------
+def readers():
+    from net.train.files import read_npy, read_npz
+    from net.train.sources.hdf5 import read_file_list
+    from net.train.sources.images import read_list
+    from net.train.sources.tables import read_csv
+    from net.train.sources.transform import read_mean
+    return {"npz": (read_npz, "file"), "npy": (read_npy, "file"),
+            "csv": (lambda p: read_csv(p, ["data", "label"]), "CSV file"),
+            "binaryproto": (lambda p: read_mean(p, (1, 2, 2)), "mean file"),
+            "mean.npz": (lambda p: read_mean(p, (1, 2, 2)), "mean file"),
+            "idx": (lambda p: idx.read_idx(p, 1 << 20), "IDX file"),
+            "images.txt": (read_list, "image list"), "h5.txt": (read_file_list, "HDF5 file list")}
+
+
+@pytest.mark.parametrize("suffix", ["binaryproto", "csv", "h5.txt", "idx", "images.txt",
+                                    "mean.npz", "npy", "npz"])
+def test_a_fifo_a_device_or_a_folder_is_never_opened(tmp_path, suffix):
+    read, what = readers()[suffix]
+    folder = tmp_path / f"folder.{suffix}"
+    folder.mkdir()
+    for path, kind in ((fifo(tmp_path / f"pipe.{suffix}"), "a FIFO"), (folder, "a folder")):
+        with pytest.raises(DataError, match=f"^{path}: not a regular file but {kind} \\(a "
+                                            f"{what} is a file\\)$"):
+            read(path)
+    with pytest.raises(DataError, match="^/dev/null: not a regular file but a device"):
+        read(type(tmp_path)("/dev/null"))
+
+
+def test_a_fifo_named_as_a_config_source_is_refused(tmp_path):
+    fifo(tmp_path / "pipe.csv")
+    with pytest.raises(DataError, match=r"pipe.csv: not a regular file but a FIFO"):
+        load(tmp_path, "pipe.csv")

@@ -9,6 +9,8 @@ which makes prefetching the default for them.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 
@@ -34,10 +36,15 @@ class Source:
 
 
 class Dataset(Source):
-    """A source held in memory: `arrays` (feed name -> (N, ...)), all of one length N."""
+    """A source held in memory: `arrays` (feed name -> (N, ...)), all of one length N; `record`,
+    when given, names sample i as its file does (a CSV's line), else "sample i"."""
 
-    def __init__(self, name: str, arrays: dict[str, np.ndarray]):
-        self.name, self.arrays = name, arrays
+    def __init__(self, name: str, arrays: dict[str, np.ndarray],
+                 record: Callable[[int], str] | None = None):
+        self.name, self.arrays, self._record = name, arrays, record
+
+    def record(self, i: int) -> str:
+        return self._record(i) if self._record is not None else super().record(i)
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values())))

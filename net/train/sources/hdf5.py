@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ..files import regular_file
 from .base import Source
 
 
@@ -24,6 +25,8 @@ def _h5py():
 
 
 def read_file_list(path: Path) -> list[Path]:
+    """The .h5 files a list file names, relative to its folder; only a regular file is read."""
+    regular_file(path, "HDF5 file list")
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as err:
@@ -46,6 +49,10 @@ class Hdf5Source(Source):
         self.feeds = list(feeds)
         self.files, counts, shapes = [], [], None
         for path in read_file_list(list_file):
+            try:
+                regular_file(path, "HDF5 file")
+            except DataError as err:
+                raise DataError(f"{err}; listed in {list_file}") from None
             try:
                 handle = h5py.File(path, "r")
             except (OSError, ValueError) as err:

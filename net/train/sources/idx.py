@@ -5,9 +5,11 @@ d), d big-endian uint32 sizes, then the values, big-endian, in C order:
 
     type 0x08 uint8   0x09 int8   0x0B int16   0x0C int32   0x0D float32   0x0E float64
 
-`read_idx` checks the header before it allocates anything: the declared size against
-`limit` bytes and, for a raw file, against the file's length; a gzip file is read in chunks and
-must hold exactly what its header declares. Every problem is a DataError naming the file.
+`read_idx` checks the header before it allocates anything: at most MAX_DIMENSIONS sizes, the
+declared size against `limit` bytes and, for a raw file, against the file's length; a gzip file
+may declare at most MAX_EXPANSION times its own length (as a compressed .npz member, see
+net.train.files), is read in bounded chunks and must hold exactly what its header declares.
+Only regular files are opened. Every problem is a DataError naming the file.
 
 `mnist_part(folder, part)` reads one part ("train": 60,000 samples, "test": 10,000) from the
 four files of MNIST or Fashion-MNIST, named as they are published (train-images-idx3-ubyte,
@@ -25,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ..files import (EXPANSION_ALLOWANCE, MAX_DIMENSIONS, MAX_EXPANSION, regular_file,
+                     size_text)
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -42,6 +46,9 @@ def idx_header(path: Path, handle) -> tuple[np.dtype, tuple[int, ...], int]:
         raise DataError(f"{path}: not an IDX file (its first bytes are {magic.hex() or 'none'}; "
                         "an IDX file starts with 00 00, a type code and a dimension count)")
     rank = magic[3]
+    if rank > MAX_DIMENSIONS:
+        raise DataError(f"{path}: its IDX header declares {rank} dimensions; an array has at "
+                        f"most {MAX_DIMENSIONS}")
     sizes = handle.read(4 * rank)
     if len(sizes) < 4 * rank:
         raise DataError(f"{path}: truncated IDX header ({rank} dimensions declared)")
@@ -50,10 +57,13 @@ def idx_header(path: Path, handle) -> tuple[np.dtype, tuple[int, ...], int]:
 
 
 def _open(path: Path):
+    """The IDX file opened for reading (decompressing a gzip file), whether it is gzipped, and
+    its length; only a regular file is opened."""
+    size = regular_file(path, "IDX file")
     try:
         with open(path, "rb") as probe:
             gzipped = probe.read(2) == b"\x1f\x8b"
-        return gzip.open(path, "rb") if gzipped else open(path, "rb"), gzipped
+        return (gzip.open(path, "rb") if gzipped else open(path, "rb")), gzipped, size
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
 
@@ -61,7 +71,7 @@ def _open(path: Path):
 def read_idx_shape(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
     """The dtype and shape an IDX file declares, reading only its header."""
     path = Path(path)
-    handle, _ = _open(path)
+    handle, _, _ = _open(path)
     try:
         with handle:
             dtype, shape, _ = idx_header(path, handle)
@@ -72,9 +82,11 @@ def read_idx_shape(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
 
 def read_idx(path: str | Path, limit: int) -> np.ndarray:
     """The array an IDX file holds (native byte order); DataError naming the file if it is not
-    IDX, is truncated or too long, or declares more than `limit` bytes."""
+    IDX, is truncated or too long, or declares more than `limit` bytes (or, gzipped, more than
+    MAX_EXPANSION times its length plus EXPANSION_ALLOWANCE). The one buffer the array needs
+    is allocated after those checks and filled in bounded chunks."""
     path = Path(path)
-    handle, gzipped = _open(path)
+    handle, gzipped, size = _open(path)
     try:
         with handle:
             dtype, shape, header = idx_header(path, handle)
@@ -83,27 +95,36 @@ def read_idx(path: str | Path, limit: int) -> np.ndarray:
                 raise DataError(f"{path}: its header declares {_shape_text(shape)} {dtype.name} "
                                 f"values ({declared / 2**30:.1f} GiB), over the {limit / 2**30:.1f}"
                                 " GiB a data set may hold in memory")
-            if not gzipped:
-                actual = path.stat().st_size - header
-                if actual != declared:
-                    raise DataError(f"{path}: its header declares {_shape_text(shape)} values "
-                                    f"({declared} bytes) but the file holds {actual} "
-                                    f"({'truncated' if actual < declared else 'too long'})")
-            content = bytearray()
-            while len(content) <= declared:
-                chunk = handle.read(min(_CHUNK, declared + 1 - len(content)))
-                if not chunk:
+            if not gzipped and size - header != declared:
+                actual = size - header
+                raise DataError(f"{path}: its header declares {_shape_text(shape)} values "
+                                f"({declared} bytes) but the file holds {actual} "
+                                f"({'truncated' if actual < declared else 'too long'})")
+            if gzipped and declared > MAX_EXPANSION * size + EXPANSION_ALLOWANCE:
+                raise DataError(f"{path}: its header declares {_shape_text(shape)} values "
+                                f"({size_text(declared)}) from {size_text(size)} of gzip: more "
+                                f"than the {MAX_EXPANSION} times its length a compressed file "
+                                "may expand to")
+            content = np.empty(declared, dtype=np.uint8)
+            view, got = memoryview(content), 0
+            while got < declared:
+                count = handle.readinto(view[got:got + _CHUNK])
+                if not count:
                     break
-                content += chunk
+                got += count
+            extra = handle.read(1) if got == declared else b""
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise DataError(f"{path}: corrupt or truncated gzip file ({err})") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    if len(content) != declared:
-        found = "more" if len(content) > declared else f"{len(content)} (truncated)"
+    if got != declared or extra:
+        found = "more" if extra else f"{got} (truncated)"
         raise DataError(f"{path}: its header declares {_shape_text(shape)} values ({declared} "
                         f"bytes) but the file holds {found}")
-    return np.frombuffer(content, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    array = content.view(dtype).reshape(shape)
+    if dtype.byteorder == ">" and dtype.itemsize > 1:
+        return array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array.view(dtype.newbyteorder("="))
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ..files import regular_file
 from .base import Source, check_feeds
 
 MAX_IMAGE_PIXELS = 1 << 26          # 67 megapixels: a 8192 x 8192 image fits
@@ -41,6 +42,8 @@ def decode_image(content: bytes | Path, source: str, is_color: bool | None = Tru
     grey when false, as stored (1 or 3 channels) when None; resized to `size` (height, width)
     when given. DataError naming `source` for what cannot be decoded."""
     Image = pillow()
+    if not isinstance(content, bytes):
+        regular_file(content, "image", source)
     try:
         handle = io.BytesIO(content) if isinstance(content, bytes) else open(content, "rb")
     except OSError as err:
@@ -68,7 +71,8 @@ def decode_image(content: bytes | Path, source: str, is_color: bool | None = Tru
 
 
 def read_list(path: Path) -> list[tuple[str, int, int]]:
-    """(image path, label, line number) of each line of an image list file."""
+    """(image path, label, line number) of each line of an image list file (a regular file)."""
+    regular_file(path, "image list")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as err:

@@ -1,72 +1,55 @@
 """Data files held in memory: .npz archives and .csv tables.
 
 .npz: arrays named like the feeds (`data`, `label` by default), each (N, ...). Before anything
-is read, every member's header is checked: its declared shape and dtype (no object arrays), the
-total declared size against the in-memory bound, and, for a stored (uncompressed) member, its
-size in the archive; so a small file cannot make the process allocate what it does not hold.
+is read, every member's header is checked (net.train.files): its declared shape and dtype (no
+object arrays), the total every member declares against the in-memory bound, a stored member's
+size in the archive, and how far compressed members expand (at most MAX_EXPANSION times); then
+only the feeds' arrays are read, in bounded chunks, each holding exactly what it declares. So a
+small file cannot make the process allocate what it does not hold.
 
 .csv: one sample a row, comma-separated numbers; the last column is the label (with a single
 feed, every column is data). Read as UTF-8; a byte-order mark is ignored. Blank lines and lines
 starting with `#` are skipped. The header rule: the first other line is a header when NONE of
 its fields is a number (`x1,x2,label`); a line mixing numbers and other text (`1.O,2,3`) or
 with an empty field is an error naming the line and the field, never a header taken silently.
-Every row must have the same number of fields.
+Every row must have the same number of fields. A number is what numpy reads: ASCII, Python's
+float syntax without `_` (`1e-3`, `.5`, `nan`, `inf`). Errors found after reading (a NaN, a
+label out of range) name the row by its line in the file (`csv_record`).
 """
 from __future__ import annotations
 
+import itertools
 import math
-import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ...errors import DataError
-from ..files import read_npz
+from ..files import npz_headers, read_npz, regular_file
 
 
 # -- .npz ------------------------------------------------------------------------------------------
 def npz_declared(path: Path) -> dict[str, tuple[tuple, np.dtype]]:
-    """Each member's declared (shape, dtype), read from the .npy headers alone; DataError naming
-    the file for what is not an .npz of plain arrays."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            declared = {}
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read_header(member)
-                if dtype.hasobject:
-                    raise DataError(f"{path}: member {info.filename!r} holds pickled Python "
-                                    "objects, which Gatework never loads")
-                size = math.prod(shape) * dtype.itemsize
-                if info.compress_type == zipfile.ZIP_STORED and info.file_size < size:
-                    raise DataError(f"{path}: member {info.filename!r} declares {shape} "
-                                    f"{dtype} ({size} bytes) but holds {info.file_size}")
-                declared[info.filename[:-4]] = (tuple(shape), dtype)
-            return declared
-    except DataError:
-        raise
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError, RuntimeError) as err:
-        raise DataError(f"{path}: corrupt or truncated data file ({err or type(err).__name__})"
-                        ) from None
+    """Each member's declared (shape, dtype), read from the .npy headers alone, every member
+    checked as `net.train.files.read_npz` checks it (stored members hold what they declare,
+    compressed ones expand by at most MAX_EXPANSION); DataError naming the file and member for
+    what is not an .npz of plain arrays."""
+    return {name: (header.shape, header.dtype)
+            for name, header in npz_headers(path, "data file").items()}
 
 
 def read_npz_source(path: Path, feeds: list[str], limit: int) -> dict[str, np.ndarray]:
-    """The arrays named like `feeds`, after checking every member's declared size."""
-    if not zipfile.is_zipfile(path):
-        return _named(read_npz(path, "data file"), feeds, path)   # read_npz says what it is
+    """The arrays named like `feeds`, after checking that every member (named *.npy or not)
+    declares, in all, at most `limit` bytes; members that feed nothing are not read."""
     declared = npz_declared(path)
-    total = sum(math.prod(shape) * dtype.itemsize
-                for shape, dtype in declared.values())
+    total = sum(math.prod(shape) * dtype.itemsize for shape, dtype in declared.values())
     if total > limit:
         raise DataError(f"{path}: its arrays declare {total / 2**30:.1f} GiB, over the "
                         f"{limit / 2**30:.1f} GiB a data set may hold in memory "
                         f"({', '.join(f'{k} {v[0]}' for k, v in declared.items())})")
-    return _named(read_npz(path, "data file"), feeds, path)
+    return _named(read_npz(path, "data file", {feed: None for feed in feeds}, limit), feeds,
+                  path)
 
 
 def _named(arrays: dict[str, np.ndarray], feeds: list[str], path: Path
@@ -89,6 +72,10 @@ def npz_shapes(path: Path, feeds: list[str]) -> dict[str, tuple]:
 
 # -- .csv ------------------------------------------------------------------------------------------
 def _is_number(field: str) -> bool:
+    """Whether numpy's loadtxt reads `field` as a float: Python's float syntax, but ASCII only
+    and without the `_` between digits that Python allows."""
+    if not field.isascii() or "_" in field:
+        return False
     try:
         float(field)
     except ValueError:
@@ -125,7 +112,9 @@ def _check_row(path: Path, number: int, fields: list[str], width: int | None) ->
 
 def csv_header(path: Path) -> tuple[int, int]:
     """(lines to skip, fields per row), from the first lines: the header rule of the module
-    docstring."""
+    docstring. DataError if `path` is not a regular file, so nothing reads from a device or
+    waits on a FIFO."""
+    regular_file(path, "CSV file")
     rows = _lines(path)
     first = next(rows, None)
     if first is None:
@@ -151,9 +140,9 @@ def read_csv(path: Path, feeds: list[str]) -> dict[str, np.ndarray]:
                         f"{len(feeds)}")
     if len(feeds) == 2 and width < 2:
         raise DataError(f"{path}: needs at least two columns (features, then the label)")
+    rows = (text for number, text in _lines(path) if number > skip)    # as csv_record counts
     try:
-        table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, comments="#",
-                           dtype=np.float64, encoding="utf-8-sig")
+        table = np.loadtxt(rows, delimiter=",", ndmin=2, comments="#", dtype=np.float64)
     except (ValueError, IndexError):
         _find_bad_row(path, skip, width)
         raise DataError(f"{path}: not a numeric CSV table") from None
@@ -167,6 +156,17 @@ def _find_bad_row(path: Path, skip: int, width: int) -> None:
     for number, text in _lines(path):
         if number > skip:
             _check_row(path, number, text.split(","), width)
+
+
+def csv_record(path: Path) -> Callable[[int], str]:
+    """Names row i of the table `read_csv` returns by its line in the file ("line 21"), found
+    by reading the file again when an error message needs it."""
+    def record(row: int) -> str:
+        skip, _ = csv_header(path)
+        rows = (number for number, _ in _lines(path) if number > skip)
+        number = next(itertools.islice(rows, row, None), None)
+        return f"line {number}" if number is not None else f"row {row}"
+    return record
 
 
 def csv_shapes(path: Path, feeds: list[str]) -> dict[str, tuple]:

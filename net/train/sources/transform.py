@@ -21,13 +21,19 @@ of processes change nothing.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from ..files import read_npz
+from ..files import read_npz, regular_file, size_text
 from .caffe_records import decode_blob
+
+#: a .binaryproto mean holds its values as float or double, packed or one field each (at most 9
+#: bytes a value); a file larger than this a value, plus the slack, is not a mean of the samples
+MEAN_BYTES_PER_VALUE = 16
+MEAN_SLACK_BYTES = 1 << 20
 
 
 class Transformer:
@@ -103,14 +109,22 @@ class Transformer:
 
 def read_mean(path: Path, sample_shape: tuple) -> np.ndarray:
     """A mean file as a (C, H, W) array matching `sample_shape`: Caffe's .binaryproto (a
-    BlobProto of shape (1, C, H, W)) or an .npz holding one array; DataError naming the file."""
+    BlobProto of shape (1, C, H, W)) or an .npz holding one array; DataError naming the file.
+    Nothing is read from what is not a regular file, and nothing larger than such a mean can
+    be: an .npz array may declare at most 8 bytes a value, a .binaryproto may have at most
+    MEAN_BYTES_PER_VALUE bytes a value plus MEAN_SLACK_BYTES."""
+    values = math.prod(sample_shape)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        arrays = read_npz(path, "mean file")
+        arrays = read_npz(path, "mean file", max_bytes=8 * values)
         if len(arrays) != 1:
             raise DataError(f"{path}: a mean .npz holds one array, not {len(arrays)}")
         mean = next(iter(arrays.values()))
     else:
+        size = regular_file(path, "mean file")
+        if size > MEAN_BYTES_PER_VALUE * values + MEAN_SLACK_BYTES:
+            raise DataError(f"{path}: {size_text(size)} is more than a mean of the samples' "
+                            f"{values} values can take (samples {tuple(sample_shape)})")
         try:
             content = path.read_bytes()
         except OSError as err:

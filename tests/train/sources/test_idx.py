@@ -87,6 +87,26 @@ def test_bad_files_are_named(tmp_path, content, fragment, gz):
         idx.read_idx(path, LIMIT)
 
 
+def test_255_dimensions_are_refused_naming_the_idx_file(tmp_path):
+    header = bytes([0, 0, 8, 255]) + np.ones(255, ">u4").tobytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + b"\0")
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(1, np.uint8), 0x08))
+    fragment = "train-images-idx3-ubyte: its IDX header declares 255 dimensions; an array has " \
+               "at most 32"
+    for read in (lambda: idx.read_idx_shape(tmp_path / "train-images-idx3-ubyte"),
+                 lambda: idx.mnist_part(tmp_path, "train", LIMIT)):
+        with pytest.raises(DataError, match=f"^{tmp_path}/{fragment}$"):
+            read()
+
+
+def test_a_gzip_file_expanding_past_the_ratio_is_refused_before_allocation(tmp_path):
+    path = tmp_path / "zeros-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros(16 << 20, np.uint8), 0x08)))
+    with pytest.raises(DataError, match=r"declares 16777216 values \(16.0 MiB\) from \d+ bytes "
+                                        "of gzip: more than the 256 times its length"):
+        idx.read_idx(path, LIMIT)
+
+
 def test_a_cut_gzip_stream_is_a_located_error(tmp_path):
     path = tmp_path / "cut.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.arange(4000, dtype=">i4"), 0x0C))[:-30])

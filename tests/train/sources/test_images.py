@@ -71,7 +71,7 @@ def test_corrupt_truncated_and_missing_images_name_the_line(tmp_path):
     source = images.ImageListSource(tmp_path / "list.txt", ["data", "label"], tmp_path, None,
                                     True)
     for index, line, fragment in ((1, 2, "not a readable image"), (2, 3, "not a readable image"),
-                                  (3, 4, "cannot read")):
+                                  (3, 4, "no such image")):
         with pytest.raises(DataError, match=f"list.txt:{line}: .*{fragment}"):
             source.read(np.array([0, index]))
 

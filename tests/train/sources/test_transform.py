@@ -76,7 +76,7 @@ def test_draws_cover_the_global_batch_and_each_process_takes_its_slice(tmp_path)
     ({"crop_size": 4}, (1, 3, 3), ConfigError, "crop_size 4 is larger than the samples"),
     ({"mirror": True}, (5,), ConfigError, r"need \(C, H, W\) samples"),
     ({"mean_value": [1, 2]}, (3, 2, 2), ConfigError, "give one, or one per channel"),
-    ({"mean_file": "missing.binaryproto"}, (1, 2, 2), DataError, "cannot read the mean file"),
+    ({"mean_file": "missing.binaryproto"}, (1, 2, 2), DataError, "no such mean file"),
 ])
 def test_transforms_that_do_not_fit_the_samples(tmp_path, transform, shape, error, fragment):
     with pytest.raises(error, match=fragment):
