@@ -249,8 +249,11 @@ class Checks:
         if len(declared) != len(sample) or any(d is not None and d != s
                                                for d, s in zip(declared, sample)):
             if None in declared or math.prod(declared) != math.prod(sample):
+                where = self.net.spec.file
+                declared_at = f" ({where}:{spec.line})" if where and spec.line else ""
                 raise DataError(f"{self.name}: '{feed}' samples have shape {sample}, but the "
-                                f"net's `{feed}` input takes {format_shape(spec.shape)}")
+                                f"net's `{feed}` input takes {format_shape(spec.shape)}"
+                                f"{declared_at}")
             array = array.reshape((len(array),) + declared)
         integer = feed in self.integer or (spec.dtype is None and array.dtype.kind in "iu"
                                            and feed == "label")

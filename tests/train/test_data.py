@@ -94,6 +94,8 @@ def test_bad_files_are_rejected_naming_the_file(tmp_path, data, label, fragment)
     with pytest.raises(DataError, match=fragment) as info:
         load_data(net)
     assert str(tmp_path / "bad.npz") in str(info.value)
+    if "samples have shape" in fragment:        # and where the config declares the input
+        assert str(info.value).endswith(f"({net.spec.file}:{net.inputs['data'].line})")
 
 
 def test_pickled_and_truncated_files_are_rejected(tmp_path):
