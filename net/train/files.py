@@ -126,10 +126,11 @@ def _umask() -> int:
 #: members of an .npz a run reads with no expectation may not declare more than this in all
 DEFAULT_MAX_BYTES = 1 << 36          # 64 GiB, and never more than the memory that is free
 #: the compressed members of one archive may declare at most this many times their compressed
-#: bytes in all, plus EXPANSION_ALLOWANCE (arrays of zeros compress better than 256:1 and fit in
-#: it); deflate reaches about 1030:1, bzip2 and lzma far more, so a small file cannot claim
-#: gigabytes, even ones it would really decompress to
-MAX_EXPANSION = 256
+#: bytes in all, plus EXPANSION_ALLOWANCE: just above deflate's own ceiling (about 1032:1, for
+#: arrays of zeros), so whatever np.savez_compressed or gzip wrote is read, while a header that
+#: claims more than its compressed bytes could hold (forged, or bzip2/lzma) is refused before
+#: anything is set aside; what is read is counted and must match the header
+MAX_EXPANSION = 1100
 EXPANSION_ALLOWANCE = 4 << 20
 #: the longest .npy header read (numpy writes a few hundred bytes)
 MAX_NPY_HEADER = 1 << 16
@@ -157,7 +158,8 @@ def regular_file(path: str | Path, what: str, where: str | None = None) -> int:
                 "a FIFO" if stat.S_ISFIFO(status.st_mode) else
                 "a device" if stat.S_ISCHR(status.st_mode) or stat.S_ISBLK(status.st_mode)
                 else "a socket")
-        raise DataError(f"{where}: not a regular file but {kind} (a {what} is a file)")
+        raise DataError(f"{where}: not a regular file but {kind}" +
+                        ("" if what == "file" else f" (a {what} is a file)"))
     return status.st_size
 
 
@@ -286,13 +288,19 @@ class _Archive:
 
     def members(self) -> Iterator[tuple[str, zipfile.ZipInfo, BinaryIO]]:
         """(array name, entry, open stream) of each member, in the archive's order, each
-        entry checked to lie inside the file. Iterate inside `self.errors()`."""
+        entry checked to lie inside the file and to be stored or deflated, as numpy writes
+        them (zipfile decompresses bzip2 and lzma with no bound on what one read yields).
+        Iterate inside `self.errors()`."""
         with zipfile.ZipFile(self.path) as archive:
             for info in archive.infolist():
                 if info.header_offset + info.compress_size > self.size:
                     raise DataError(f"{self.path}: member {info.filename!r} claims "
                                     f"{info.compress_size} bytes, but the whole file has "
                                     f"{self.size} (corrupt or forged)")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise DataError(f"{self.path}: member {info.filename!r} is compressed "
+                                    f"with method {info.compress_type}; an .npz holds stored "
+                                    "or deflated members (np.savez, np.savez_compressed)")
                 with archive.open(info) as member:
                     yield info.filename.removesuffix(".npy"), info, member
 
@@ -343,8 +351,9 @@ class _Archive:
         if self.unpacked > MAX_EXPANSION * self.packed + EXPANSION_ALLOWANCE:
             return (f"declares shape {shape} ({size_text(declared)}) from "
                     f"{size_text(info.compress_size)} compressed: more than {MAX_EXPANSION} "
-                    f"times the compressed bytes (plus {size_text(EXPANSION_ALLOWANCE)}) a "
-                    "compressed .npz may expand to; save it uncompressed (np.savez)")
+                    f"times the compressed bytes (plus {size_text(EXPANSION_ALLOWANCE)}), "
+                    "more than deflate can expand to; save it with np.savez or "
+                    "np.savez_compressed")
         return None
 
 

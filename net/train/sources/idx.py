@@ -103,8 +103,8 @@ def read_idx(path: str | Path, limit: int) -> np.ndarray:
             if gzipped and declared > MAX_EXPANSION * size + EXPANSION_ALLOWANCE:
                 raise DataError(f"{path}: its header declares {_shape_text(shape)} values "
                                 f"({size_text(declared)}) from {size_text(size)} of gzip: more "
-                                f"than the {MAX_EXPANSION} times its length a compressed file "
-                                "may expand to")
+                                f"than the {MAX_EXPANSION} times its length gzip can expand "
+                                "to")
             content = np.empty(declared, dtype=np.uint8)
             view, got = memoryview(content), 0
             while got < declared:

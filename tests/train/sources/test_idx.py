@@ -99,12 +99,17 @@ def test_255_dimensions_are_refused_naming_the_idx_file(tmp_path):
             read()
 
 
-def test_a_gzip_file_expanding_past_the_ratio_is_refused_before_allocation(tmp_path):
+def test_a_gzip_file_declaring_more_than_gzip_can_expand_to_is_refused_before_allocation(
+        tmp_path):
+    """A header declaring 64 Mi values in a gzip file of a few hundred bytes: more than
+    deflate could ever expand them to."""
     path = tmp_path / "zeros-idx1-ubyte.gz"
-    path.write_bytes(gzip.compress(idx_bytes(np.zeros(16 << 20, np.uint8), 0x08)))
-    with pytest.raises(DataError, match=r"declares 16777216 values \(16.0 MiB\) from \d+ bytes "
-                                        "of gzip: more than the 256 times its length"):
-        idx.read_idx(path, LIMIT)
+    header = bytes([0, 0, 0x08, 1]) + (64 << 20).to_bytes(4, "big")
+    path.write_bytes(gzip.compress(header + bytes(1000)))
+    with pytest.raises(DataError, match=r"declares 67108864 values \(64.0 MiB\) from \d+ bytes "
+                                        "of gzip: more than the 1100 times its length gzip can "
+                                        "expand to"):
+        idx.read_idx(path, 1 << 30)
 
 
 def test_a_cut_gzip_stream_is_a_located_error(tmp_path):
