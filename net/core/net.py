@@ -56,6 +56,7 @@ class Net:
         if seed is None:
             seed = spec.solver.random_seed if spec.solver is not None else 0
         self._rng = np.random.default_rng(seed)
+        self._room = available_bytes()     # read once per build (a few files); _fill spends it
         self.inputs = dict(spec.inputs)
         self.params: dict[str, np.ndarray] = {}
         self.param_rules: dict[str, ParamRule] = {}
@@ -123,10 +124,10 @@ class Net:
         except ValueError as err:
             raise self._error(f"{what}: {err}", line) from None
         needed = fill_bytes(shape, filler, self.dtype)
-        available = available_bytes()
-        if needed > available:
+        if needed > self._room:
             raise self._error(f"{what}: shape {tuple(shape)} needs {_gib(needed)} of memory to "
-                              f"fill, more than the {_gib(available)} available", line)
+                              f"fill, more than the {_gib(self._room)} available", line)
+        self._room -= math.prod(shape) * self.dtype.itemsize       # what the array keeps
         try:
             return fill(tuple(shape), filler, self._rng, self.dtype, aligned=True)
         except ValueError as err:       # a bilinear filler's shape
