@@ -61,6 +61,7 @@ def train(config: str | Path, *, output_dir: str | Path | None = None,
         solver.check_every = solver.config.display
     data = load_data(net, solver.config.random_seed, comm.rank, comm.size)
     if data.train is None:      # before the output directory is made: nothing is left behind
+        data.close()            # a test source's open files
         raise net.spec.error("training needs a `data: train:` source", net.spec.line_of("data"))
     solver.data = data
     default = Path("runs") / Path(config).stem
