@@ -52,7 +52,7 @@ from gates import format_shape
 from ..core.spec import BUILTIN_SOURCES, DEFAULT_FEEDS, SourceSpec
 from ..errors import ConfigError, DataError
 from .sources import builtin, idx
-from .sources.base import Dataset, Source
+from .sources.base import Dataset, FeedsError, Source
 from .sources.database import LmdbSource
 from .sources.dummy import DummySource
 from .sources.hdf5 import Hdf5Source
@@ -82,8 +82,13 @@ def _path(spec: SourceSpec, base_dir: Path, file: str | None, key: str) -> Path:
     return path
 
 
-def _feeds_error(spec: SourceSpec, file: str | None, message: str) -> ConfigError:
-    return ConfigError(f"data.{spec.phase}.feeds: {message}", file, spec.line_of("feeds"))
+def _reader_error(spec: SourceSpec, file: str | None, err: ValueError) -> ConfigError:
+    """A reader's ValueError as a one-line error at its config line: a FeedsError at `feeds`,
+    anything else at the line naming the data (`source`, or `path` for a source kind)."""
+    if isinstance(err, FeedsError):
+        return ConfigError(f"data.{spec.phase}.feeds: {err}", file, spec.line_of("feeds"))
+    key = "path" if spec.kind != "file" and spec.path else "source"
+    return ConfigError(f"data.{spec.phase}.{key}: {err}", file, spec.line_of(key))
 
 
 def open_source(spec: SourceSpec, base_dir: str | Path, file: str | None = None,
@@ -127,13 +132,13 @@ def open_source(spec: SourceSpec, base_dir: str | Path, file: str | None = None,
     except (DataError, ConfigError):
         raise
     except ValueError as err:
-        raise _feeds_error(spec, file, str(err)) from None
+        raise _reader_error(spec, file, err) from None
 
 
 def _ordered(arrays: list[np.ndarray], what: tuple[str, ...], feeds: list[str], name: str
              ) -> dict[str, np.ndarray]:
     if len(feeds) > len(arrays):
-        raise ValueError(f"{name} gives {len(arrays)} arrays ({', '.join(what)}), but `feeds` "
+        raise FeedsError(f"{name} gives {len(arrays)} arrays ({', '.join(what)}), but `feeds` "
                          f"names {len(feeds)}: {', '.join(feeds)}")
     return dict(zip(feeds, arrays))
 
@@ -164,7 +169,7 @@ def source_shapes(spec: SourceSpec, base_dir: str | Path, file: str | None = Non
     except (DataError, ConfigError):
         raise
     except ValueError as err:
-        raise _feeds_error(spec, file, str(err)) from None
+        raise _reader_error(spec, file, err) from None
     shapes = {feed: tuple(shape) for feed, shape in shapes.items()}
     if spec.transform is not None and feeds:
         shapes[feeds[0]] = Transformer(spec.transform, spec.phase, shapes[feeds[0]], np.float32,

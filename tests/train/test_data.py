@@ -312,6 +312,25 @@ def test_source_shapes_of_files_without_loading_them(tmp_path):
         "data": (4,)}
 
 
+def test_only_a_feeds_mismatch_is_reported_at_the_feeds_line(tmp_path, monkeypatch):
+    # more feeds than the source gives: the config's `feeds` line; any other ValueError a
+    # reader lets out is about the data, so it is reported at the line naming the data
+    three = NET.replace("  label:", "  extra: {shape: [null]}\n  label:")      # 8 lines
+    (tmp_path / "list.txt").write_text("a.png 0\n")
+    lines = "data:\n  train:\n    source: images\n    path: list.txt\n" \
+            "    feeds: [data, label, extra]\n"
+    with pytest.raises(ConfigError, match=r"net.yaml:13: data.train.feeds: .* gives 2 arrays"):
+        load_data(make_net(tmp_path, lines, three))
+    np.savez(tmp_path / "a.npz", data=np.zeros((5, 4)), label=np.zeros(5, int))
+
+    def reader_bug(*args):
+        raise ValueError("a reader's own fault")
+    monkeypatch.setattr("net.train.data.read_npz_source", reader_bug)
+    lines = "data:\n  train:\n    source: a.npz\n    feeds: [data, label]\n"
+    with pytest.raises(ConfigError, match=r"net.yaml:10: data.train.source: a reader's own fault"):
+        load_data(make_net(tmp_path, lines))
+
+
 @pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_fashion_mnist_shapes_and_the_train_part(tmp_path):
     spec = parse_source({"source": "fashion_mnist", "transform": {"crop_size": 24}})

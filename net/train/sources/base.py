@@ -57,10 +57,15 @@ class Dataset(Source):
         return {feed: array[index] for feed, array in self.arrays.items()}
 
 
+class FeedsError(ValueError):
+    """A data entry's `feeds` names more arrays than its source gives (reported at the config's
+    `feeds` line; any other ValueError from a reader is reported at the entry's source line)."""
+
+
 def check_feeds(what: tuple[str, ...], feeds: list[str], name: str) -> list[str]:
     """`feeds` for a source that gives the arrays `what` (e.g. pixels, labels) in that order;
-    a ValueError when it names more feeds than the source has arrays."""
+    a FeedsError when it names more feeds than the source has arrays."""
     if len(feeds) > len(what):
-        raise ValueError(f"{name} gives {len(what)} arrays ({', '.join(what)}), but `feeds` "
+        raise FeedsError(f"{name} gives {len(what)} arrays ({', '.join(what)}), but `feeds` "
                          f"names {len(feeds)}: {', '.join(feeds)}")
     return list(feeds)
