@@ -13,6 +13,7 @@ import pytest
 
 from net import Net
 from net.tools.explore import Explorer, FeedError, layout, make_server
+from net.tools.explore.server import is_loopback, local_names
 from tests.helpers import CONFIGS
 
 SEED = CONFIGS / "seed_example.yaml"
@@ -144,6 +145,63 @@ def test_api_unknown_paths_and_huge_bodies(server):
     response = connection.getresponse()
     assert response.status == 413 and "at most" in json.loads(response.read())["error"]
     connection.close()
+
+
+def request(server, method: str, headers: dict, body: bytes | None = None) -> tuple[int, str]:
+    """Status and body of one request with exactly these headers (http.client adds no Host
+    when one is given)."""
+    host, port = server.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    path = "/api/run" if method == "POST" else "/"
+    connection.putrequest(method, path, skip_host="Host" in headers)
+    for key, value in {**headers, "Content-Length": str(len(body or b""))}.items():
+        connection.putheader(key, value)
+    connection.endheaders(body)
+    response = connection.getresponse()
+    try:
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_only_requests_addressed_to_this_machine_are_answered(server):
+    # a page under another name that resolves to 127.0.0.1 (DNS rebinding) must not read the
+    # explorer; the names a browser uses for this machine are answered
+    port = server.server_address[1]
+    status, body = request(server, "GET", {"Host": f"attacker.example:{port}"})
+    assert status == 403 and "addressed to 127.0.0.1 or localhost" in body
+    assert "attacker.example" in body and '<button id="forward-step"' not in body
+    status, body = request(server, "POST", {"Host": f"attacker.example:{port}",
+                                            "Content-Type": "application/json"}, b"{}")
+    assert status == 403 and '"values"' not in body
+    for name in ("127.0.0.1", "localhost", "LOCALHOST", "[::1]"):
+        assert request(server, "GET", {"Host": f"{name}:{port}"})[0] == 200
+    assert request(server, "GET", {"Host": "127.0.0.1:1"})[0] == 403     # another port
+
+
+def test_posts_must_be_json_from_the_page_itself(server):
+    # a cross-site page may send text/plain without asking (no preflight); JSON it may not
+    port = server.server_address[1]
+    body = json.dumps({"feed": {"x": -1}}).encode()
+    status, text = request(server, "POST", {"Content-Type": "text/plain"}, body)
+    assert status == 415 and "application/json" in text
+    json_from = {"Content-Type": "application/json; charset=utf-8"}
+    status, text = request(server, "POST", {**json_from, "Origin": "http://attacker.example"},
+                           body)
+    assert status == 403 and "attacker.example" in text
+    status, text = request(server, "POST", {**json_from, "Origin": f"http://127.0.0.1:{port}"},
+                           body)
+    assert status == 200 and json.loads(text)["values"]["f"]["json"] == 2      # (-1 + 2) * max(2, 0)
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True),
+                                            ("::1", True), ("127.0.0.2", True),
+                                            ("0.0.0.0", False), ("192.168.1.5", False),
+                                            ("example.org", False)])
+def test_only_a_loopback_bind_address_checks_the_host(host, loopback):
+    assert is_loopback(host) is loopback
+    assert local_names(8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
+    assert "localhost" in local_names(80)
 
 
 def test_page_is_self_contained_and_escapes_names():
