@@ -33,7 +33,8 @@ def test_server_binds_to_localhost_and_serves(tmp_path):
         assert url, line + process.stderr.read() if process.poll() is not None else line
         with urllib.request.urlopen(url[0], timeout=10) as response:
             assert b'id="run-all"' in response.read()
-        request = urllib.request.Request(url[0] + "api/run", data=b'{"feed": {"y": 10}}')
+        request = urllib.request.Request(url[0] + "api/run", data=b'{"feed": {"y": 10}}',
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["values"]["f"]["json"] == 110
     finally:
