@@ -126,6 +126,24 @@ LAYERS: dict[str, LayerMap] = {
     "Threshold": LayerMap("Threshold", ("threshold_param",)),
     "Tile": LayerMap("Tile", ("tile_param",)),
 }
+_SSD = "a layer of the SSD fork of Caffe (weiliu89/caffe), not of BVLC Caffe"
+#: layer types of Caffe's forks (and BVLC's Python layer) that prototxt files in the wild use:
+#: what each is, for the message that refuses it
+FOREIGN_LAYERS: dict[str, str] = {
+    "Normalize": _SSD, "Permute": _SSD, "PriorBox": _SSD, "DetectionOutput": _SSD,
+    "MultiBoxLoss": _SSD, "AnnotatedData": _SSD,
+    "Python": "it runs Python code that the prototxt names (python_param) but does not hold; "
+              "write that code as a Gatework gate",
+    "Upsample": "a layer of SegNet's fork of Caffe (max unpooling), not of BVLC Caffe",
+    "BN": "a layer of SegNet's fork of Caffe; BVLC Caffe writes it as BatchNorm then Scale",
+    "Interp": "a layer of DeepLab's fork of Caffe (bilinear resizing), not of BVLC Caffe",
+    "ROIPooling": "a layer of Fast R-CNN's fork of Caffe, not of BVLC Caffe",
+    "ReLU6": "not a layer of BVLC Caffe; BVLC Caffe writes it as Clip { min: 0 max: 6 }",
+    "ConvolutionDepthwise": "not a layer of BVLC Caffe; BVLC Caffe writes a depthwise "
+                            "convolution as Convolution with group equal to the channels",
+    "DepthwiseConvolution": "not a layer of BVLC Caffe; BVLC Caffe writes a depthwise "
+                            "convolution as Convolution with group equal to the channels",
+}
 #: gate type -> the Caffe type it is written as
 CAFFE_TYPES = {layer_map.gate: caffe_type for caffe_type, layer_map in LAYERS.items()}
 #: the bottoms Caffe's layers read as integers (static_cast<int>: class labels, Embed's

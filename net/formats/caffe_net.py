@@ -12,7 +12,8 @@ A solver prototxt given here is read by caffe_solver (the net it names, with its
 
 How Caffe's net becomes a config:
   - each layer a gate of the same name (caffe_layers has the table); a type Gatework lacks is
-    an error naming the layer, its type and line
+    an error naming the layer, its type and line (and, for a fork's type such as SSD's
+    Normalize, what it is, before its fork-only *_param field is read as a misspelling)
   - include/exclude rules are evaluated as Caffe does for each phase (TRAIN, TEST) at level 0
     with no stages, or the `state` of the file, or the level and stages given: a layer in both
     phases has no `phase:`, one in a single phase gets it, one in neither is left out
@@ -41,8 +42,8 @@ from net.core.spec import NetSpec
 from net.core.yaml import LineDict, LineList, suggest
 
 from ..errors import ConfigError
-from .caffe_layers import (INDEX_BOTTOMS, LayerMap, canonical_filler, filler_from_caffe,
-                           gate_options, known_layer, layer_type_list)
+from .caffe_layers import (FOREIGN_LAYERS, INDEX_BOTTOMS, LayerMap, canonical_filler,
+                           filler_from_caffe, gate_options, known_layer, layer_type_list)
 from .caffe_messages import typed_from_text
 from .caffe_files import read_raw_text
 from .caffe_schema import message_spec
@@ -106,11 +107,47 @@ def read_caffe_config(path: str | Path, *, input_shapes: Mapping[str, tuple] | N
 def load_net(raw: Message, file: str) -> Message:
     """An untyped net tree typed as NetParameter and upgraded; a deploy `input:` without a
     shape is refused here (the upgrade would drop it, as it does for old caffemodels)."""
+    _refuse_foreign_layers(raw, file)
     net = typed_from_text(raw, "NetParameter", file)
     if net.has("input") and not (net.has("input_shape") or net.has("input_dim")):
         raise ConfigError(f"input {net.input[0]!r} has no shape: add input_shape {{ dim: ... }} "
                           "(or four input_dim values) per input", file, net.line_of("input"))
     return upgrade_net(net)
+
+
+def _refuse_foreign_layers(raw: Message, file: str) -> None:
+    """A layer of a type Gatework does not read, written with a field BVLC's LayerParameter
+    lacks (SSD's Normalize and its norm_param), is refused by its type: the type, not the
+    field, is what the user has to change. A known layer's misspelt field is left to the
+    schema check, which suggests the closest field."""
+    fields, readable = message_spec("LayerParameter").fields, readable_types()
+    layers = raw.all("layer")
+    for layer in layers:
+        kind = layer.get("type")
+        foreign = [name for name in layer.names() if name not in fields]
+        if foreign and isinstance(kind, str) and kind not in readable:
+            others = sorted({other.get("type") for other in layers
+                             if isinstance(other.get("type"), str)} - set(readable) - {kind})
+            also = f" (the net also has {', '.join(others)} layers)" if others else ""
+            raise ConfigError(f"layer {layer.get('name', '')!r} ({kind}): "
+                              f"{unknown_type_text(kind)}; its {foreign[0]} is not in BVLC "
+                              f"Caffe's LayerParameter{also}", file, layer.line_of("type"))
+
+
+def readable_types() -> list[str]:
+    """The Caffe layer types Gatework reads: those with a gate, then the input and data
+    layers."""
+    return [*layer_type_list().split(", "), "Input", "Parameter", *DATA_LAYERS, "MemoryData"]
+
+
+def unknown_type_text(kind: str) -> str:
+    """Why a layer of type `kind` is refused: what the type is, for a fork's type Gatework
+    knows of, else the closest type it reads and the list of them."""
+    readable = readable_types()
+    if kind in FOREIGN_LAYERS:
+        return f"Gatework has no {kind} gate: {FOREIGN_LAYERS[kind]}"
+    return (f"Gatework has no {kind or '(untyped)'} gate{suggest(kind, readable)} (the Caffe "
+            f"layers it reads: {', '.join(readable)})")
 
 
 def net_states(net: Message, level: int | None, stages: tuple[str, ...] | None
@@ -237,11 +274,7 @@ class _Builder:
             return
         layer_map = known_layer(kind)
         if layer_map is None:
-            readable = [*layer_type_list().split(", "), "Input", "Parameter", *DATA_LAYERS,
-                        "MemoryData"]
-            raise self.error(layer, f"Gatework has no {kind or '(untyped)'} gate"
-                                    f"{suggest(kind, readable)} (the Caffe layers it reads: "
-                                    f"{', '.join(readable)})", "type")
+            raise self.error(layer, unknown_type_text(kind), "type")
         self.gates.append(self.gate_entry(layer, layer_map, selected.phases))
         self.gates.item_lines.append(layer.line)
 

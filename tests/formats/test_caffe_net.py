@@ -306,6 +306,19 @@ def test_options_map_with_caffes_defaults_and_legacy_spellings(tmp_path):
     ('layer { name: "d" type: "Data" top: "d" top: "l"\n'
      '        data_param { source: "db" batch_size: 4 } }', 3,
      ["layer 'd' (Data)", "backend LEVELDB is not supported"]),
+    # a fork's layer with its own *_param (SSD's Normalize): refused by its type, not its field
+    ('layer { name: "n"\n type: "Normalize" bottom: "x" top: "y"\n'
+     '        norm_param { across_spatial: false } }', 3,
+     ["layer 'n' (Normalize): Gatework has no Normalize gate", "SSD fork of Caffe",
+      "its norm_param is not in BVLC Caffe's LayerParameter"]),
+    ('layer { name: "p" type: "Permute" bottom: "x" top: "y"\n'
+     '        permute_param { order: 0 order: 2 order: 3 order: 1 } }', 2,
+     ["layer 'p' (Permute): Gatework has no Permute gate", "SSD fork of Caffe"]),
+    ('layer { name: "py" type: "Python" bottom: "x" top: "y"\n'
+     '        python_param { module: "m" layer: "L" } }', 2,
+     ["layer 'py' (Python): Gatework has no Python gate", "runs Python code"]),
+    ('layer { name: "r6" type: "ReLU6" bottom: "x" top: "y" }', 2,
+     ["layer 'r6' (ReLU6): Gatework has no ReLU6 gate", "Clip { min: 0 max: 6 }"]),
 ])
 def test_refusals_name_the_file_line_layer_and_type(tmp_path, body, line, words):
     path = write(tmp_path, 'layer { name: "in" type: "Input" top: "x" '
@@ -315,6 +328,29 @@ def test_refusals_name_the_file_line_layer_and_type(tmp_path, body, line, words)
     assert caught.value.file == str(path) and caught.value.line == line
     for word in words:
         assert word in str(caught.value)
+
+
+def test_a_forks_layer_is_refused_naming_the_forks_other_layers_too(tmp_path):
+    path = write(tmp_path, 'input: "x" input_shape { dim: 1 dim: 2 dim: 3 dim: 3 }\n'
+                           'layer { name: "n" type: "Normalize" bottom: "x" top: "n"\n'
+                           '        norm_param { across_spatial: false } }\n'
+                           'layer { name: "p" type: "Permute" bottom: "n" top: "p" }\n'
+                           'layer { name: "b" type: "PriorBox" bottom: "n" bottom: "x" top: "b" }\n')
+    with pytest.raises(ConfigError, match=r"layer 'n' \(Normalize\): .* \(the net also has "
+                                          r"Permute, PriorBox layers\)$") as caught:
+        read_prototxt(path)
+    assert caught.value.line == 2
+
+
+def test_a_misspelt_param_of_a_known_layer_is_still_named_as_a_field(tmp_path):
+    path = write(tmp_path, 'input: "x" input_shape { dim: 1 dim: 2 }\n'
+                           'layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y"\n'
+                           '        inner_prodcut_param { num_output: 2 } }\n')
+    with pytest.raises(ConfigError, match=r"layer 'fc': unknown field 'inner_prodcut_param' "
+                                          r"in LayerParameter \(did you mean "
+                                          r"'inner_product_param'\?\)") as caught:
+        read_prototxt(path)
+    assert caught.value.line == 3
 
 
 def test_an_input_without_a_shape_is_refused_at_its_line(tmp_path):
