@@ -14,6 +14,8 @@ How Caffe's net becomes a config:
   - each layer a gate of the same name (caffe_layers has the table); a type Gatework lacks is
     an error naming the layer, its type and line (and, for a fork's type such as SSD's
     Normalize, what it is, before its fork-only *_param field is read as a misspelling)
+  - a loss layer written without a top gets one named after the layer (Caffe gives it an
+    anonymous top whose loss counts with weight 1)
   - include/exclude rules are evaluated as Caffe does for each phase (TRAIN, TEST) at level 0
     with no stages, or the `state` of the file, or the level and stages given: a layer in both
     phases has no `phase:`, one in a single phase gets it, one in neither is left out
@@ -196,7 +198,9 @@ def net_mapping(layers: list[Selected], net: Message, file: str, with_data: bool
                 ) -> LineDict:
     """The config mapping (LineDict, prototxt lines) of the selected layers; with_data=False
     leaves out the data section (data layers' tops are inputs all the same)."""
-    builder = _Builder(file, with_data)
+    blobs = {blob for selected in layers for field in ("bottom", "top")
+             for blob in selected.layer.all(field)}
+    builder = _Builder(file, with_data, blobs)
     for selected in layers:
         builder.add(selected)
     return builder.mapping(net.get("name") or Path(file).stem, net.line)
@@ -254,8 +258,9 @@ class _DataTop(LineDict):
 class _Builder:
     """Collects inputs, params, gates and data entries while walking the layers."""
 
-    def __init__(self, file: str, with_data: bool):
+    def __init__(self, file: str, with_data: bool, blobs: set[str]):
         self.file, self.with_data = file, with_data
+        self.blobs = set(blobs)                 # every blob the layers name, to name new ones
         self.inputs, self.params, self.data = LineDict(), LineDict(), LineDict()
         self.gates = LineList()
         self.names: set[str] = set()
@@ -298,7 +303,8 @@ class _Builder:
             ("name", self.gate_name(layer.name), layer.line_of("name")),
             ("type", layer_map.gate, layer.line_of("type")),
             ("bottom", _names(layer.bottom), layer.line_of("bottom")),
-            ("top", _names(layer.top), layer.line_of("top"))])
+            ("top", _names(layer.top or self.auto_top(layer, layer_map)),
+             layer.line_of("top"))])
         options, lines = gate_options(layer, layer_map, where)
         for key, value in options.items():
             _put(entry, key, value, lines[key])
@@ -312,6 +318,19 @@ class _Builder:
             _put(entry, "phase", next(iter(phases)),
                  layer.line_of("include" if layer.has("include") else "exclude"))
         return entry
+
+    def auto_top(self, layer: Message, layer_map: LayerMap) -> list[str]:
+        """The top Caffe gives a loss layer written without one (LossLayer's AutoTopBlobs: an
+        anonymous blob whose loss counts with weight 1): here named after the layer, with the
+        first free suffix where a blob has that name. Other layers keep no tops."""
+        if not layer_map.gate_class().loss_gate():
+            return []
+        name, count = layer.name, 1
+        while name in self.blobs:
+            count += 1
+            name = f"{layer.name}_{count}"
+        self.blobs.add(name)
+        return [name]
 
     # -- inputs, parameters, data --------------------------------------------------------------
     def input_layer(self, layer: Message, phases: set[str]) -> None:

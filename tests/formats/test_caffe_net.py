@@ -353,6 +353,23 @@ def test_a_misspelt_param_of_a_known_layer_is_still_named_as_a_field(tmp_path):
     assert caught.value.line == 3
 
 
+def test_a_loss_layer_without_a_top_gets_one_named_after_it(tmp_path):
+    """Caffe gives a loss layer without tops an anonymous one (AutoTopBlobs), and its loss
+    counts with weight 1: BVLC's V1 finetune_flickr_style train_val writes its loss so. A name
+    already taken by a blob gets the first free suffix."""
+    path = write(tmp_path, 'layer { name: "in" type: "Input" top: "x" top: "label"\n'
+                           '  input_param { shape { dim: 2 dim: 3 } shape { dim: 2 } } }\n'
+                           'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" '
+                           'bottom: "label" }\n'
+                           'layer { name: "x" type: "EuclideanLoss" bottom: "x" bottom: "x" }\n')
+    spec = read_prototxt(path)
+    assert [(g.name, g.top) for g in spec.gates] == [("loss", ["loss"]), ("x", ["x_2"])]
+    net = Net(spec, phase="test")
+    assert net.loss_weights == {"loss": 1.0, "x_2": 1.0}
+    outputs = net.forward({"x": np.zeros((2, 3)), "label": np.array([0, 2])})
+    assert outputs["loss"] == pytest.approx(np.log(3)) and outputs["x_2"] == 0.0
+
+
 def test_an_input_without_a_shape_is_refused_at_its_line(tmp_path):
     path = write(tmp_path, 'name: "n"\ninput: "data"\n'
                            'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n')
