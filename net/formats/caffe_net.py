@@ -219,7 +219,7 @@ def finish(mapping: LineDict, path: Path, input_shapes: Mapping[str, tuple] | No
         entry["shape"] = [None]                          # a placeholder until known
     shapes = dict(input_shapes) if input_shapes is not None else None
     if shapes is None and with_data:
-        shapes = _source_shapes(mapping, file, base_dir, next(iter(tops.values())))
+        shapes = _source_shapes(mapping, file, base_dir, tops)
     for name, entry in tops.items():
         if shapes is None or name not in shapes:
             raise ConfigError(f"layer {entry.layer_name!r} ({entry.layer_type}): the shape of "
@@ -230,11 +230,14 @@ def finish(mapping: LineDict, path: Path, input_shapes: Mapping[str, tuple] | No
     return parse_config(mapping, file=file, base_dir=base_dir)
 
 
-def _source_shapes(mapping: LineDict, file: str, base_dir: Path, top: _DataTop
+def _source_shapes(mapping: LineDict, file: str, base_dir: Path, tops: dict[str, _DataTop]
                    ) -> dict[str, tuple]:
-    """The per-sample shapes the data sources produce (net.train.data.source_shapes)."""
+    """The per-sample shapes the data sources produce (net.train.data.source_shapes); a
+    source that cannot be read (a train_val.prototxt without its ImageNet LMDB) is refused
+    with how to read the net without it."""
     from net.train import data as train_data
     source_shapes = getattr(train_data, "source_shapes", None)
+    top = next(iter(tops.values()))
     if source_shapes is None:
         raise ConfigError(f"layer {top.layer_name!r} ({top.layer_type}): this Gatework cannot "
                           "read Caffe's data sources (net.train.data.source_shapes is missing); "
@@ -242,11 +245,34 @@ def _source_shapes(mapping: LineDict, file: str, base_dir: Path, top: _DataTop
     spec = parse_config(mapping, file=file, base_dir=base_dir)   # placeholders: shapes unread
     shapes: dict[str, tuple] = {}
     for phase, source in spec.data.sources().items():
-        for feed, shape in source_shapes(source, base_dir, file).items():
+        try:
+            found = source_shapes(source, base_dir, file)
+        except ConfigError as err:
+            raise ConfigError(f"{err.message}; {_without_data(mapping, tops)}", err.file,
+                              err.line) from None
+        for feed, shape in found.items():
             if shapes.setdefault(feed, tuple(shape)) != tuple(shape):
                 raise ConfigError(f"the {phase} data gives {feed!r} the shape {tuple(shape)}, "
                                   f"the other phase {shapes[feed]}", file, source.line)
     return shapes
+
+
+def _without_data(mapping: LineDict, tops: dict[str, _DataTop]) -> str:
+    """How to read the net without its data sources, with each data top's per-sample shape
+    as far as Caffe's transform fixes it: as many channels as mean values (Caffe checks one
+    per channel, or one for all), crop_size high and wide; a Data or ImageData label is one
+    number per sample."""
+    transform = next(iter(mapping["data"].values())).get("transform", {})
+    means, crop = transform.get("mean_value"), transform.get("crop_size")
+    image = ",".join(str(dim) for dim in (len(means) if isinstance(means, list) else "C",
+                                          crop or "H", crop or "W"))
+    flags = []
+    for index, (name, top) in enumerate(tops.items()):
+        labelled = top.layer_type in ("Data", "ImageData")
+        shape = (image, "")[index] if labelled and index < 2 else "D1,D2,..."
+        flags.append(f"--input-shape {name}={shape}")
+    return (f"to read the net without its data: convert_caffe.py --no-data {' '.join(flags)} "
+            "(from Python, read_prototxt(path, with_data=False, input_shapes=...))")
 
 
 class _DataTop(LineDict):

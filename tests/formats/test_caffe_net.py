@@ -390,6 +390,25 @@ def test_data_layer_shapes_must_come_from_somewhere(tmp_path):
     assert caught.value.line == 8                    # the line of `top: "label"`
 
 
+def test_a_missing_data_source_says_how_to_read_the_net_without_it(tmp_path):
+    """A model zoo's train_val.prototxt comes without its ImageNet LMDB: the refusal gives the
+    flags that read the net anyway, with the data shape Caffe's transform fixes (three mean
+    values: three channels; crop_size: height and width)."""
+    path = write(tmp_path, 'layer { name: "d" type: "Data" top: "data" top: "label"\n'
+                           '  transform_param { crop_size: 5 mean_value: 104 mean_value: 117\n'
+                           '                    mean_value: 123 }\n'
+                           '  data_param { source: "no_such_lmdb" batch_size: 2 backend: LMDB } }\n'
+                           'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "y"\n'
+                           '  inner_product_param { num_output: 2 } }\n')
+    with pytest.raises(ConfigError, match=r"no file .*no_such_lmdb.*; to read the net without "
+                                          r"its data: convert_caffe.py --no-data --input-shape "
+                                          r"data=3,5,5 --input-shape label= \(from Python") as caught:
+        read_prototxt(path)
+    assert caught.value.line == 4
+    spec = read_prototxt(path, with_data=False, input_shapes={"data": (3, 5, 5), "label": ()})
+    assert spec.inputs["data"].shape == (None, 3, 5, 5)
+
+
 # -- the data section ---------------------------------------------------------------------------
 def caffe_data_section(path: Path) -> dict:
     """The data section read_prototxt builds for a net (before the core validates it)."""
