@@ -134,9 +134,13 @@ FOREIGN_LAYERS: dict[str, str] = {
     "MultiBoxLoss": _SSD, "AnnotatedData": _SSD,
     "Python": "it runs Python code that the prototxt names (python_param) but does not hold; "
               "write that code as a Gatework gate",
-    "Upsample": "a layer of SegNet's fork of Caffe (max unpooling), not of BVLC Caffe",
-    "BN": "a layer of SegNet's fork of Caffe; BVLC Caffe writes it as BatchNorm then Scale",
-    "Interp": "a layer of DeepLab's fork of Caffe (bilinear resizing), not of BVLC Caffe",
+    "Upsample": "a layer of Caffe's forks (SegNet's max unpooling, the YOLO ports' nearest "
+                "upsampling), not of BVLC Caffe",
+    "BN": "a layer of SegNet's and ENet's fork of Caffe; BVLC Caffe writes it as BatchNorm "
+          "then Scale",
+    "DenseImageData": "a data layer of SegNet's fork of Caffe, not of BVLC Caffe",
+    "Interp": "a layer of DeepLab's and PSPNet's forks of Caffe (bilinear resizing), not of "
+              "BVLC Caffe",
     "ROIPooling": "a layer of Fast R-CNN's fork of Caffe, not of BVLC Caffe",
     "ReLU6": "not a layer of BVLC Caffe; BVLC Caffe writes it as Clip { min: 0 max: 6 }",
     "ConvolutionDepthwise": "not a layer of BVLC Caffe; BVLC Caffe writes a depthwise "
