@@ -141,6 +141,9 @@ FOREIGN_LAYERS: dict[str, str] = {
     "DenseImageData": "a data layer of SegNet's fork of Caffe, not of BVLC Caffe",
     "Interp": "a layer of DeepLab's and PSPNet's forks of Caffe (bilinear resizing), not of "
               "BVLC Caffe",
+    "Axpy": "a layer of SENet's fork of Caffe (a * x + y, a: one scale per channel), not of "
+            "BVLC Caffe; BVLC Caffe writes it as Flatten of a, Scale of x by it (axis: 0), "
+            "then Eltwise SUM with y",
     "ROIPooling": "a layer of Fast R-CNN's fork of Caffe, not of BVLC Caffe",
     "ReLU6": "not a layer of BVLC Caffe; BVLC Caffe writes it as Clip { min: 0 max: 6 }",
     "ConvolutionDepthwise": "not a layer of BVLC Caffe; BVLC Caffe writes a depthwise "
