@@ -715,7 +715,8 @@ class PoolingGate(Gate):
     Output size: Caffe's rule by default (`round_mode: CEIL`),
     OH = ceil((H + 2 pad - kernel) / stride) + 1, then one less if that last window would start
     in the padding (at or past H + pad); `round_mode: FLOOR` uses floor instead, which is
-    PyTorch's rule. With `global_pooling` the kernel is the whole H x W plane (out N x C x 1 x 1).
+    PyTorch's rule. Under CEIL a window past the padded input by less than a stride is one
+    window clipped to the image (a 2x2 window at stride 2 over a 1x1 input gives 1x1). With `global_pooling` the kernel is the whole H x W plane (out N x C x 1 x 1).
     MAX: padding never wins (it counts as -inf). Each output's gradient goes to the single input
     that won its window; at ties, the first maximal element in row-major window order (the
     top-most, then left-most) wins and gets all of it, as in Caffe. Overlapping windows add up.
@@ -798,10 +799,10 @@ class PoolingGate(Gate):
             return None
         stride, pad = self.strides[axis], self.pads[axis]
         span = size + 2 * pad - kernel
-        if span < 0:
+        out = (math.ceil(span / stride) if self.round_mode == "CEIL" else span // stride) + 1
+        if out < 1:     # ceil keeps one clipped window while the excess is under a stride
             raise ValueError(f"the window ({kernel}) is larger than the input ({size}) padded by "
                              f"{pad}")
-        out = (math.ceil(span / stride) if self.round_mode == "CEIL" else span // stride) + 1
         if (out - 1) * stride >= size + pad:   # the last window must start in the image
             out -= 1   # (Caffe checks this only when padded and emits -FLT_MAX; PyTorch always)
         return out

@@ -517,6 +517,11 @@ POOL_CASES = [
                  id="stride-over-kernel-no-empty-window"),
     pytest.param({"kernel_h": 3, "kernel_w": 2, "stride": [2, 3]}, (1, 1, 6, 6), (3, 2),
                  id="rectangular-stride-over-kernel"),
+    # Caffe's ceil rule keeps one window, clipped to the image, when the kernel passes the
+    # input by less than a stride (OpenPose's deploy nets declare a 1x1 image)
+    pytest.param({"kernel_size": 2, "stride": 2}, (1, 2, 1, 1), (1, 1), id="window-past-1x1"),
+    pytest.param({"kernel_size": 3, "stride": 2}, (2, 2, 2, 7), (1, 3),
+                 id="window-taller-than-input"),
 ]
 
 
@@ -625,6 +630,19 @@ def test_pooling_output_size_rule(size, kernel, stride, pad, ceil, floor):
     for mode, expected in (("CEIL", ceil), ("FLOOR", floor)):
         gate = make("Pooling", kernel_size=kernel, stride=stride, pad=pad, round_mode=mode)
         assert gate.infer_shapes((1, 1, size, size)) == ((1, 1, expected, expected),)
+
+
+def test_a_window_past_the_input_by_less_than_a_stride_is_one_clipped_window():
+    """Caffe's OH = ceil((H + 2 pad - kernel) / stride) + 1 is 1 for a 1x1 input under a 2x2
+    window at stride 2 (and PyTorch's ceil_mode agrees); floor mode and a window past the
+    input by a whole stride have no window left."""
+    gate = make("Pooling", kernel_size=2, stride=2)
+    assert gate.infer_shapes((1, 3, 1, 1)) == ((1, 3, 1, 1),)
+    for options in ({"kernel_size": 2, "stride": 2, "round_mode": "FLOOR"},
+                    {"kernel_size": 3, "stride": 1}):
+        with pytest.raises(ValueError, match=r"the window \(\d\) is larger than the input "
+                                             r"\(1\) padded by 0"):
+            make("Pooling", **options).infer_shapes((1, 3, 1, 1))
 
 
 @pytest.mark.parametrize("options, message", [
