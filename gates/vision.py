@@ -716,7 +716,8 @@ class PoolingGate(Gate):
     OH = ceil((H + 2 pad - kernel) / stride) + 1, then one less if that last window would start
     in the padding (at or past H + pad); `round_mode: FLOOR` uses floor instead, which is
     PyTorch's rule. Under CEIL a window past the padded input by less than a stride is one
-    window clipped to the image (a 2x2 window at stride 2 over a 1x1 input gives 1x1). With `global_pooling` the kernel is the whole H x W plane (out N x C x 1 x 1).
+    window clipped to the image (a 2x2 window at stride 2 over a 1x1 input gives 1x1). With
+    `global_pooling` the kernel is the whole H x W plane (out N x C x 1 x 1).
     MAX: padding never wins (it counts as -inf). Each output's gradient goes to the single input
     that won its window; at ties, the first maximal element in row-major window order (the
     top-most, then left-most) wins and gets all of it, as in Caffe. Overlapping windows add up.

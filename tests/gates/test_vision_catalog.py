@@ -296,6 +296,29 @@ def test_mask_matches_pytorch_live():
     np.testing.assert_array_equal(mask, indices.numpy())
 
 
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+@pytest.mark.parametrize("shape, kernel, stride, pad", [((2, 3, 1, 1), 2, 2, 0),
+                                                         ((2, 3, 2, 7), 3, 2, 0),
+                                                         ((1, 2, 3, 3), 4, 2, 1)])
+def test_a_window_past_the_input_matches_pytorch_live(pool, shape, kernel, stride, pad):
+    # under ceil rounding a window that overshoots the padded input by less than a stride
+    # is one window clipped to it: PyTorch's ceil_mode, forward and backward (AVE divides by
+    # the window clipped to the padded input, as Caffe does)
+    torch = pytest.importorskip("torch")
+    x = distinct(shape)
+    gate = pooling(pool=pool, kernel_size=kernel, stride=stride, pad=pad)
+    out = gate.forward(x)
+    dout = RNG.standard_normal(out.shape)
+    (dx,) = gate.backward(dout)
+    ours_x = torch.tensor(x, requires_grad=True)
+    pool_2d = (torch.nn.functional.max_pool2d if pool == "MAX" else
+               torch.nn.functional.avg_pool2d)
+    theirs = pool_2d(ours_x, kernel, stride, pad, ceil_mode=True)
+    theirs.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, theirs.detach().numpy(), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(dx, ours_x.grad.numpy(), rtol=1e-14, atol=1e-15)
+
+
 def test_only_max_pooling_has_a_mask_top():
     with pytest.raises(ValueError, match="only MAX pooling has a second top"):
         pooling(2, pool="AVE", kernel_size=2)
