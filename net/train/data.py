@@ -77,8 +77,9 @@ def _path(spec: SourceSpec, base_dir: Path, file: str | None, key: str) -> Path:
     if not path.exists():
         hint = f"; source kinds: {', '.join(BUILTIN_SOURCES)}, fashion_mnist, mnist, lmdb, " \
                "images, hdf5, dummy" if key == "source" else ""
-        raise ConfigError(f"data.{spec.phase}.{key}: no file {given!r} (looked for {path})"
-                          f"{hint}", file, spec.line_of(key))
+        looked = "" if str(path) == given else f" (looked for {path})"
+        raise ConfigError(f"data.{spec.phase}.{key}: no file {given!r}{looked}{hint}", file,
+                          spec.line_of(key))
     return path
 
 

@@ -354,3 +354,13 @@ def test_in_memory_arrays_get_the_phases_transform_and_feeds(tmp_path):
     np.testing.assert_array_equal(batch["y"], [0, 1])
     with pytest.raises(ValueError, match="'z' is not an input of the net"):
         as_data(net, {"x": images, "z": labels})
+
+
+def test_a_missing_file_names_where_it_was_looked_for_once(tmp_path):
+    with pytest.raises(ConfigError, match=r"no file 'gone.npz' \(looked for /.*gone.npz\)"):
+        load_data(make_net(tmp_path, "data:\n  train: {source: gone.npz}\n"))
+    absolute = str(tmp_path / "gone.npz")
+    with pytest.raises(ConfigError) as info:
+        load_data(make_net(tmp_path, f"data:\n  train: {{source: '{absolute}'}}\n"))
+    assert f"no file {absolute!r}; source kinds:" in str(info.value)
+    assert "looked for" not in str(info.value)
