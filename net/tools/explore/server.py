@@ -47,83 +47,95 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0
                 ) -> ThreadingHTTPServer:
     """A server for `explorer` on host:port (port 0: any free port; `server.server_address`
     says which). Call `serve_forever()` on it, and `shutdown()` from another thread to stop."""
-    page = explorer.page().encode("utf-8")
-    guarded = is_loopback(host)
+    handler = type("Handler", (ExplorerHandler,), {
+        "explorer": explorer, "page": explorer.page().encode("utf-8"),
+        "guarded": is_loopback(host)})
+    return ThreadingHTTPServer((host, port), handler)
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = TIMEOUT
 
-        def do_GET(self) -> None:
-            if not self._addressed_here():
-                return
-            if self.path.split("?")[0] in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
-            else:
-                self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path[:80]}"})
+class ExplorerHandler(BaseHTTPRequestHandler):
+    """Answers the page and the API for `explorer` (make_server sets the class attributes)."""
+    explorer: Explorer
+    page: bytes                 # the page, made once
+    guarded: bool               # bound to this machine only: check Host and Origin
+    timeout = TIMEOUT
 
-        def do_POST(self) -> None:
-            if not self._addressed_here():
-                return
-            if self.path.split("?")[0] != "/api/run":
-                self._json(HTTPStatus.NOT_FOUND, {"error": f"no such API: {self.path[:80]}"})
-                return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if not 0 <= length <= MAX_BODY:
-                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > MAX_BODY else
-                           HTTPStatus.BAD_REQUEST,
-                           {"error": f"the body must be at most {MAX_BODY} bytes of JSON"})
-                self.close_connection = True
-                return
-            kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if kind != "application/json":
-                self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                           {"error": "the body must be sent as Content-Type: application/json"})
-                self.close_connection = True
-                return
-            origin = self.headers.get("Origin")
-            if guarded and origin is not None and origin.lower() != f"http://{self._host()}":
-                self._json(HTTPStatus.FORBIDDEN, {"error": f"a request from another page "
-                                                           f"({origin[:80]}) is not run"})
-                self.close_connection = True
-                return
-            try:
-                walk = explorer.run(parse_feed(self.rfile.read(length)))
-            except FeedError as err:
-                self._json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
-                return
-            self._json(HTTPStatus.OK, walk)
+    def do_GET(self) -> None:
+        refusal = self._refusal()
+        if refusal:
+            self._json(*refusal)
+        elif self.path.split("?")[0] in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, self.page, "text/html; charset=utf-8")
+        else:
+            self._json(HTTPStatus.NOT_FOUND, f"no such page: {self.path[:80]}")
 
-        def _host(self) -> str:
-            return (self.headers.get("Host") or "").strip().lower()
+    def do_POST(self) -> None:
+        refusal = self._refusal() or self._post_refusal()
+        if refusal:
+            self._json(*refusal)
+            return
+        try:
+            walk = self.explorer.run(parse_feed(self.rfile.read(self._length())))
+        except FeedError as err:
+            self._json(HTTPStatus.BAD_REQUEST, str(err))
+            return
+        self._json(HTTPStatus.OK, walk)
 
-        def _addressed_here(self) -> bool:
-            """Whether the request names this machine as its Host; else answer 403 (see the
-            module docstring)."""
-            if not guarded or self._host() in local_names(self.server.server_address[1]):
-                return True
-            self._json(HTTPStatus.FORBIDDEN, {
-                "error": f"this explorer answers only requests addressed to 127.0.0.1 or "
-                         f"localhost, not {self._host()[:80] or 'no Host'}; to reach it under "
-                         "another name, start it on that address (explore.py --host)"})
+    def _refusal(self) -> tuple[HTTPStatus, str] | None:
+        """Why a request addressed to another name is not answered (see the module
+        docstring), or None."""
+        host = self._host()
+        if not self.guarded or host in local_names(self.server.server_address[1]):
+            return None
+        return HTTPStatus.FORBIDDEN, (
+            f"this explorer answers only requests addressed to 127.0.0.1 or localhost, not "
+            f"{host[:80] or 'no Host'}; to reach it under another name, start it on that "
+            "address (explore.py --host)")
+
+    def _post_refusal(self) -> tuple[HTTPStatus, str] | None:
+        """Why a POST is not run: another path, a body too long, not JSON, or sent by
+        another page; or None."""
+        if self.path.split("?")[0] != "/api/run":
+            return HTTPStatus.NOT_FOUND, f"no such API: {self.path[:80]}"
+        length = self._length()
+        if not 0 <= length <= MAX_BODY:
+            return (HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > MAX_BODY else
+                    HTTPStatus.BAD_REQUEST,
+                    f"the body must be at most {MAX_BODY} bytes of JSON")
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return (HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                    "the body must be sent as Content-Type: application/json")
+        origin = self.headers.get("Origin")
+        if self.guarded and origin is not None and origin.lower() != f"http://{self._host()}":
+            return HTTPStatus.FORBIDDEN, f"a request from another page ({origin[:80]}) is not run"
+        return None
+
+    def _host(self) -> str:
+        return (self.headers.get("Host") or "").strip().lower()
+
+    def _length(self) -> int:
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return -1
+
+    def _json(self, status: HTTPStatus, payload: Any) -> None:
+        """`payload` as JSON; a string is an error, sent as {"error": ...} on a connection
+        then closed (its body, if any, is left unread)."""
+        if isinstance(payload, str):
+            payload = {"error": payload}
             self.close_connection = True
-            return False
+        self._send(status, json.dumps(payload, allow_nan=False).encode("utf-8"),
+                   "application/json")
 
-        def _json(self, status: HTTPStatus, payload: Any) -> None:
-            self._send(status, json.dumps(payload, allow_nan=False).encode("utf-8"),
-                       "application/json")
+    def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
 
-        def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:   # quiet: the script prints
-            pass
-
-    return ThreadingHTTPServer((host, port), Handler)
+    def log_message(self, format: str, *args: Any) -> None:   # quiet: the script prints
+        pass
