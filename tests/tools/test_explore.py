@@ -13,7 +13,7 @@ import pytest
 
 from net import Net
 from net.tools.explore import Explorer, FeedError, layout, make_server
-from net.tools.explore.server import is_loopback, local_names
+from net.tools.explore.server import is_loopback, local_name
 from tests.helpers import CONFIGS
 
 SEED = CONFIGS / "seed_example.yaml"
@@ -166,17 +166,22 @@ def request(server, method: str, headers: dict, body: bytes | None = None) -> tu
 
 def test_only_requests_addressed_to_this_machine_are_answered(server):
     # a page under another name that resolves to 127.0.0.1 (DNS rebinding) must not read the
-    # explorer; the names a browser uses for this machine are answered
+    # explorer; the names a browser uses for this machine are answered, on any port (an SSH
+    # tunnel or an editor's port forwarding brings localhost:9000 to the server's port)
     port = server.server_address[1]
     status, body = request(server, "GET", {"Host": f"attacker.example:{port}"})
-    assert status == 403 and "addressed to 127.0.0.1 or localhost" in body
+    assert status == 403 and "addressed to localhost or a loopback address" in body
     assert "attacker.example" in body and '<button id="forward-step"' not in body
     status, body = request(server, "POST", {"Host": f"attacker.example:{port}",
                                             "Content-Type": "application/json"}, b"{}")
     assert status == 403 and '"values"' not in body
-    for name in ("127.0.0.1", "localhost", "LOCALHOST", "[::1]"):
+    for name in ("127.0.0.1", "localhost", "LOCALHOST", "[::1]", "127.0.0.2"):
         assert request(server, "GET", {"Host": f"{name}:{port}"})[0] == 200
-    assert request(server, "GET", {"Host": "127.0.0.1:1"})[0] == 403     # another port
+    assert request(server, "GET", {"Host": "localhost:9000"})[0] == 200
+    assert request(server, "GET", {"Host": "localhost"})[0] == 200
+    assert request(server, "GET", {"Host": "127.0.0.1.attacker.example"})[0] == 403
+    status, body = request(server, "GET", {"Host": ""})
+    assert status == 403 and "names no Host" in body
 
 
 def test_posts_must_be_json_from_the_page_itself(server):
@@ -191,7 +196,7 @@ def test_posts_must_be_json_from_the_page_itself(server):
     assert status == 403 and "attacker.example" in text
     status, text = request(server, "POST", {**json_from, "Origin": f"http://127.0.0.1:{port}"},
                            body)
-    assert status == 200 and json.loads(text)["values"]["f"]["json"] == 2      # (-1 + 2) * max(2, 0)
+    assert status == 200 and json.loads(text)["values"]["f"]["json"] == 2   # (-1+2) max(2, 0)
 
 
 @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True),
@@ -200,8 +205,8 @@ def test_posts_must_be_json_from_the_page_itself(server):
                                             ("example.org", False)])
 def test_only_a_loopback_bind_address_checks_the_host(host, loopback):
     assert is_loopback(host) is loopback
-    assert local_names(8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
-    assert "localhost" in local_names(80)
+    header = f"[{host}]:8000" if ":" in host else f"{host}:8000"
+    assert local_name(header) is loopback
 
 
 def test_page_is_self_contained_and_escapes_names():

@@ -6,9 +6,9 @@
 It binds to 127.0.0.1 unless told another host: the page runs whatever feed it is sent.
 
 Bound to this machine only (a loopback address or localhost), it answers only requests
-addressed to it by that name: a web page the user visits could otherwise reach it through a
-name of its own that it makes resolve to 127.0.0.1 (DNS rebinding) and read the page, which
-holds the net, its data and its weights' outputs. A POST must be JSON (a cross-site page can
+addressed to localhost or a loopback address, on any port: a web page the user visits could
+otherwise reach it through a name of its own that it makes resolve to 127.0.0.1 (DNS
+rebinding) and read the page, which holds the net, its data and its weights' outputs. A POST must be JSON (a cross-site page can
 send plain text without asking, but not JSON), and one that names where it comes from (Origin)
 must come from the page itself. Bound to another address, as --host asks, any name is taken.
 """
@@ -36,11 +36,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def local_names(port: int) -> frozenset[str]:
-    """The Host headers a browser sends for this machine on `port` (lower case)."""
-    names = ("127.0.0.1", "localhost", "[::1]")
-    return frozenset(f"{name}:{port}" for name in names) | (
-        frozenset(names) if port == 80 else frozenset())
+def local_name(host_header: str) -> bool:
+    """Whether a request's Host header names this machine: localhost or a loopback address, on
+    any port (an SSH tunnel or an editor's port forwarding reaches the explorer as
+    localhost:9000). A page that rebinds its own name to 127.0.0.1 still sends its own name."""
+    name = host_header.strip().lower()
+    if name.startswith("["):                          # [::1] or [::1]:8000
+        name = name[1:name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:                        # 127.0.0.1:8000, localhost:8000
+        name = name.split(":")[0]
+    return bool(name) and is_loopback(name)
 
 
 def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0
@@ -85,12 +90,13 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         """Why a request addressed to another name is not answered (see the module
         docstring), or None."""
         host = self._host()
-        if not self.guarded or host in local_names(self.server.server_address[1]):
+        if not self.guarded or local_name(host):
             return None
+        named = f"not {host[:80]}" if host else "and this one names no Host"
         return HTTPStatus.FORBIDDEN, (
-            f"this explorer answers only requests addressed to 127.0.0.1 or localhost, not "
-            f"{host[:80] or 'no Host'}; to reach it under another name, start it on that "
-            "address (explore.py --host)")
+            f"this explorer answers only requests addressed to localhost or a loopback address "
+            f"such as 127.0.0.1, {named}; to reach it under another name, start it on that "
+            "name's address (explore.py --host)")
 
     def _post_refusal(self) -> tuple[HTTPStatus, str] | None:
         """Why a POST is not run: another path, a body too long, not JSON, or sent by
