@@ -123,7 +123,8 @@ def _refuse_foreign_layers(raw: Message, file: str) -> None:
     field, is what the user has to change. A known layer's misspelt field is left to the
     schema check, which suggests the closest field."""
     fields, readable = message_spec("LayerParameter").fields, readable_types()
-    layers = raw.all("layer")
+    # a `layer:` that is not a message is left to typed_from_text, which says so at its line
+    layers = [layer for layer in raw.all("layer") if isinstance(layer, Message)]
     for layer in layers:
         kind = layer.get("type")
         foreign = [name for name in layer.names() if name not in fields]

@@ -319,6 +319,7 @@ def test_options_map_with_caffes_defaults_and_legacy_spellings(tmp_path):
      ["layer 'py' (Python): Gatework has no Python gate", "runs Python code"]),
     ('layer { name: "r6" type: "ReLU6" bottom: "x" top: "y" }', 2,
      ["layer 'r6' (ReLU6): Gatework has no ReLU6 gate", "Clip { min: 0 max: 6 }"]),
+    ('layer: "foo"', 2, ["'layer' is a LayerParameter message: write layer { ... }"]),
 ])
 def test_refusals_name_the_file_line_layer_and_type(tmp_path, body, line, words):
     path = write(tmp_path, 'layer { name: "in" type: "Input" top: "x" '
@@ -335,7 +336,8 @@ def test_a_forks_layer_is_refused_naming_the_forks_other_layers_too(tmp_path):
                            'layer { name: "n" type: "Normalize" bottom: "x" top: "n"\n'
                            '        norm_param { across_spatial: false } }\n'
                            'layer { name: "p" type: "Permute" bottom: "n" top: "p" }\n'
-                           'layer { name: "b" type: "PriorBox" bottom: "n" bottom: "x" top: "b" }\n')
+                           'layer { name: "b" type: "PriorBox" bottom: "n" bottom: "x"\n'
+                           '        top: "b" }\n')
     with pytest.raises(ConfigError, match=r"layer 'n' \(Normalize\): .* \(the net also has "
                                           r"Permute, PriorBox layers\)$") as caught:
         read_prototxt(path)
@@ -400,9 +402,9 @@ def test_a_missing_data_source_says_how_to_read_the_net_without_it(tmp_path):
                            '  data_param { source: "no_such_lmdb" batch_size: 2 backend: LMDB } }\n'
                            'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "y"\n'
                            '  inner_product_param { num_output: 2 } }\n')
-    with pytest.raises(ConfigError, match=r"no file .*no_such_lmdb.*; to read the net without "
-                                          r"its data: convert_caffe.py --no-data --input-shape "
-                                          r"data=3,5,5 --input-shape label= \(from Python") as caught:
+    hint = (r"no file .*no_such_lmdb.*; to read the net without its data: convert_caffe.py "
+            r"--no-data --input-shape data=3,5,5 --input-shape label= \(from Python")
+    with pytest.raises(ConfigError, match=hint) as caught:
         read_prototxt(path)
     assert caught.value.line == 4
     spec = read_prototxt(path, with_data=False, input_shapes={"data": (3, 5, 5), "label": ()})
