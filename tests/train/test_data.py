@@ -321,6 +321,11 @@ def test_only_a_feeds_mismatch_is_reported_at_the_feeds_line(tmp_path, monkeypat
             "    feeds: [data, label, extra]\n"
     with pytest.raises(ConfigError, match=r"net.yaml:13: data.train.feeds: .* gives 2 arrays"):
         load_data(make_net(tmp_path, lines, three))
+    (tmp_path / "t.csv").write_text("1,2,3,4,0\n")
+    lines = "data:\n  train:\n    source: t.csv\n    feeds: [data, label, extra]\n"
+    with pytest.raises(ConfigError, match=r"net.yaml:12: data.train.feeds: .*t.csv gives 2 "
+                                          r"arrays \(data, label\)"):
+        load_data(make_net(tmp_path, lines, three))
     np.savez(tmp_path / "a.npz", data=np.zeros((5, 4)), label=np.zeros(5, int))
 
     def reader_bug(*args):

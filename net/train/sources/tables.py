@@ -27,6 +27,7 @@ import numpy as np
 
 from ...errors import DataError
 from ..files import npz_headers, read_npz, regular_file
+from .base import check_feeds
 
 
 # -- .npz ------------------------------------------------------------------------------------------
@@ -135,9 +136,7 @@ def read_csv(path: Path, feeds: list[str]) -> dict[str, np.ndarray]:
     """The table as float64: data = every column but the last, label = the last (with one
     feed, data = every column). DataError naming the line of the first bad row."""
     skip, width = csv_header(path)
-    if len(feeds) > 2:
-        raise DataError(f"{path}: a CSV gives two arrays (data, label), but `feeds` names "
-                        f"{len(feeds)}")
+    check_feeds(("data", "label"), feeds, str(path))
     if len(feeds) == 2 and width < 2:
         raise DataError(f"{path}: needs at least two columns (features, then the label)")
     rows = (text for number, text in _lines(path) if number > skip)    # as csv_record counts
@@ -171,6 +170,7 @@ def csv_record(path: Path) -> Callable[[int], str]:
 
 def csv_shapes(path: Path, feeds: list[str]) -> dict[str, tuple]:
     _, width = csv_header(path)
+    check_feeds(("data", "label"), feeds, str(path))
     if len(feeds) == 1:
         return {feeds[0]: (width,)}
     return {feeds[0]: (width - 1,), feeds[1]: ()}
