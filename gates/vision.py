@@ -802,8 +802,9 @@ class PoolingGate(Gate):
         span = size + 2 * pad - kernel
         out = (math.ceil(span / stride) if self.round_mode == "CEIL" else span // stride) + 1
         if out < 1:     # ceil keeps one clipped window while the excess is under a stride
+            by = f" by a stride ({stride}) or more" if self.round_mode == "CEIL" else ""
             raise ValueError(f"the window ({kernel}) is larger than the input ({size}) padded by "
-                             f"{pad}")
+                             f"{pad}{by}")
         if (out - 1) * stride >= size + pad:   # the last window must start in the image
             out -= 1   # (Caffe checks this only when padded and emits -FLT_MAX; PyTorch always)
         return out

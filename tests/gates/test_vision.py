@@ -522,6 +522,8 @@ POOL_CASES = [
     pytest.param({"kernel_size": 2, "stride": 2}, (1, 2, 1, 1), (1, 1), id="window-past-1x1"),
     pytest.param({"kernel_size": 3, "stride": 2}, (2, 2, 2, 7), (1, 3),
                  id="window-taller-than-input"),
+    pytest.param({"kernel_size": 4, "stride": 2, "pad": 1}, (1, 2, 3, 3), (2, 2),
+                 id="padded-window-past-the-padding"),
 ]
 
 
@@ -638,10 +640,10 @@ def test_a_window_past_the_input_by_less_than_a_stride_is_one_clipped_window():
     input by a whole stride have no window left."""
     gate = make("Pooling", kernel_size=2, stride=2)
     assert gate.infer_shapes((1, 3, 1, 1)) == ((1, 3, 1, 1),)
-    for options in ({"kernel_size": 2, "stride": 2, "round_mode": "FLOOR"},
-                    {"kernel_size": 3, "stride": 1}):
+    for options, by in (({"kernel_size": 2, "stride": 2, "round_mode": "FLOOR"}, ""),
+                        ({"kernel_size": 3, "stride": 1}, r" by a stride \(1\) or more")):
         with pytest.raises(ValueError, match=r"the window \(\d\) is larger than the input "
-                                             r"\(1\) padded by 0"):
+                                             rf"\(1\) padded by 0{by}$"):
             make("Pooling", **options).infer_shapes((1, 3, 1, 1))
 
 
