@@ -109,7 +109,7 @@ def read_caffe_config(path: str | Path, *, input_shapes: Mapping[str, tuple] | N
 def load_net(raw: Message, file: str) -> Message:
     """An untyped net tree typed as NetParameter and upgraded; a deploy `input:` without a
     shape is refused here (the upgrade would drop it, as it does for old caffemodels)."""
-    _refuse_foreign_layers(raw, file)
+    refuse_foreign_layers(raw, file)
     net = typed_from_text(raw, "NetParameter", file)
     if net.has("input") and not (net.has("input_shape") or net.has("input_dim")):
         raise ConfigError(f"input {net.input[0]!r} has no shape: add input_shape {{ dim: ... }} "
@@ -117,7 +117,7 @@ def load_net(raw: Message, file: str) -> Message:
     return upgrade_net(net)
 
 
-def _refuse_foreign_layers(raw: Message, file: str) -> None:
+def refuse_foreign_layers(raw: Message, file: str) -> None:
     """A layer of a type Gatework does not read, written with a field BVLC's LayerParameter
     lacks (SSD's Normalize and its norm_param), is refused by its type: the type, not the
     field, is what the user has to change. A known layer's misspelt field is left to the

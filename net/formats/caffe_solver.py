@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from .caffe_layers import ExportError
 from .caffe_messages import typed_from_text
 from .caffe_net import (NetState, Selected, _caffe_path, _put, finish, load_net, net_mapping,
-                        select_layers)
+                        refuse_foreign_layers, select_layers)
 from .caffe_files import read_raw_text
 from .caffe_schema import message_spec, new_message
 from .caffe_upgrade import upgrade_solver
@@ -61,6 +61,10 @@ def solver_config(path: Path, raw: Message, *, input_shapes: Mapping[str, tuple]
     """The config mapping and NetSpec of an (untyped, parsed) solver file: its net, with its
     solver section."""
     file = str(path)
+    for name in ("net_param", "train_net_param", "test_net_param"):
+        for net in raw.all(name):
+            if isinstance(net, Message):    # else typing below says what it must be
+                refuse_foreign_layers(net, file)
     solver = upgrade_solver(typed_from_text(raw, "SolverParameter", file))
     section = solver_mapping(solver, file)
     parse_solver(section, file)                 # errors in the settings name the solver file

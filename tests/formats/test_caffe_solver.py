@@ -165,3 +165,14 @@ def test_a_missing_data_source_names_the_nets_file_and_line(tmp_path, monkeypatc
         read_prototxt(FIXTURES / "lenet_solver.prototxt")
     assert caught.value.file == str(FIXTURES / "lenet_train_test.prototxt")
     assert caught.value.line == 16
+
+
+def test_a_forks_layer_in_an_inline_net_is_refused_by_its_type(tmp_path):
+    path = tmp_path / "solver.prototxt"
+    path.write_text('base_lr: 0.01\nnet_param {\n  input: "x" input_shape { dim: 1 dim: 2 }\n'
+                    '  layer { name: "n" type: "Normalize" bottom: "x" top: "n"\n'
+                    '          norm_param { across_spatial: false } }\n}\n')
+    with pytest.raises(ConfigError, match=r"layer 'n' \(Normalize\): Gatework has no Normalize "
+                                          r"gate: a layer of the SSD fork") as caught:
+        read_solver(path)
+    assert caught.value.file == str(path) and caught.value.line == 4
