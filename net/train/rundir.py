@@ -51,12 +51,11 @@ class RunDirectory:
         """`given` if set; else the directory of the run whose snapshot is resumed (the
         snapshot's folder, less the folders of the `prefix` it was written with); else
         `default`, or its first free numbered sibling when it holds another run."""
+        resumed = None if resume is None else _resumed_run(Path(resume), prefix)
         if given is not None:
             path = Path(given)
-        elif resume is not None:
-            path = Path(resume).parent
-            for _ in Path(prefix).parts[:-1]:
-                path = path.parent
+        elif resumed is not None:
+            path = resumed
         else:
             path = default
             number = 2
@@ -64,7 +63,8 @@ class RunDirectory:
                 path = default.with_name(f"{default.name}-{number}")
                 number += 1
         earlier = run_files(path, prefix)
-        if earlier and resume is None and not overwrite:
+        continuing = resumed is not None and _same_folder(path, resumed)
+        if earlier and not continuing and not overwrite:
             raise DataError(f"{path} holds another run's files ({earlier[0].relative_to(path)}"
                             f"{', ...' if len(earlier) > 1 else ''}): choose another "
                             "--output-dir, resume from its snapshot, or pass --overwrite to "
@@ -144,6 +144,23 @@ class RunDirectory:
             with suppress(OSError):
                 self._lock.close()                 # closing releases the flock
             self._lock = None
+
+
+def _resumed_run(snapshot: Path, prefix: str) -> Path:
+    """The directory of the run that wrote `snapshot`: its folder, less the folders of the
+    `prefix` it was written with."""
+    path = snapshot.parent
+    for _ in Path(prefix).parts[:-1]:
+        path = path.parent
+    return path
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    """Whether two paths name one folder (a folder not made yet is only itself)."""
+    try:
+        return one.samefile(other)
+    except OSError:
+        return one.resolve() == other.resolve()
 
 
 def run_files(path: Path, prefix: str = "") -> list[Path]:

@@ -398,3 +398,19 @@ def test_debug_nan_stops_with_the_divergence_exit_status(tmp_path):
                              "--debug-nan"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 3 and "NaN/Inf" in result.stderr
+
+
+# -- crash audit: resuming into a directory that holds another run ---------------------------------
+def test_resuming_into_another_runs_directory_is_refused_without_overwrite(tmp_path):
+    resumed, other = tmp_path / "resumed", tmp_path / "other"
+    for folder in (resumed, other):
+        folder.mkdir()
+        (folder / "net_iter_50.solverstate.npz").write_text("a run's snapshot")
+        (folder / "metrics.jsonl").write_text("")
+    state = resumed / "net_iter_50.solverstate.npz"
+    with pytest.raises(DataError, match=re.escape(f"{other} holds another run's files")):
+        RunDirectory.choose(other, tmp_path, resume=state, prefix="net")
+    assert RunDirectory.choose(other, tmp_path, state, overwrite=True, prefix="net").path == other
+    for given in (None, resumed, tmp_path / "." / "resumed", tmp_path / "new"):
+        chosen = RunDirectory.choose(given, tmp_path, resume=state, prefix="net").path
+        assert chosen == (given if given is not None else resumed)
