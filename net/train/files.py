@@ -33,11 +33,16 @@ TEMPORARY_SUFFIX = ".tmp"
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call `write(handle)` on a temporary file beside `path`, then rename it over `path`: all
-    or nothing. A symlink at `path` is replaced, never written through."""
+    or nothing. A symlink at `path` is replaced, never written through. A write the system
+    refuses (a full disk, a folder made read-only) is a DataError naming `path`, and the file
+    there before is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX,
-                                     dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX,
+                                         dir=path.parent)
+    except OSError as err:
+        raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -45,9 +50,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o666 & ~_umask())     # mkstemp makes it private; use the umask
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         with suppress(OSError):
             os.unlink(temporary)
+        if isinstance(err, OSError):
+            raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
         raise
     with suppress(OSError):              # make the rename itself durable where the OS allows
         folder = os.open(path.parent, os.O_RDONLY)

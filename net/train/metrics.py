@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
 from .files import atomic_write, open_new
 
 
@@ -40,18 +42,29 @@ class MetricsLog:
             self._open()
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in event.items()}
-        self._file.write(json.dumps(clean) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(clean) + "\n")
+            self._file.flush()
+        except OSError as err:          # a full disk: a cut-off last line is skipped when read
+            raise DataError(f"{self.path}: cannot write ({err.strerror or err})") from None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as err:
+                raise DataError(f"{self.path}: cannot write ({err.strerror or err})") from None
 
     def __enter__(self) -> "MetricsLog":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        if kind is None:
+            self.close()
+            return
+        with suppress(DataError):       # the error on its way out says what went wrong first
+            self.close()
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from ..core.runner import Hook
 from ..core.spec import SolverConfig, settings_of
 from ..core.state import GatePosition
 from ..core.yaml import LineDict, suggest
-from ..errors import NumericalError
+from ..errors import DataError, NumericalError
 from .files import inside
 from .updates import LR_POLICIES, UPDATE_RULES, Slot
 
@@ -458,7 +458,14 @@ class _Run:
             self.diverge(solver.iter - 1, self.result["loss"] if self.result["loss"] is not None
                          else float("nan"))
             return
-        self.result["snapshot"] = snapshot(solver, solver.snapshot_prefix())
+        try:
+            written = snapshot(solver, solver.snapshot_prefix())
+        except DataError as err:        # a full disk: say what is still there, and stop
+            last = self.result["snapshot"]
+            raise DataError(f"iteration {solver.iter}: the snapshot was not written: {err}; "
+                            "training stopped" + (f"; the last complete snapshot is {last[1]}"
+                                                  if last else "")) from None
+        self.result["snapshot"] = written
         self.snapshot_at = solver.iter
         self.write(f"iter {solver.iter}: snapshot {self.result['snapshot'][0]}")
 

@@ -3,7 +3,10 @@ writing, weights by name for fine-tuning, files that are corrupt or from another
 write that keeps the previous file, and a state of another solver type."""
 from __future__ import annotations
 
+import errno
+import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +17,9 @@ import pytest
 from net import DataError, Net, Solver, load_config
 from net.train import snapshot as snap
 from net.train.data import load_data
+from net.train.metrics import MetricsLog
 from tests.helpers import CONFIGS, ROOT, needs_sklearn, train
+from tests.train.test_solver import TINY
 
 
 # -- resuming and killed runs ----------------------------------------------------------------------
@@ -123,9 +128,54 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(snap.np, "savez", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match=re.escape(f"{path}: cannot write (disk full)")):
         snap.save_weights(net, path)
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["w.npz"]
+
+
+def test_a_full_disk_mid_run_names_the_file_and_the_last_whole_snapshot(tmp_path, monkeypatch):
+    solver = Solver.from_config(Net.from_config(TINY), {"base_lr": 0.01, "max_iter": 20,
+                                                        "snapshot": 5})
+    real, calls = np.savez, []
+
+    def filling(handle, **arrays):                    # the disk fills at the second snapshot
+        calls.append(1)
+        if len(calls) > 2:
+            handle.write(b"PK partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(handle, **arrays)
+
+    monkeypatch.setattr(snap.np, "savez", filling)
+    rng = np.random.default_rng(0)
+    data = {"x": rng.standard_normal((8, 3)), "y": rng.standard_normal((8, 2))}
+    with pytest.raises(DataError) as info:
+        solver.solve(data, output_dir=tmp_path)
+    assert str(info.value) == (
+        f"iteration 10: the snapshot was not written: {tmp_path / 'tiny_iter_10.weights.npz'}: "
+        f"cannot write (No space left on device); training stopped; the last complete snapshot "
+        f"is {tmp_path / 'tiny_iter_5.solverstate.npz'}")
+    assert sorted(os.listdir(tmp_path)) == ["tiny_iter_5.solverstate.npz",
+                                            "tiny_iter_5.weights.npz"]
+    again = Solver.from_config(Net.from_config(TINY), {"base_lr": 0.01})
+    snap.restore(again, tmp_path / "tiny_iter_5.solverstate.npz")
+    assert again.iter == 5
+
+
+def test_a_metrics_log_that_cannot_be_written_names_its_file(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+
+    class Full(io.StringIO):
+        def flush(self):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        close = flush
+
+    log = MetricsLog(path)
+    log._file = Full()
+    with pytest.raises(DataError, match=re.escape(f"{path}: cannot write (No space left on "
+                                                  "device)")):
+        with log:                                     # closing does not hide the first error
+            log.write({"iter": 0, "phase": "train", "loss": 1.0})
 
 
 @needs_sklearn
