@@ -1,6 +1,6 @@
 """The output directory of a training run: one run at a time, never mixed with another's files.
 
-- A run locks its directory (an exclusive `flock` on `.lock` inside it) for as long as it
+- A run locks its directory (an exclusive `flock` on `.gatework.lock` inside it) while it
   writes there; a second run into the same directory stops with an error naming the first's
   process, before it writes anything.
 - A directory that holds another run's files (metrics.jsonl, snapshots) is not reused unless
@@ -19,6 +19,7 @@ import stat
 from contextlib import suppress
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import TextIO
 
 from ..core.config import SNAPSHOT_NAME_EXTRA
 from ..errors import DataError
@@ -36,6 +37,8 @@ SNAPSHOT_PATTERNS = ("*.weights.npz", "*.solverstate.npz")
 LOCK_NAME = ".gatework.lock"
 LOCK_TEXT = re.compile(r"[0-9]{0,20}\n?")
 DEFAULT_PATH_MAX = 4096
+#: how often a run opens and locks the lock file again when the one it locked was removed
+LOCK_TRIES = 10
 
 
 class RunDirectory:
@@ -89,15 +92,22 @@ class RunDirectory:
         with suppress(FileNotFoundError):
             if not stat.S_ISREG(lock.lstat().st_mode):
                 raise not_ours
-        handle = open_new(lock, append=True)          # changes nothing in a file already there
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            owner = _lock_text(lock).strip()
-            raise DataError(f"{self.path} is in use by another run (process "
-                            f"{owner if owner.isdigit() else '?'}); wait for it, or choose "
-                            "another --output-dir") from None
+        for _ in range(LOCK_TRIES):
+            handle = open_new(lock, append=True)      # changes nothing in a file already there
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                owner = _lock_text(lock).strip()
+                raise DataError(f"{self.path} is in use by another run (process "
+                                f"{owner if owner.isdigit() else '?'}); wait for it, or choose "
+                                "another --output-dir") from None
+            if _names(lock, handle):
+                break
+            handle.close()       # a run ending removed the file between the open and the lock
+        else:
+            raise DataError(f"{self.path}: its {LOCK_NAME} kept being replaced while this run "
+                            "tried to lock it; is another run starting there?")
         if not LOCK_TEXT.fullmatch(_lock_text(lock)):
             handle.close()
             raise not_ours
@@ -187,6 +197,17 @@ def _path_max(folder: Path) -> int:
     except (OSError, ValueError, AttributeError):
         return DEFAULT_PATH_MAX
     return found if found > 0 else DEFAULT_PATH_MAX
+
+
+def _names(lock: Path, handle: TextIO) -> bool:
+    """Whether `lock` still names the file `handle` has open (a run that ends removes its lock
+    file, so a lock taken on a file opened just before that locks nothing)."""
+    try:
+        there = lock.lstat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _lock_text(lock: Path) -> str:

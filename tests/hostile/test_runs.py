@@ -414,3 +414,20 @@ def test_resuming_into_another_runs_directory_is_refused_without_overwrite(tmp_p
     for given in (None, resumed, tmp_path / "." / "resumed", tmp_path / "new"):
         chosen = RunDirectory.choose(given, tmp_path, resume=state, prefix="net").path
         assert chosen == (given if given is not None else resumed)
+
+
+def test_a_lock_file_removed_by_a_run_ending_as_it_is_locked_is_locked_again(tmp_path,
+                                                                                monkeypatch):
+    first = RunDirectory(tmp_path).__enter__()
+    real = rundir_module.fcntl.flock
+
+    def ending_first(handle, operation):       # the first run ends between open and flock
+        monkeypatch.setattr(rundir_module.fcntl, "flock", real)
+        first.__exit__(None, None, None)
+        return real(handle, operation)
+
+    monkeypatch.setattr(rundir_module.fcntl, "flock", ending_first)
+    with RunDirectory(tmp_path):
+        assert (tmp_path / ".gatework.lock").read_text() == f"{os.getpid()}\n"
+        with pytest.raises(DataError, match="is in use by another run"):
+            RunDirectory(tmp_path).__enter__()
