@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 
 from net.tools.cli import add_common_arguments, guarded_job
-from net.train.session import exit_code, outcome, train
-from net.train.distributed import launched_rank
+from net.train.session import exit_code, outcome, sigterm_unwinds, train
+from net.train.distributed import launched_rank, launched_size
 
 
 def main(args: argparse.Namespace) -> int:
-    result = train(args.config, output_dir=args.output_dir, max_iter=args.max_iter,
-                   weights=args.weights, resume=args.resume, seed=args.seed,
-                   progress=not args.no_progress, log=print, debug_nan=args.debug_nan,
-                   check_sync=args.debug or args.debug_nan, overwrite=args.overwrite)
+    with sigterm_unwinds() if launched_size() <= 1 else nullcontext():
+        result = train(args.config, output_dir=args.output_dir, max_iter=args.max_iter,
+                       weights=args.weights, resume=args.resume, seed=args.seed,
+                       progress=not args.no_progress, log=print, debug_nan=args.debug_nan,
+                       check_sync=args.debug or args.debug_nan, overwrite=args.overwrite)
     if launched_rank() == 0:
         print("\n".join(outcome(result)))
     return exit_code(result)

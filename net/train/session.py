@@ -11,9 +11,12 @@ metrics.jsonl, snapshots and curves.png into the output directory and returns wh
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+import signal
+import sys
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..core.config import load_config
 from ..core.net import Net
@@ -121,6 +124,28 @@ def _snapshot_prefix(solver: Solver) -> str:
 
 #: the exit status of train.py for each way a run can end (2 is a usage or config error)
 EXIT_CODES = {"done": 0, "diverged": 3, "SIGINT": 130, "SIGTERM": 143, "interrupted": 130}
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Within: a SIGTERM that comes outside the training loop (while the net is built and the
+    data loaded, or while the curves are drawn after the last snapshot), which would end the
+    process at once, instead raises SystemExit with its exit status, so the lock and temporary
+    files are removed on the way out. In the loop, the solver's own handler stops it cleanly
+    (Solver.solve). Only in the main thread; the old handler is put back at the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum, frame):
+        sys.stderr.write("stopped by SIGTERM outside the training loop\n")
+        raise SystemExit(EXIT_CODES["SIGTERM"])
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def exit_code(result: dict[str, Any]) -> int:

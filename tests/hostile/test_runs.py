@@ -431,3 +431,32 @@ def test_a_lock_file_removed_by_a_run_ending_as_it_is_locked_is_locked_again(tmp
         assert (tmp_path / ".gatework.lock").read_text() == f"{os.getpid()}\n"
         with pytest.raises(DataError, match="is in use by another run"):
             RunDirectory(tmp_path).__enter__()
+
+
+# a SIGTERM while the curves are drawn, after the last snapshot: train.py's main with
+# plot_curves sending it (the default action would end the process leaving its lock file)
+SIGTERM_WHILE_PLOTTING = """
+import os, signal, sys
+from net.train import session
+sys.argv[0] = "scripts/train.py"
+sys.path.insert(0, "scripts")
+import train
+def plot(*args):
+    os.kill(os.getpid(), signal.SIGTERM)
+session.plot_curves = plot
+sys.exit(train.guarded_job(train.main, train.parse_args()))
+"""
+
+
+@pytest.mark.slow
+@needs_sklearn
+def test_a_sigterm_outside_the_training_loop_still_removes_the_lock_and_exits_143(tmp_path):
+    out = tmp_path / "out"
+    process = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_PLOTTING,
+                              config(tmp_path, max_iter=3, test_interval=0), "--output-dir",
+                              str(out), "--no-progress"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert process.returncode == 143, process.stderr
+    assert process.stderr == "stopped by SIGTERM outside the training loop\n"
+    assert sorted(path.name for path in out.iterdir()) == [
+        "digits_mlp_iter_3.solverstate.npz", "digits_mlp_iter_3.weights.npz", "metrics.jsonl"]
