@@ -130,7 +130,9 @@ def _read_state(solver: Any, path: Path) -> dict[str, np.ndarray | None]:
     expect: dict = {key: TEXT_BYTES for key in ("format", "net", "type", "hyperparameters",
                                                 "weights")}
     expect.update({"iter": (), "data_position": (3,), "rng": RNG_BYTES, "losses": 1 << 23})
-    expect.update({f"history:{slot}:{name}": target.shape
+    # a history of another shape is read (within a bound its array justifies, as weights are)
+    # so that _histories can name the parameter and both shapes
+    expect.update({f"history:{slot}:{name}": 2 * target.size * 8 + (1 << 20)
                    for slot, per_param in solver.history.items()
                    for name, target in per_param.items()})
     state = read_npz(path, "solver state file", expect)
@@ -157,8 +159,9 @@ def _histories(solver: Any, state: dict, path: Path) -> dict[str, tuple]:
                 raise DataError(f"{path}: no solver history for parameter {name!r} (is it from "
                                 "another net, or were lr_mult settings changed?)")
             if state[key].shape != target.shape or state[key].dtype.kind != "f":
-                raise DataError(f"{path}: history of {name!r} is {state[key].dtype} "
-                                f"{state[key].shape}, the net needs {target.shape}")
+                raise DataError(f"{path}: the solver history of {name!r} is "
+                                f"{state[key].dtype} {state[key].shape}, the net needs "
+                                f"{target.shape} (is the snapshot from another net?)")
             if not np.all(np.isfinite(state[key])):
                 raise DataError(f"{path}: the solver history of {name!r} holds NaN or Inf "
                                 "(the run had diverged when it was saved)")

@@ -114,6 +114,9 @@ def rewrite_state(state_path, **changes):
 
 @pytest.mark.parametrize("change, fragment", [
     ({"history:history:fc.W": np.full((2, 3), np.nan)}, "holds NaN or Inf"),
+    ({"history:history:fc.W": np.zeros((4, 3))}, "the solver history of 'fc.W' is float64 (4, "
+     "3), the net needs (2, 3) (is the snapshot from another net?)"),
+    ({"history:history:fc.W": np.zeros((1000, 1000))}, "declares 8000000 bytes, more than"),
     ({"rng": np.array("[" * 100000 + "]" * 100000)}, "unreadable RNG state"),
     ({"rng": np.array(json.dumps({"fc": {"bit_generator": "nope"}}))}, "unreadable RNG state"),
     ({"rng": np.array("x" * (1 << 25))}, "declares"),
