@@ -52,7 +52,7 @@ from gates import format_shape
 from ..core.spec import BUILTIN_SOURCES, DEFAULT_FEEDS, SourceSpec
 from ..errors import ConfigError, DataError
 from .sources import builtin, idx
-from .sources.base import Dataset, FeedsError, Source
+from .sources.base import Dataset, FeedsError, Source, check_feeds
 from .sources.database import LmdbSource
 from .sources.dummy import DummySource
 from .sources.hdf5 import Hdf5Source
@@ -138,10 +138,7 @@ def open_source(spec: SourceSpec, base_dir: str | Path, file: str | None = None,
 
 def _ordered(arrays: list[np.ndarray], what: tuple[str, ...], feeds: list[str], name: str
              ) -> dict[str, np.ndarray]:
-    if len(feeds) > len(arrays):
-        raise FeedsError(f"{name} gives {len(arrays)} arrays ({', '.join(what)}), but `feeds` "
-                         f"names {len(feeds)}: {', '.join(feeds)}")
-    return dict(zip(feeds, arrays))
+    return dict(zip(check_feeds(what, feeds, name), arrays))
 
 
 def source_shapes(spec: SourceSpec, base_dir: str | Path, file: str | None = None
