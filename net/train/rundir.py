@@ -68,10 +68,13 @@ class RunDirectory:
         earlier = run_files(path, prefix)
         continuing = resumed is not None and _same_folder(path, resumed)
         if earlier and not continuing and not overwrite:
+            # resuming is offered only where a run got as far as a complete snapshot
+            states = [found for found in earlier if found.name.endswith(".solverstate.npz")]
+            resume_it = f"resume from {max(states, key=_iteration).relative_to(path)}, " \
+                if states else ""
             raise DataError(f"{path} holds another run's files ({earlier[0].relative_to(path)}"
                             f"{', ...' if len(earlier) > 1 else ''}): choose another "
-                            "--output-dir, resume from its snapshot, or pass --overwrite to "
-                            "replace that run")
+                            f"--output-dir, {resume_it}or pass --overwrite to replace that run")
         return cls(path)
 
     def __enter__(self) -> "RunDirectory":
@@ -163,6 +166,12 @@ def _resumed_run(snapshot: Path, prefix: str) -> Path:
     for _ in Path(prefix).parts[:-1]:
         path = path.parent
     return path
+
+
+def _iteration(snapshot: Path) -> int:
+    """The iteration in a snapshot's name (NAME_iter_N.solverstate.npz), or -1."""
+    found = re.search(r"_iter_([0-9]+)\.solverstate\.npz$", snapshot.name)
+    return int(found[1]) if found else -1
 
 
 def _same_folder(one: Path, other: Path) -> bool:

@@ -224,6 +224,20 @@ def test_the_lock_of_a_killed_run_is_taken_over_and_removed_at_the_end(tmp_path,
     assert not lock.exists()
 
 
+def test_resuming_is_offered_only_from_a_complete_snapshot(tmp_path):
+    # a run killed during its first snapshot leaves its metrics and no solver state
+    (tmp_path / "metrics.jsonl").write_text('{"iter": 0}\n')
+    with pytest.raises(DataError) as caught:
+        RunDirectory.choose(tmp_path, tmp_path, prefix="net")
+    assert str(caught.value).endswith("choose another --output-dir, or pass --overwrite to "
+                                      "replace that run")
+    for iteration in (50, 100, 75):
+        (tmp_path / f"net_iter_{iteration}.solverstate.npz").write_text("a snapshot")
+    with pytest.raises(DataError, match=r"choose another --output-dir, resume from "
+                                        r"net_iter_100\.solverstate\.npz, or pass --overwrite"):
+        RunDirectory.choose(tmp_path, tmp_path, prefix="net")
+
+
 def test_a_prefix_folder_holding_another_runs_snapshots_is_not_reused(tmp_path):
     (tmp_path / "snaps").mkdir()
     (tmp_path / "snaps" / "net_iter_5.weights.npz").write_text("an earlier run's")
